@@ -1,0 +1,129 @@
+r"""Full-ranking evaluation as the MMRec toolbox reports it.
+
+Every item is ranked for every user; the user's training items are masked out (for validation and
+test alike); users without held-out items, or without any training interaction, are skipped.
+With :math:`R_u` the held-out items of user :math:`u` and :math:`h_{u,r} \in \{0, 1\}` whether the
+item at rank :math:`r` is in :math:`R_u`:
+
+.. math::
+    \mathrm{Recall@}k = \frac{\sum_{r \le k} h_{u,r}}{|R_u|}, \quad
+    \mathrm{Precision@}k = \frac{\sum_{r \le k} h_{u,r}}{k}, \quad
+    \mathrm{NDCG@}k = \frac{\sum_{r \le k} h_{u,r} / \log_2(r+1)}
+                          {\sum_{r \le \min(|R_u|, k)} 1 / \log_2(r+1)}
+
+    \mathrm{MAP@}k = \frac{1}{\min(|R_u|, k)} \sum_{r \le k} h_{u,r}\, \mathrm{Precision@}r
+
+averaged over users. Users are scored in batches, so memory is ``O(batch x items)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..graph.interaction import InteractionGraph
+
+METRICS = ("Recall", "NDCG", "Precision", "MAP")
+DEFAULT_KS = (5, 10, 20, 50)
+
+
+class RankingEvaluator:
+    """Evaluates a scoring function on held-out interactions.
+
+    Args:
+        train: the training interactions (masked from the ranking).
+        heldout_user, heldout_item: the held-out interactions (validation or test).
+        ks: cut-offs (default ``(5, 10, 20, 50)``).
+        batch_size: users scored at once (default ``1024``).
+    """
+
+    def __init__(
+        self,
+        train: InteractionGraph,
+        heldout_user: np.ndarray | Tensor,
+        heldout_item: np.ndarray | Tensor,
+        ks: Sequence[int] = DEFAULT_KS,
+        batch_size: int = 1024,
+    ) -> None:
+        self.n_items = train.n_items
+        self.ks = tuple(sorted(ks))
+        self.batch_size = batch_size
+        hu = torch.as_tensor(heldout_user, dtype=torch.long)
+        hi = torch.as_tensor(heldout_item, dtype=torch.long)
+        has_train = torch.bincount(train.user, minlength=train.n_users) > 0
+        keep = has_train[hu]
+        hu, hi = hu[keep], hi[keep]
+        self.users = torch.unique(hu)
+        self.train_indptr, self.train_items = (torch.from_numpy(a) for a in train.user_items_csr())
+        order = torch.argsort(hu, stable=True)
+        hu, hi = hu[order], hi[order]
+        counts = torch.bincount(hu, minlength=train.n_users)
+        self.heldout_indptr = torch.zeros(train.n_users + 1, dtype=torch.long)
+        torch.cumsum(counts, 0, out=self.heldout_indptr[1:])
+        self.heldout_items = hi
+        kmax = self.ks[-1]
+        self._discount = 1.0 / torch.log2(torch.arange(2, kmax + 2, dtype=torch.float64))
+        self._idcg = torch.cumsum(self._discount, 0)
+
+    @property
+    def num_users(self) -> int:
+        return int(self.users.numel())
+
+    def _rows(self, indptr: Tensor, values: Tensor, users: Tensor) -> tuple[Tensor, Tensor]:
+        """(row in batch, value) pairs of the CSR rows of ``users``."""
+        start, end = indptr[users], indptr[users + 1]
+        lengths = end - start
+        rows = torch.repeat_interleave(torch.arange(users.numel()), lengths)
+        offsets = torch.arange(int(lengths.sum())) - torch.repeat_interleave(
+            torch.cumsum(lengths, 0) - lengths, lengths
+        )
+        return rows, values[torch.repeat_interleave(start, lengths) + offsets]
+
+    @torch.no_grad()
+    def hits(self, score_fn: Callable[[Tensor], Tensor], users: Tensor) -> tuple[Tensor, Tensor]:
+        """``(hits [B, kmax] bool, n_heldout [B])`` of a batch of users."""
+        scores = score_fn(users).float()
+        rows, items = self._rows(self.train_indptr, self.train_items, users)
+        scores[rows, items] = -torch.inf
+        kmax = min(self.ks[-1], self.n_items)
+        top = torch.topk(scores, kmax, dim=1).indices
+        truth = torch.zeros_like(scores, dtype=torch.bool)
+        rows, items = self._rows(self.heldout_indptr, self.heldout_items, users)
+        truth[rows, items] = True
+        n_true = self.heldout_indptr[users + 1] - self.heldout_indptr[users]
+        return torch.gather(truth, 1, top), n_true
+
+    def evaluate(self, score_fn: Callable[[Tensor], Tensor], prefix: str = "") -> dict[str, float]:
+        """Metrics averaged over the evaluated users, keyed ``f"{prefix}{metric}@{k}"``."""
+        sums = {f"{m}@{k}": 0.0 for m in METRICS for k in self.ks}
+        for s in range(0, self.num_users, self.batch_size):
+            users = self.users[s : s + self.batch_size]
+            hit, n_true = self.hits(score_fn, users)
+            for name, values in self.per_user(hit, n_true).items():
+                sums[name] += float(values.sum())
+        n = max(self.num_users, 1)
+        return {f"{prefix}{k}": v / n for k, v in sums.items()}
+
+    def per_user(self, hit: Tensor, n_true: Tensor) -> dict[str, Tensor]:
+        """Per-user metric values from a hit matrix."""
+        hit = hit.double()
+        n_true = n_true.double()
+        cum = torch.cumsum(hit, 1)
+        kmax = hit.size(1)
+        dcg = torch.cumsum(hit * self._discount[:kmax], 1)
+        ranks = torch.arange(1, kmax + 1, dtype=torch.float64)
+        prec_at_r = cum / ranks
+        ap_sum = torch.cumsum(prec_at_r * hit, 1)
+        out = {}
+        for k in self.ks:
+            kk = min(k, kmax)
+            denom = torch.minimum(n_true, torch.tensor(float(k)))
+            out[f"Recall@{k}"] = cum[:, kk - 1] / n_true
+            out[f"Precision@{k}"] = cum[:, kk - 1] / k
+            idcg = self._idcg[(denom.long() - 1).clamp(min=0, max=kmax - 1)]
+            out[f"NDCG@{k}"] = dcg[:, kk - 1] / idcg
+            out[f"MAP@{k}"] = ap_sum[:, kk - 1] / denom
+        return out

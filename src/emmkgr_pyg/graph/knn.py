@@ -1,0 +1,170 @@
+"""Top-n cosine neighbours with faiss (Eq. 2): exact by default, HNSW or IVF for large catalogues.
+
+Vectors are L2-normalised, so inner product = cosine. Queries run in batches against one index, so
+memory is the index (``O(N d)``) plus ``O(N n)`` results, never ``N x N``. A node never lists
+itself; neighbours are ordered by similarity, ties by index, so the result is deterministic.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..utils import atomic_path, stable_hash
+
+log = logging.getLogger(__name__)
+
+INDEX_TYPES = ("exact", "hnsw", "ivf")
+
+
+class KNNBuilder:
+    """Builds top-n neighbour lists with faiss.
+
+    Args:
+        index: ``"exact"`` (``IndexFlatIP``), ``"hnsw"`` (``IndexHNSWFlat``) or ``"ivf"``
+            (``IndexIVFFlat``) (default ``"exact"``).
+        batch_size: queries per search call (default ``16384``).
+        symmetric: also add the reverse of every edge (default ``False``).
+        hnsw_m: HNSW graph degree (default ``32``).
+        ef_construction: HNSW build breadth (default ``80``).
+        ef_search: HNSW search breadth (default ``64``).
+        ivf_nlist: IVF cells; ``None`` = ``4 sqrt(N)`` (default ``None``).
+        ivf_nprobe: IVF cells visited per query (default ``16``).
+        cache_dir: where edges are cached by a hash of features and settings (default: no cache).
+        progress: show a progress bar over query batches (default ``True``).
+    """
+
+    def __init__(
+        self,
+        index: str = "exact",
+        batch_size: int = 16384,
+        symmetric: bool = False,
+        hnsw_m: int = 32,
+        ef_construction: int = 80,
+        ef_search: int = 64,
+        ivf_nlist: int | None = None,
+        ivf_nprobe: int = 16,
+        cache_dir: str | None = None,
+        progress: bool = True,
+    ) -> None:
+        if index not in INDEX_TYPES:
+            raise ValueError(f"KNNBuilder: index '{index}' is not one of {INDEX_TYPES}.")
+        self.index = index
+        self.batch_size = batch_size
+        self.symmetric = symmetric
+        self.hnsw_m = hnsw_m
+        self.ef_construction = ef_construction
+        self.ef_search = ef_search
+        self.ivf_nlist = ivf_nlist
+        self.ivf_nprobe = ivf_nprobe
+        self.cache_dir = cache_dir
+        self.progress = progress
+
+    def identity(self) -> dict[str, Any]:
+        keys = ("index", "symmetric", "hnsw_m", "ef_construction", "ef_search", "ivf_nlist", "ivf_nprobe")
+        return {"v": 1, **{k: getattr(self, k) for k in keys}}
+
+    def neighbors(self, features: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` most cosine-similar other rows of each row.
+
+        Returns:
+            ``(neighbors, similarities)``, each ``[N, k']`` with ``k' = min(k, N - 1)``; neighbours in
+            decreasing similarity, ties by increasing index.
+        """
+        x = normalize_rows(features)
+        n = x.shape[0]
+        k = min(k, n - 1)
+        if k <= 0:
+            return np.zeros((n, 0), dtype=np.int64), np.zeros((n, 0), dtype=np.float32)
+        index = self._make_index(x)
+        kk = min(k + 1, n)
+        nbr = np.empty((n, kk), dtype=np.int64)
+        sim = np.empty((n, kk), dtype=np.float32)
+        starts = range(0, n, self.batch_size)
+        for s in tqdm(starts, desc=f"kNN ({self.index})", disable=not self.progress or len(starts) < 2):
+            sim[s : s + self.batch_size], nbr[s : s + self.batch_size] = index.search(
+                x[s : s + self.batch_size], kk
+            )
+        return _drop_self(nbr, sim, k)
+
+    def edges(self, features: np.ndarray, k: int) -> np.ndarray:
+        """Directed edges ``[2, E]`` from each row to its top-``k`` (both ways when symmetric),
+        cached by a hash of the features and settings when ``cache_dir`` is set."""
+        path = None
+        if self.cache_dir:
+            key = stable_hash(self.identity(), k, features)
+            path = Path(self.cache_dir).expanduser() / "knn" / f"{key[:24]}.npy"
+            if path.is_file():
+                return np.load(path)
+        nbr, _ = self.neighbors(features, k)
+        n, kk = nbr.shape
+        src = np.repeat(np.arange(n, dtype=np.int64), kk)
+        dst = nbr.reshape(-1)
+        valid = dst >= 0  # an approximate index may return fewer than k
+        edge_index = np.stack([src[valid], dst[valid]])
+        if self.symmetric:
+            edge_index = symmetrize(edge_index, n)
+        if path is not None:
+            with atomic_path(path) as tmp:
+                with open(tmp, "wb") as f:
+                    np.save(f, edge_index)
+        return edge_index
+
+    def _make_index(self, x: np.ndarray) -> faiss.Index:
+        n, d = x.shape
+        if self.index == "exact":
+            index = faiss.IndexFlatIP(d)
+        elif self.index == "hnsw":
+            index = faiss.IndexHNSWFlat(d, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = self.ef_construction
+            index.hnsw.efSearch = self.ef_search
+        else:
+            nlist = self.ivf_nlist or max(1, int(4 * np.sqrt(n)))
+            nlist = min(nlist, n)
+            quantizer = faiss.IndexFlatIP(d)
+            index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+            rng = np.random.default_rng(0)
+            sample = x[rng.choice(n, size=min(n, 64 * nlist), replace=False)]
+            index.train(sample)
+            index.nprobe = self.ivf_nprobe
+        t0 = time.perf_counter()
+        index.add(x)
+        log.debug("faiss %s index over %d x %d built in %.2f s", self.index, n, d, time.perf_counter() - t0)
+        return index
+
+
+def normalize_rows(features: np.ndarray) -> np.ndarray:
+    """A float32 copy with unit-length rows (zero rows stay zero)."""
+    x = np.array(features, dtype=np.float32, copy=True, order="C")
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    x /= np.maximum(norms, 1e-12)
+    return x
+
+
+def _drop_self(nbr: np.ndarray, sim: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    n = nbr.shape[0]
+    # order by similarity, then index, so that ties are deterministic
+    order = np.lexsort((np.where(nbr < 0, np.iinfo(np.int64).max, nbr), -sim), axis=-1)
+    nbr = np.take_along_axis(nbr, order, 1)
+    sim = np.take_along_axis(sim, order, 1)
+    is_self = nbr == np.arange(n)[:, None]
+    # rows whose own index was not returned (ties with duplicates, approximate search) lose the last
+    no_self = ~is_self.any(1)
+    is_self[no_self, -1] = True
+    keep = ~is_self
+    nbr = nbr[keep].reshape(n, -1)[:, :k]
+    sim = sim[keep].reshape(n, -1)[:, :k]
+    return nbr, sim
+
+
+def symmetrize(edge_index: np.ndarray, num_nodes: int) -> np.ndarray:
+    """The union of ``edge_index`` and its reverse, without duplicates, sorted by (src, dst)."""
+    both = np.concatenate([edge_index, edge_index[::-1]], axis=1)
+    key = np.unique(both[0] * num_nodes + both[1])
+    return np.stack([key // num_nodes, key % num_nodes])

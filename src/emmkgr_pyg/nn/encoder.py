@@ -1,0 +1,127 @@
+r"""The E-MMKG encoder :math:`g_{enc}` (paper section 3.2, Eq. 4)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch_geometric.data import HeteroData
+
+from ..graph.emmkg import ITEM
+from ..graph.triples import KGView, kg_view
+from .conv import LightGCNConv
+
+PROJECTIONS = ("linear", "mlp")
+
+
+def make_projection(in_dim: int, out_dim: int, kind: str = "linear", hidden: int | None = None):
+    """:math:`f_{proj}`: a linear map, or a two-layer MLP with a GELU."""
+    if kind == "linear":
+        return torch.nn.Linear(in_dim, out_dim)
+    if kind == "mlp":
+        hidden = hidden or max(out_dim, min(in_dim, 4 * out_dim))
+        return torch.nn.Sequential(
+            torch.nn.Linear(in_dim, hidden), torch.nn.GELU(), torch.nn.Linear(hidden, out_dim)
+        )
+    raise ValueError(f"make_projection: kind '{kind}' is not one of {PROJECTIONS}.")
+
+
+class EMMKGEncoder(torch.nn.Module):
+    r"""Projects every modality node into the shared space, gives items learnable id embeddings,
+    and propagates over the E-MMKG with :class:`LightGCNConv`:
+
+    .. math::
+        \mathbf{E}^{MM} = [\mathbf{E}^{i}; \mathbf{Z}^{m_1}; \dots], \quad
+        \mathbf{z}^{m}_j = f^{m}_{proj}(\hat{\mathbf{m}}_j), \quad
+        \mathbf{H}^{MM} = \frac{1}{L+1} \sum_{l=0}^{L} \tilde{\mathbf{A}}^{l} \mathbf{E}^{MM}
+
+    The graph structure is fixed at construction (its normalised adjacency is built once);
+    node features stay frozen buffers unless ``train_features`` (the authors train them).
+
+    Args:
+        data: the E-MMKG (``item`` nodes and one node type per modality with features ``x``).
+        dim: the shared embedding size :math:`d` (default ``64``).
+        num_layers: :math:`L` (default ``2``).
+        projection: ``"linear"`` or ``"mlp"`` (default ``"linear"``).
+        proj_norm: scale each projected modality node to this L2 norm, or ``None`` to leave it
+            (the authors L2-normalise; default ``None``).
+        train_features: make the modality features trainable (default ``False``).
+        add_self_loops: add self-loops to :math:`A` (the authors' code; default ``False``).
+        backend: sparse backend of :class:`LightGCNConv` (default ``"auto"``).
+
+    Shapes:
+        - :meth:`forward`: ``{node type: [num nodes of type, d]}``
+        - :meth:`propagate`: ``[total nodes, d]`` in the block order of :attr:`view`
+    """
+
+    def __init__(
+        self,
+        data: HeteroData,
+        dim: int = 64,
+        num_layers: int = 2,
+        projection: str = "linear",
+        proj_norm: float | None = None,
+        train_features: bool = False,
+        add_self_loops: bool = False,
+        backend: str = "auto",
+    ) -> None:
+        super().__init__()
+        self.dim, self.num_layers = dim, num_layers
+        self.projection, self.proj_norm = projection, proj_norm
+        self.view: KGView = kg_view(data)
+        if self.view.node_types[0] != ITEM:
+            raise ValueError("EMMKGEncoder: the graph's first node type must be 'item'.")
+        self.modalities = self.view.node_types[1:]
+        self.n_items = int(data[ITEM].num_nodes)
+        self.item_emb = torch.nn.Embedding(self.n_items, dim)
+        self.proj = torch.nn.ModuleList()
+        for i, m in enumerate(self.modalities):
+            x = data[m].x.float()
+            if train_features:
+                self.register_parameter(f"feat_{i}", torch.nn.Parameter(x.clone()))
+            else:  # frozen and not saved in checkpoints: they come with the graph
+                self.register_buffer(f"feat_{i}", x, persistent=False)
+            self.proj.append(make_projection(x.size(1), dim, projection))
+        self.register_buffer("edge_index", self.view.edge_index, persistent=False)
+        self.conv = LightGCNConv(cached=True, add_self_loops=add_self_loops, backend=backend)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        torch.nn.init.xavier_uniform_(self.item_emb.weight)
+        for p in self.proj:
+            for layer in p.modules():
+                if isinstance(layer, torch.nn.Linear):
+                    layer.reset_parameters()
+        self.conv.reset_parameters()
+
+    def features(self, i: int) -> Tensor:
+        return getattr(self, f"feat_{i}")
+
+    def project(self, i: int, x: Tensor) -> Tensor:
+        """:math:`f^{m}_{proj}` of modality ``i`` (position in :attr:`modalities`)."""
+        z = self.proj[i](x)
+        if self.proj_norm is not None:
+            z = self.proj_norm * torch.nn.functional.normalize(z, dim=-1)
+        return z
+
+    def initial_embeddings(self) -> Tensor:
+        r""":math:`\mathbf{E}^{MM}`, ``[total nodes, d]``."""
+        parts = [self.item_emb.weight]
+        parts += [self.project(i, self.features(i)) for i in range(len(self.modalities))]
+        return torch.cat(parts, dim=0)
+
+    def propagate(self, x0: Tensor | None = None) -> Tensor:
+        r""":math:`\mathbf{H}^{MM}` for every node, the mean of the ``L + 1`` layers."""
+        h = self.initial_embeddings() if x0 is None else x0
+        out = h
+        for _ in range(self.num_layers):
+            h = self.conv(h, self.edge_index)
+            out = out + h
+        return out / (self.num_layers + 1)
+
+    def split(self, h: Tensor) -> dict[str, Tensor]:
+        """Cut a ``[total nodes, d]`` tensor into ``{node type: embeddings}``."""
+        sizes = [self.n_items] + [self.features(i).size(0) for i in range(len(self.modalities))]
+        return dict(zip(self.view.node_types, torch.split(h, sizes), strict=True))
+
+    def forward(self) -> dict[str, Tensor]:
+        return self.split(self.propagate())

@@ -1,0 +1,249 @@
+r"""Recommenders: the shared interface, LightGCN, and E-MMKGR (paper section 3.3).
+
+A recommender computes all embeddings in one pass (:meth:`Recommender.embed`), scores users
+against every item (:meth:`Recommender.score`) and returns its losses as named terms, so that the
+trainer can report them and name the one that is not finite. Models are built from the training
+interaction graph and, when :attr:`Recommender.needs_kg`, the E-MMKG.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch_geometric.data import HeteroData
+
+from ..graph.interaction import InteractionGraph
+from .conv import LightGCNConv
+from .encoder import EMMKGEncoder
+from .kge import KGLoss, RelationPhases, rotate_distance
+
+
+@dataclass
+class Embeddings:
+    """The output of one forward pass: user and item representations, plus model extras."""
+
+    user: Tensor | None
+    item: Tensor | None
+    extra: dict[str, Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class KGBatch:
+    """Triples with their corruptions: ``head``, ``rel``, ``tail`` ``[B]``; ``neg_head``,
+    ``neg_tail`` ``[B, K]`` (a row corrupts either its head or its tail; the other is repeated)."""
+
+    head: Tensor
+    rel: Tensor
+    tail: Tensor
+    neg_head: Tensor
+    neg_tail: Tensor
+
+
+class Recommender(torch.nn.Module):
+    """Base class of every recommender trained by :class:`emmkgr_pyg.train.Trainer`."""
+
+    #: whether the model needs the E-MMKG (the trainer builds it only then)
+    needs_kg: bool = False
+    #: whether the model trains on BPR triples (False: positives only, e.g. BM3)
+    needs_negatives: bool = True
+
+    def __init__(self, inter: InteractionGraph, reg_weight: float = 1e-4) -> None:
+        super().__init__()
+        self.n_users, self.n_items = inter.n_users, inter.n_items
+        self.reg_weight = reg_weight
+
+    def embed(self) -> Embeddings:
+        raise NotImplementedError
+
+    def score(self, emb: Embeddings, users: Tensor) -> Tensor:
+        """Scores ``[B, n_items]`` of ``users`` against every item."""
+        return emb.user[users] @ emb.item.t()
+
+    def ego_embeddings(self, users: Tensor, pos: Tensor, neg: Tensor) -> list[Tensor]:
+        """The layer-0 parameters of a batch, regularised by :meth:`bpr_losses`."""
+        return []
+
+    def bpr_losses(self, emb: Embeddings, users: Tensor, pos: Tensor, neg: Tensor) -> dict[str, Tensor]:
+        r"""BPR (Eq. 6) :math:`-\log\sigma(\hat y_{ui} - \hat y_{uj})`, averaged, and the L2 term of
+        LightGCN on the batch's layer-0 embeddings (``reg_weight`` times their squared norm / 2B)."""
+        u = emb.user[users]
+        pos_score = (u * emb.item[pos]).sum(-1)
+        neg_score = (u * emb.item[neg]).sum(-1)
+        losses = {"bpr": -F.logsigmoid(pos_score - neg_score).mean()}
+        ego = self.ego_embeddings(users, pos, neg)
+        if ego and self.reg_weight:
+            sq = sum(e.pow(2).sum() for e in ego)
+            losses["reg"] = self.reg_weight * 0.5 * sq / users.size(0)
+        return losses
+
+    def kg_losses(self, emb: Embeddings, batch: KGBatch) -> dict[str, Tensor]:
+        """Knowledge-graph loss terms (none for models without a KG)."""
+        return {}
+
+    def embed_kg(self) -> Embeddings:
+        """The pass the KG loss needs alone (the alternating schedule); default: everything."""
+        return self.embed()
+
+    def export_embeddings(self, emb: Embeddings) -> dict[str, Tensor]:
+        """What a trained run saves for search and analysis (``item`` always)."""
+        return {"item": emb.item, "user": emb.user}
+
+
+class LightGCN(Recommender):
+    r"""LightGCN (He et al., SIGIR 2020) on the user-item graph, with :class:`LightGCNConv`:
+
+    .. math::
+        \mathbf{H}^{IN} = \frac{1}{L+1} \sum_{l=0}^{L} \tilde{\mathbf{A}}^{l}
+        [\mathbf{E}^{u}; \mathbf{E}^{i}]
+
+    Args:
+        inter: the training interaction graph.
+        kg: unused (accepted so that every model has one signature).
+        dim: embedding size (default ``64``).
+        num_layers: :math:`L` (default ``2``).
+        reg_weight: L2 weight on the batch's layer-0 embeddings (default ``1e-4``).
+        backend: sparse backend (default ``"auto"``).
+    """
+
+    def __init__(
+        self,
+        inter: InteractionGraph,
+        kg: HeteroData | None = None,
+        dim: int = 64,
+        num_layers: int = 2,
+        reg_weight: float = 1e-4,
+        backend: str = "auto",
+    ) -> None:
+        super().__init__(inter, reg_weight)
+        self.dim, self.num_layers = dim, num_layers
+        self.user_emb = torch.nn.Embedding(self.n_users, dim)
+        self.item_emb = torch.nn.Embedding(self.n_items, dim)
+        self.register_buffer("edge_index", inter.edge_index(), persistent=False)
+        self.conv = LightGCNConv(cached=True, backend=backend)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        torch.nn.init.xavier_uniform_(self.user_emb.weight)
+        torch.nn.init.xavier_uniform_(self.item_emb.weight)
+        self.conv.reset_parameters()
+
+    def propagate(self) -> tuple[Tensor, Tensor]:
+        """:math:`(\\mathbf{H}^{IN}_{user}, \\mathbf{H}^{IN}_{item})`."""
+        h = torch.cat([self.user_emb.weight, self.item_emb.weight])
+        out = h
+        for _ in range(self.num_layers):
+            h = self.conv(h, self.edge_index)
+            out = out + h
+        out = out / (self.num_layers + 1)
+        return out[: self.n_users], out[self.n_users :]
+
+    def embed(self) -> Embeddings:
+        user, item = self.propagate()
+        return Embeddings(user, item)
+
+    def ego_embeddings(self, users: Tensor, pos: Tensor, neg: Tensor) -> list[Tensor]:
+        return [self.user_emb(users), self.item_emb(pos), self.item_emb(neg)]
+
+
+class EMMKGR(Recommender):
+    r"""E-MMKGR for recommendation (paper section 3.3): LightGCN on the interactions plus the
+    E-MMKG encoder, fused as
+
+    .. math::
+        \mathbf{H}_{item} = \mathbf{H}^{IN}_{item} + \mathbf{H}^{MM}_{item}, \qquad
+        \hat y_{ui} = \mathbf{h}^{IN}_u \cdot \mathbf{h}_i
+
+    trained with BPR (Eq. 6) and the RotatE KG loss (Eq. 5) on :math:`\mathbf{H}^{MM}`.
+
+    Args:
+        inter: the training interaction graph.
+        kg: the E-MMKG.
+        dim: embedding size of both graphs (default ``64``; even, for RotatE).
+        num_layers: LightGCN layers on the interaction graph (default ``2``).
+        kg_layers: encoder layers on the E-MMKG (default ``2``).
+        projection: :math:`f_{proj}`, ``"linear"`` or ``"mlp"`` (default ``"linear"``).
+        proj_norm: L2 norm of projected modality nodes, or ``None`` (default ``None``).
+        train_features: make modality features trainable (default ``False``).
+        add_self_loops: self-loops in the E-MMKG adjacency (default ``False``).
+        reg_weight: L2 weight on the batch's layer-0 embeddings (default ``1e-4``).
+        kg_reg_weight: L2 weight on the KG batch's head and tail embeddings (default ``0``).
+        kg_norm: RotatE distance, see :func:`rotate_distance` (default ``"complex_l1"``).
+        kg_loss: keyword arguments of :class:`KGLoss` (default: log-sigmoid, gamma 12).
+        backend: sparse backend (default ``"auto"``).
+    """
+
+    needs_kg = True
+
+    def __init__(
+        self,
+        inter: InteractionGraph,
+        kg: HeteroData,
+        dim: int = 64,
+        num_layers: int = 2,
+        kg_layers: int = 2,
+        projection: str = "linear",
+        proj_norm: float | None = None,
+        train_features: bool = False,
+        add_self_loops: bool = False,
+        reg_weight: float = 1e-4,
+        kg_reg_weight: float = 0.0,
+        kg_norm: str = "complex_l1",
+        kg_loss: dict[str, Any] | None = None,
+        backend: str = "auto",
+    ) -> None:
+        super().__init__(inter, reg_weight)
+        if kg is None:
+            raise ValueError("EMMKGR: needs the E-MMKG (kg=None); build it with build_emmkg.")
+        self.cf = LightGCN(inter, dim=dim, num_layers=num_layers, reg_weight=reg_weight, backend=backend)
+        self.encoder = EMMKGEncoder(
+            kg,
+            dim=dim,
+            num_layers=kg_layers,
+            projection=projection,
+            proj_norm=proj_norm,
+            train_features=train_features,
+            add_self_loops=add_self_loops,
+            backend=backend,
+        )
+        self.relations = RelationPhases(len(self.encoder.view.relations), dim)
+        self.kg_loss_fn = KGLoss(**(kg_loss or {}))
+        self.kg_norm = kg_norm
+        self.kg_reg_weight = kg_reg_weight
+
+    def embed(self) -> Embeddings:
+        user, item_in = self.cf.propagate()
+        h_mm = self.encoder.propagate()
+        item = item_in + h_mm[: self.n_items]
+        return Embeddings(user, item, {"H_mm": h_mm, "H_in_item": item_in})
+
+    def embed_kg(self) -> Embeddings:
+        return Embeddings(None, None, {"H_mm": self.encoder.propagate()})
+
+    def ego_embeddings(self, users: Tensor, pos: Tensor, neg: Tensor) -> list[Tensor]:
+        item_kg = self.encoder.item_emb
+        return self.cf.ego_embeddings(users, pos, neg) + [item_kg(pos), item_kg(neg)]
+
+    def kg_losses(self, emb: Embeddings, batch: KGBatch) -> dict[str, Tensor]:
+        h_mm = emb.extra["H_mm"]
+        phase = self.relations(batch.rel)
+        head, tail = h_mm[batch.head], h_mm[batch.tail]
+        pos = rotate_distance(head, phase, tail, self.kg_norm)
+        neg = rotate_distance(h_mm[batch.neg_head], phase.unsqueeze(1), h_mm[batch.neg_tail], self.kg_norm)
+        losses = {"kg": self.kg_loss_fn(pos, neg)}
+        if self.kg_reg_weight:
+            sq = head.pow(2).sum() + tail.pow(2).sum() + phase.pow(2).sum()
+            losses["kg_reg"] = self.kg_reg_weight * 0.5 * sq / batch.head.size(0)
+        return losses
+
+    def export_embeddings(self, emb: Embeddings) -> dict[str, Tensor]:
+        out = super().export_embeddings(emb)
+        h_mm = emb.extra["H_mm"]
+        out["H_mm_item"] = h_mm[: self.n_items]
+        for m, h in self.encoder.split(h_mm).items():
+            if m != "item":
+                out[f"H_mm_{m}"] = h
+        return out

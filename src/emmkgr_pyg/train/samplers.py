@@ -1,0 +1,150 @@
+"""Vectorised negative samplers: BPR triples (user, positive, negative) and corrupted KG triples.
+
+Both draw in torch, whole batches at once, and reject collisions by a sorted-key lookup
+(``searchsorted``), redrawing only the rejected entries: no Python loop per sample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor
+
+from ..graph.interaction import InteractionGraph
+from ..graph.triples import KGView
+from ..nn.recommender import KGBatch
+
+MAX_REDRAWS = 50
+
+
+def _contains(sorted_keys: Tensor, keys: Tensor) -> Tensor:
+    """Whether each of ``keys`` is in ``sorted_keys`` (ascending, unique)."""
+    if sorted_keys.numel() == 0:
+        return torch.zeros_like(keys, dtype=torch.bool)
+    pos = torch.searchsorted(sorted_keys, keys).clamp_(max=sorted_keys.numel() - 1)
+    return sorted_keys[pos] == keys
+
+
+class BPRSampler:
+    """Shuffled batches of training interactions, each with ``num_negatives`` items the user has
+    not interacted with in training (drawn uniformly).
+
+    Args:
+        inter: the training interactions.
+        batch_size: interactions per batch (default ``2048``).
+        generator: the torch generator that makes the draws repeatable.
+    """
+
+    def __init__(self, inter: InteractionGraph, batch_size: int = 2048, generator: torch.Generator | None = None) -> None:
+        self.user, self.item = inter.user, inter.item
+        self.n_items = inter.n_items
+        self.batch_size = batch_size
+        self.generator = generator
+        self.keys = torch.unique(self.user * self.n_items + self.item)  # sorted
+
+    def __len__(self) -> int:
+        return (self.user.numel() + self.batch_size - 1) // self.batch_size
+
+    def negatives(self, users: Tensor, num_negatives: int = 1) -> Tensor:
+        """Items ``[B]`` (or ``[B, K]``) outside each user's training items."""
+        shape = (users.numel(),) if num_negatives == 1 else (users.numel(), num_negatives)
+        u = users.view(-1, 1).expand(users.numel(), num_negatives).reshape(shape)
+        neg = torch.randint(self.n_items, shape, generator=self.generator)
+        for _ in range(MAX_REDRAWS):
+            bad = _contains(self.keys, u * self.n_items + neg)
+            n_bad = int(bad.sum())
+            if not n_bad:
+                break
+            neg[bad] = torch.randint(self.n_items, (n_bad,), generator=self.generator)
+        return neg
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+        perm = torch.randperm(self.user.numel(), generator=self.generator)
+        for s in range(0, perm.numel(), self.batch_size):
+            idx = perm[s : s + self.batch_size]
+            users = self.user[idx]
+            yield users, self.item[idx], self.negatives(users)
+
+
+class KGNegativeSampler:
+    """Shuffled batches of KG triples with corrupted heads or tails.
+
+    Args:
+        view: the E-MMKG's triples and the node range of each relation's head and tail type.
+        batch_size: triples per batch (default ``2048``).
+        num_negatives: corruptions per triple (default ``1``).
+        typed: draw a corrupted tail (head) from the node type the relation's tail (head) has,
+            e.g. an image node for ``has_image`` (default ``True``); otherwise from all nodes.
+        corrupt_heads: corrupt the head instead of the tail for half of the triples
+            (default ``False``: tails only, as the authors do).
+        filtered: never draw a corruption that is itself a true triple (default ``True``).
+        generator: the torch generator.
+    """
+
+    def __init__(
+        self,
+        view: KGView,
+        batch_size: int = 2048,
+        num_negatives: int = 1,
+        typed: bool = True,
+        corrupt_heads: bool = False,
+        filtered: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        self.triples = view.triples
+        self.head_range, self.tail_range = view.head_range, view.tail_range
+        self.num_nodes, self.num_relations = view.num_nodes, len(view.relations)
+        self.batch_size, self.num_negatives = batch_size, num_negatives
+        self.typed, self.corrupt_heads, self.filtered = typed, corrupt_heads, filtered
+        self.generator = generator
+        self.keys = torch.unique(self._key(self.triples[0], self.triples[1], self.triples[2]))
+
+    def _key(self, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
+        return (h * self.num_relations + r) * self.num_nodes + t
+
+    def __len__(self) -> int:
+        return (self.triples.size(1) + self.batch_size - 1) // self.batch_size
+
+    def _draw(self, rel: Tensor, ranges: Tensor) -> Tensor:
+        u = torch.rand(rel.shape, generator=self.generator)
+        if not self.typed:
+            return (u * self.num_nodes).long().clamp_(max=self.num_nodes - 1)
+        start, count = ranges[rel, 0], ranges[rel, 1]
+        return start + (u * count).long().clamp_(max=count - 1)
+
+    def corrupt(self, head: Tensor, rel: Tensor, tail: Tensor) -> KGBatch:
+        """Corruptions ``[B, K]`` of a batch of triples."""
+        k = self.num_negatives
+        h = head.view(-1, 1).expand(-1, k).clone()
+        r = rel.view(-1, 1).expand(-1, k)
+        t = tail.view(-1, 1).expand(-1, k).clone()
+        if self.corrupt_heads:
+            on_head = torch.rand(head.shape, generator=self.generator) < 0.5
+        else:
+            on_head = torch.zeros(head.shape, dtype=torch.bool)
+        on_head = on_head.view(-1, 1).expand(-1, k)
+        todo = torch.ones_like(h, dtype=torch.bool)
+        for _ in range(MAX_REDRAWS):
+            todo_h, todo_t = todo & on_head, todo & ~on_head
+            if todo_h.any():
+                h[todo_h] = self._draw(r[todo_h], self.head_range)
+            if todo_t.any():
+                t[todo_t] = self._draw(r[todo_t], self.tail_range)
+            if not self.filtered:
+                break
+            todo = _contains(self.keys, self._key(h, r, t))
+            if not todo.any():
+                break
+        return KGBatch(head, rel, tail, h, t)
+
+    def __iter__(self) -> Iterator[KGBatch]:
+        perm = torch.randperm(self.triples.size(1), generator=self.generator)
+        for s in range(0, perm.numel(), self.batch_size):
+            h, r, t = self.triples[:, perm[s : s + self.batch_size]]
+            yield self.corrupt(h, r, t)
+
+    def cycle(self) -> Iterator[KGBatch]:
+        """Batches without end (a new shuffle after each pass)."""
+        while True:
+            yield from self

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Set up a virtual environment for emmkgr-pyg (torch first, then the package with its extras) and
+# run one job in it:
+#   bash tools/run.sh demo    the embedded-default pipeline end to end (tools/demo.sh)
+#   bash tools/run.sh test    the test suite (pytest; extra arguments go to pytest)
+# Settings (environment): EMMKGR_VENV (default .venv), EMMKGR_TORCH (default torch==2.13.0, the
+# CPU build on this machine's disk; any pip requirement works elsewhere), EMMKGR_WHEELS (a folder of
+# ready-built torch-scatter/torch-sparse wheels; default ../shared/wheels when it exists).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+job=${1:-}
+shift || true
+case "$job" in demo|test|setup) ;; *) echo "usage: bash tools/run.sh demo|test|setup [args]" >&2; exit 2 ;; esac
+
+venv=${EMMKGR_VENV:-.venv}
+torch_spec=${EMMKGR_TORCH:-torch==2.13.0}
+wheels=${EMMKGR_WHEELS:-../shared/wheels}
+
+if [ ! -x "$venv/bin/python" ]; then
+  py=$(command -v python3.11 || command -v python3)
+  echo "[setup] creating $venv with $($py --version)"
+  "$py" -m venv "$venv"
+  "$venv/bin/python" -m pip install -q --upgrade pip
+fi
+pip=("$venv/bin/python" -m pip install -q --disable-pip-version-check)
+
+if ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
+  echo "[setup] installing $torch_spec"
+  "${pip[@]}" "$torch_spec"
+fi
+
+# Reinstall the package only when its sources changed since the last install.
+stamp_now=$(cat pyproject.toml $(find src conf -type f \( -name '*.py' -o -name '*.yaml' \) | sort) | sha256sum | cut -c1-16)
+stamp_file="$venv/.emmkgr-pyg-installed"
+if [ "$(cat "$stamp_file" 2>/dev/null)" != "$stamp_now" ]; then
+  if [ -d "$wheels" ]; then
+    echo "[setup] installing emmkgr-pyg[sparse,dev] (torch-scatter/torch-sparse from $wheels)"
+    "${pip[@]}" --find-links "$wheels" ".[sparse,dev]"
+  else
+    echo "[setup] installing emmkgr-pyg[dev] (no torch-scatter/torch-sparse wheels found; the torch.sparse path is used)"
+    "${pip[@]}" ".[dev]"
+  fi
+  echo "$stamp_now" > "$stamp_file"
+fi
+
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PATH="$PWD/$venv/bin:$PATH"
+case "$job" in
+  demo) exec bash tools/demo.sh "$@" ;;
+  test) exec "$venv/bin/python" -m pytest "$@" ;;
+  setup) ;;
+esac
