@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from .dataset import Catalog, MMDataset, Modality
+from .dataset import TRAIN, Catalog, MMDataset, Modality
 from .readers.base import Reader, finalize
 from .readers.lcrec_json import text_modality
 from .split import mmrec_split
@@ -430,6 +430,7 @@ class SyntheticReader(Reader):
         }  # fmt: skip
 
     def read(self, root: str | Path | None, name: str = "synthetic") -> MMDataset:
+        """Generate the dataset (``root`` is ignored: nothing is read)."""
         world = self.generate()
         tax = world.taxonomy
         rng = self._rng("texts")
@@ -456,9 +457,7 @@ class SyntheticReader(Reader):
             "seed": self.seed,
             "settings": self.settings(),
             "split": f"mmrec protocol, seed {self.split_seed}",
-            "items_without_interactions": int(
-                self.n_items - len(np.unique(world.item))
-            ),
+            "items_without_interactions": int(self.n_items - len(np.unique(world.item))),
         }
         return finalize(
             name,
@@ -484,7 +483,7 @@ class SyntheticReader(Reader):
         """Draw the catalogue, the users, the interactions with their split, ratings and reviews."""
         tax = build_taxonomy()
         items = self._items(tax)
-        user, item = self._interactions(tax, items)
+        user, item = self._interactions(tax, items)  # no pair repeats: nothing to deduplicate
         split = mmrec_split(user, seed=self.split_seed)
         rating, review = _reviews(tax, items, item, self._rng("reviews"))
         return SyntheticWorld(tax, items, user, item, split, rating, review)
@@ -521,9 +520,7 @@ class SyntheticReader(Reader):
         leaf_share = rng.dirichlet(np.full(n_leaves, 3.0))
         leaf = rng.choice(n_leaves, size=n, p=leaf_share)
         brand = _sample_rows(rng, brand_dept[dept_of[leaf]])
-        style = np.where(
-            rng.random(n) < 0.35, brand_style[brand], _sample_rows(rng, p_style[leaf])
-        )
+        style = np.where(rng.random(n) < 0.35, brand_style[brand], _sample_rows(rng, p_style[leaf]))
         quality = brand_quality[brand] + rng.normal(0.0, 0.7, n)
         # popularity ranks follow quality, loosely (Gumbel-perturbed)
         rank = np.empty(n, dtype=np.int64)
@@ -541,9 +538,7 @@ class SyntheticReader(Reader):
             log_popularity=-self.pop_exponent * np.log(rank),
         )
 
-    def _interactions(
-        self, tax: Taxonomy, items: Items
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def _interactions(self, tax: Taxonomy, items: Items) -> tuple[np.ndarray, np.ndarray]:
         """(user, item) pairs, grouped by user, without repeats."""
         rng = self._rng("users")
         n_users, n_items = self.n_users, self.n_items
@@ -566,17 +561,15 @@ class SyntheticReader(Reader):
         taste /= taste.sum(1, keepdims=True)
 
         # attribute preferences, as log-weights: score(u, i) = sum of prefs[attr][u, value(i)]
-        prefs = {
-            attr: self.taste_strength * np.log(
-                rng.dirichlet(np.full(k, conc), size=n_users) + 0.1 / k
-            ).astype(np.float32)
-            for attr, k, conc in (
-                ("colour", len(COLOURS), a),
-                ("material", len(tax.materials), 1.0),
-                ("style", len(STYLES), a),
-                ("brand", len(BRANDS), a),
-            )
-        }
+        prefs = {}
+        for attr, k, conc in (
+            ("colour", len(COLOURS), a),
+            ("material", len(tax.materials), 1.0),
+            ("style", len(STYLES), a),
+            ("brand", len(BRANDS), a),
+        ):
+            weights = rng.dirichlet(np.full(k, conc), size=n_users)
+            prefs[attr] = (self.taste_strength * np.log(weights + 0.1 / k)).astype(np.float32)
         pop = items.log_popularity.astype(np.float32)
 
         def scores(users: np.ndarray, cand: np.ndarray) -> np.ndarray:
@@ -649,7 +642,7 @@ class SyntheticReader(Reader):
 
     def _review_texts(self, world: SyntheticWorld) -> list[str | None]:
         """Per item: its training interactions' reviews joined (``None`` without any)."""
-        train = np.flatnonzero(world.split == 0)
+        train = np.flatnonzero(world.split == TRAIN)
         train = train[np.argsort(world.item[train], kind="stable")]
         counts = np.bincount(world.item[train], minlength=self.n_items)
         groups = np.split(world.review[train], np.cumsum(counts)[:-1])
@@ -683,10 +676,8 @@ def _chunks(n_rows: int, width: int, budget: int = 1 << 22) -> list[slice]:
 
 
 def _top_m(keys: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(row, column) of the ``m[r]`` largest keys of each row ``r``."""
-    k = int(m.max(initial=0))
-    if k == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    """(row, column) of the ``m[r]`` largest keys of each row ``r`` (``1 <= m[r] <= width``)."""
+    k = int(m.max())
     if k < keys.shape[1]:
         top = np.argpartition(-keys, k - 1, axis=1)[:, :k]
     else:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -99,3 +100,39 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     }
     write_json(run_dir / "results.json", results)
     return results
+
+
+@dataclass
+class TrainedRun:
+    """A trained run folder, loaded: its config, dataset, graph and model (at the best epoch)."""
+
+    run_dir: Path
+    cfg: DictConfig
+    dataset: MMDataset
+    inter: InteractionGraph
+    kg: Any
+    model: Any
+    results: dict[str, Any]
+
+
+def load_run(run_dir: str | Path, progress: bool = False) -> TrainedRun:
+    """Rebuild a run from ``results.json`` (features and kNN edges come from the caches) and load
+    ``best.pt``. Raises :class:`FileNotFoundError` naming what is missing."""
+    run_dir = Path(run_dir)
+    res_path, ckpt_path = run_dir / "results.json", run_dir / "best.pt"
+    for path, what in ((res_path, "results.json"), (ckpt_path, "best.pt")):
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{run_dir} is not a trained run: {what} is missing. Train one with "
+                f"`emmkgr-train hydra.run.dir={run_dir}` (or point run_dir at a finished run)."
+            )
+    results = json.loads(res_path.read_text())
+    cfg = OmegaConf.create(results["config"])
+    dataset, _ = prepare_dataset(cfg.dataset, cfg.modality, cfg.cache_dir, progress=progress)
+    inter = InteractionGraph.from_dataset(dataset)
+    model_cls = get_class(cfg.model.net._target_)
+    kg = build_graph(dataset, cfg.graph) if getattr(model_cls, "needs_kg", False) else None
+    model = instantiate(cfg.model.net, _partial_=True, _convert_="all")(inter=inter, kg=kg)
+    model.load_state_dict(torch.load(ckpt_path, map_location="cpu", weights_only=False)["model"])
+    model.eval()
+    return TrainedRun(run_dir, cfg, dataset, inter, kg, model, results)

@@ -1,0 +1,16 @@
+import json
+
+import torch
+
+
+def test_build_graph_writes_graph_and_stats(run_cli, tmp_path):
+    run_cli("emmkgr-build-graph", "dataset=synthetic_tiny", "modality=hashing", "out_dir=g",
+            f"cache_dir={tmp_path / 'cache'}", "graph.top_n=5", "progress=false", cwd=tmp_path)
+    stats = json.loads((tmp_path / "g" / "graph_stats.json").read_text())
+    data = torch.load(tmp_path / "g" / "graph.pt", weights_only=False)
+    assert stats["nodes"] == {t: int(data[t].num_nodes) for t in data.node_types}
+    assert stats["nodes"]["item"] == 150
+    n_img = stats["nodes"]["image"]
+    assert stats["edges"]["item__has_image__image"] == n_img == stats["edges"]["image__image_of__item"]
+    assert stats["edges"]["image__similar_image__image"] >= 5 * n_img  # symmetrised top-5
+    assert set(stats["knn_seconds"]) == {"title", "description", "review", "image"}

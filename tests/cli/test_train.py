@@ -1,0 +1,45 @@
+import json
+
+import pytest
+
+TINY = ["dataset=synthetic_tiny", "modality=hashing", "train=quick", "train.epochs=3", "train.progress=false"]
+
+
+def test_single_run_writes_results(run_cli, tmp_path):
+    run_cli("emmkgr-train", *TINY, "model=emmkgr", "hydra.run.dir=run", f"cache_dir={tmp_path / 'c'}", cwd=tmp_path)
+    res = json.loads((tmp_path / "run" / "results.json").read_text())
+    for key in ("valid/Recall@20", "test/Recall@10", "test/Recall@20", "test/NDCG@10", "test/NDCG@20",
+                "test/Precision@5", "test/MAP@50", "best_epoch", "epochs", "train_seconds", "seconds_per_epoch", "config"):
+        assert key in res, key
+    assert res["epochs"] == 3 and res["config"]["model"]["name"] == "emmkgr"
+    import torch
+
+    emb = torch.load(tmp_path / "run" / "embeddings.pt")
+    assert emb["item"].shape == (150, 64) and emb["H_mm_item"].shape == (150, 64)
+    assert (tmp_path / "run" / "best.pt").is_file() and (tmp_path / "run" / "graph_stats.json").is_file()
+
+
+def test_sweep_with_a_failing_job_and_summary(run_cli, tmp_path):
+    proc = run_cli("emmkgr-train", "-m", *TINY, "model=emmkgr,lightgcn", "seed=0,1", "train.lr=0.01,-1",
+                   "hydra.sweep.dir=sweep", f"cache_dir={tmp_path / 'c'}", cwd=tmp_path)
+    jobs = sorted(p for p in (tmp_path / "sweep").iterdir() if p.is_dir())
+    assert len(jobs) == 8
+    ok = [j for j in jobs if (j / "results.json").is_file()]
+    failed = [j for j in jobs if (j / "error.json").is_file()]
+    assert len(ok) == 4 and len(failed) == 4
+    assert "Invalid learning rate" in json.loads((failed[0] / "error.json").read_text())["error"]
+    assert proc.returncode == 0
+    out = run_cli("emmkgr-summarize", "sweep", cwd=tmp_path).stdout
+    assert "model=emmkgr train.lr=0.01" in out and "model=lightgcn train.lr=-1" in out
+    lines = (tmp_path / "sweep" / "summary.csv").read_text().splitlines()
+    assert lines[0].startswith("configuration,n,failed,test/Recall@10 mean,test/Recall@10 std")
+    assert len(lines) == 5
+    rows = json.loads((tmp_path / "sweep" / "summary.json").read_text())
+    good = next(r for r in rows if r["configuration"] == "model=emmkgr train.lr=0.01")
+    assert good["n"] == 2 and good["failed"] == 0 and 0 <= good["test/Recall@20"][0] <= 1
+
+
+@pytest.mark.parametrize("override", ["model=lightgcn", "graph=no_modal_modal", "graph=item_item", "modality.exclude=[image]"])
+def test_ablation_configs_train(run_cli, tmp_path, override):
+    run_cli("emmkgr-train", *TINY, "train.epochs=1", override, "hydra.run.dir=run", f"cache_dir={tmp_path / 'c'}", cwd=tmp_path)
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["epochs"] == 1

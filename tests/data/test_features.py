@@ -1,0 +1,104 @@
+import json
+
+import numpy as np
+import pytest
+
+from emmkgr_pyg.data.dataset import TEST, TRAIN, Catalog, DataError, Interactions, MMDataset, Modality
+from emmkgr_pyg.data.encoders import HashingTextEncoder
+from emmkgr_pyg.data.features import FeatureCache, encode_dataset, resolve_modalities
+
+HASH = {"_target_": "emmkgr_pyg.data.encoders.HashingTextEncoder", "dim": 16}
+
+
+def _dataset():
+    n = 5
+    mods = {
+        "title": Modality("title", "text", range(n), raw=[f"item {i} red" for i in range(n)]),
+        "description": Modality("description", "text", [0, 3], raw=["long text", "other text"]),
+        "image": Modality("image", "feature", [0, 1, 2, 3], features=np.eye(4, 6, dtype=np.float32)),
+    }
+    cat = Catalog([f"i{i}" for i in range(n)], [None] * n, [None] * n, [[] for _ in range(n)], modalities=mods)
+    inter = Interactions(np.array([0, 0, 1, 1]), np.array([0, 1, 2, 3]), np.array([TRAIN, TEST, TRAIN, TEST]))
+    return MMDataset("toy", ["a", "b"], inter, cat)
+
+
+def _cfg(**kw):
+    return {"text_encoder": HASH, "image_encoder": None, "include": None, "exclude": [], "extra": {}, **kw}
+
+
+def test_resolve_and_encode_keeps_missing_modalities_missing():
+    ds = _dataset()
+    specs = resolve_modalities(ds, _cfg())
+    assert [s.name for s in specs] == ["title", "description", "image"]
+    out, rec = encode_dataset(ds, specs, progress=False)
+    assert out.modalities["description"].features.shape == (2, 16)
+    np.testing.assert_array_equal(out.modalities["description"].item_index, [0, 3])
+    np.testing.assert_array_equal(out.modalities["image"].features, ds.modalities["image"].features)
+    assert rec["title"]["dim"] == 16
+
+
+def test_include_exclude_and_unknown_names():
+    ds = _dataset()
+    assert [s.name for s in resolve_modalities(ds, _cfg(exclude=["title"]))] == ["description", "image"]
+    assert [s.name for s in resolve_modalities(ds, _cfg(include=["image"]))] == ["image"]
+    with pytest.raises(DataError, match=r"names \['review'\], which dataset 'toy' does not have"):
+        resolve_modalities(ds, _cfg(exclude=["review"]))
+    with pytest.raises(DataError, match="no text encoder is configured"):
+        resolve_modalities(ds, _cfg(text_encoder=None))
+
+
+def test_extra_modality_from_files_and_from_a_modality(tmp_path):
+    ds = _dataset()
+    feats = np.full((5, 3), np.nan, dtype=np.float32)
+    feats[[1, 4]] = 1.0
+    np.save(tmp_path / "caption.npy", feats)
+    (tmp_path / "summary.json").write_text(json.dumps({"i2": "a summary", "i0": "another"}))
+    extra = {
+        "caption": {"source": str(tmp_path / "caption.npy")},
+        "summary": {"source": str(tmp_path / "summary.json")},
+        "title_wide": {"source": "title", "encoder": {**HASH, "dim": 32}},
+    }
+    specs = resolve_modalities(ds, _cfg(extra=extra))
+    out, _ = encode_dataset(ds, specs, progress=False)
+    np.testing.assert_array_equal(out.modalities["caption"].item_index, [1, 4])
+    np.testing.assert_array_equal(out.modalities["summary"].item_index, [0, 2])
+    assert out.modalities["title_wide"].features.shape == (5, 32)
+    np.save(tmp_path / "short.npy", np.zeros((3, 2)))
+    with pytest.raises(DataError, match=r"short.npy: 3 rows, expected 5"):
+        resolve_modalities(ds, _cfg(extra={"x": {"source": str(tmp_path / "short.npy")}}))
+    (tmp_path / "bad.json").write_text(json.dumps({"nope": "text"}))
+    with pytest.raises(DataError, match="not item ids of 'toy'"):
+        resolve_modalities(ds, _cfg(extra={"x": {"source": str(tmp_path / "bad.json")}}))
+
+
+class CountingEncoder(HashingTextEncoder):
+    calls = 0
+
+    def encode(self, raw, progress=True, desc=""):
+        CountingEncoder.calls += 1
+        return super().encode(raw, progress=False)
+
+
+def test_cache_reuses_and_distrusts_half_written_entries(tmp_path):
+    ds = _dataset()
+    cfg = _cfg(text_encoder=CountingEncoder(dim=16), include=["title"])
+    cache = FeatureCache(tmp_path)
+    first, rec1 = encode_dataset(ds, resolve_modalities(ds, cfg), cache=cache, progress=False)
+    second, rec2 = encode_dataset(ds, resolve_modalities(ds, cfg), cache=cache, progress=False)
+    assert CountingEncoder.calls == 1 and rec1["title"]["cache_hit"] is False and rec2["title"]["cache_hit"]
+    np.testing.assert_array_equal(first.modalities["title"].features, second.modalities["title"].features)
+    # an entry whose manifest is missing (interrupted between the two writes) is not trusted
+    for manifest in tmp_path.rglob("*.json"):
+        manifest.unlink()
+    encode_dataset(ds, resolve_modalities(ds, cfg), cache=cache, progress=False)
+    assert CountingEncoder.calls == 2
+    # a truncated feature file is not trusted either
+    npy = next(tmp_path.rglob("*.npy"))
+    npy.write_bytes(npy.read_bytes()[:40])
+    encode_dataset(ds, resolve_modalities(ds, cfg), cache=cache, progress=False)
+    assert CountingEncoder.calls == 3
+    # changed inputs give another key
+    ds.modalities["title"].raw[0] = "changed"
+    encode_dataset(ds, resolve_modalities(ds, cfg), cache=cache, progress=False)
+    assert CountingEncoder.calls == 4
+    assert not list(tmp_path.rglob("*.tmp"))
