@@ -133,3 +133,24 @@ def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
     line = lambda vals: "| " + " | ".join(v.ljust(w) for v, w in zip(vals, widths)) + " |"
     sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
     return "\n".join([line(header), sep, *(line(r) for r in cells)])
+
+
+def reset_peak_rss() -> None:
+    """Reset this process's peak resident memory (Linux ``clear_refs``; elsewhere a no-op)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def peak_rss_mib() -> float | None:
+    """Peak resident memory of this process since start or :func:`reset_peak_rss`, in MiB."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None

@@ -7,8 +7,13 @@ import pytest
 @pytest.mark.slow
 def test_prepare_office_with_minilm(run_cli, shared, tmp_path):
     root = shared("amazon-office-2014")
-    args = ["dataset=amazon_office", f"dataset.root={root}", f"out_dir={tmp_path / 'office'}",
-            f"cache_dir={tmp_path / 'cache'}", "progress=false"]
+    args = [
+        "dataset=amazon_office",
+        f"dataset.root={root}",
+        f"out_dir={tmp_path / 'office'}",
+        f"cache_dir={tmp_path / 'cache'}",
+        "progress=false",
+    ]
     proc = run_cli("emmkgr-prepare", *args, cwd=tmp_path)
     stats = json.loads((tmp_path / "office" / "stats.json").read_text())
     assert (stats["n_users"], stats["n_items"], stats["n_interactions"]) == (4905, 2420, 53258)
@@ -28,12 +33,31 @@ def test_prepare_office_with_minilm(run_cli, shared, tmp_path):
 
 
 def test_prepare_generated_default_and_bad_root(run_cli, tmp_path):
-    run_cli("emmkgr-prepare", "dataset=synthetic_tiny", "modality=hashing", "out_dir=prep",
-            f"cache_dir={tmp_path / 'cache'}", "progress=false", cwd=tmp_path)
+    run_cli(
+        "emmkgr-prepare",
+        "dataset=synthetic_tiny",
+        "modality=hashing",
+        "out_dir=prep",
+        f"cache_dir={tmp_path / 'cache'}",
+        "progress=false",
+        cwd=tmp_path,
+    )
     stats = json.loads((tmp_path / "prep" / "stats.json").read_text())
-    assert stats["name"] == "synthetic_tiny" and set(stats["modalities"]) == {"title", "description", "review", "image"}
-    bad = run_cli("emmkgr-prepare", "dataset=amazon_office", f"dataset.root={tmp_path / 'nowhere'}",
-                  "modality=hashing", "out_dir=x", cwd=tmp_path, check=False)
+    assert stats["name"] == "synthetic_tiny" and set(stats["modalities"]) == {
+        "title",
+        "description",
+        "review",
+        "image",
+    }
+    bad = run_cli(
+        "emmkgr-prepare",
+        "dataset=amazon_office",
+        f"dataset.root={tmp_path / 'nowhere'}",
+        "modality=hashing",
+        "out_dir=x",
+        cwd=tmp_path,
+        check=False,
+    )
     assert bad.returncode != 0
     assert "missing file" in bad.stderr and "Office.inter.json" in bad.stderr
     assert not (tmp_path / "x").exists()

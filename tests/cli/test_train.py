@@ -2,14 +2,39 @@ import json
 
 import pytest
 
-TINY = ["dataset=synthetic_tiny", "modality=hashing", "train=quick", "train.epochs=3", "train.progress=false"]
+TINY = [
+    "dataset=synthetic_tiny",
+    "modality=hashing",
+    "train=quick",
+    "train.epochs=3",
+    "train.progress=false",
+]
 
 
 def test_single_run_writes_results(run_cli, tmp_path):
-    run_cli("emmkgr-train", *TINY, "model=emmkgr", "hydra.run.dir=run", f"cache_dir={tmp_path / 'c'}", cwd=tmp_path)
+    run_cli(
+        "emmkgr-train",
+        *TINY,
+        "model=emmkgr",
+        "hydra.run.dir=run",
+        f"cache_dir={tmp_path / 'c'}",
+        cwd=tmp_path,
+    )
     res = json.loads((tmp_path / "run" / "results.json").read_text())
-    for key in ("valid/Recall@20", "test/Recall@10", "test/Recall@20", "test/NDCG@10", "test/NDCG@20",
-                "test/Precision@5", "test/MAP@50", "best_epoch", "epochs", "train_seconds", "seconds_per_epoch", "config"):
+    for key in (
+        "valid/Recall@20",
+        "test/Recall@10",
+        "test/Recall@20",
+        "test/NDCG@10",
+        "test/NDCG@20",
+        "test/Precision@5",
+        "test/MAP@50",
+        "best_epoch",
+        "epochs",
+        "train_seconds",
+        "seconds_per_epoch",
+        "config",
+    ):
         assert key in res, key
     assert res["epochs"] == 3 and res["config"]["model"]["name"] == "emmkgr"
     import torch
@@ -20,8 +45,17 @@ def test_single_run_writes_results(run_cli, tmp_path):
 
 
 def test_sweep_with_a_failing_job_and_summary(run_cli, tmp_path):
-    proc = run_cli("emmkgr-train", "-m", *TINY, "model=emmkgr,lightgcn", "seed=0,1", "train.lr=0.01,-1",
-                   "hydra.sweep.dir=sweep", f"cache_dir={tmp_path / 'c'}", cwd=tmp_path)
+    proc = run_cli(
+        "emmkgr-train",
+        "-m",
+        *TINY,
+        "model=emmkgr,lightgcn",
+        "seed=0,1",
+        "train.lr=0.01,-1",
+        "hydra.sweep.dir=sweep",
+        f"cache_dir={tmp_path / 'c'}",
+        cwd=tmp_path,
+    )
     jobs = sorted(p for p in (tmp_path / "sweep").iterdir() if p.is_dir())
     assert len(jobs) == 8
     ok = [j for j in jobs if (j / "results.json").is_file()]
@@ -39,7 +73,36 @@ def test_sweep_with_a_failing_job_and_summary(run_cli, tmp_path):
     assert good["n"] == 2 and good["failed"] == 0 and 0 <= good["test/Recall@20"][0] <= 1
 
 
-@pytest.mark.parametrize("override", ["model=lightgcn", "graph=no_modal_modal", "graph=item_item", "modality.exclude=[image]"])
+@pytest.mark.parametrize(
+    "override",
+    ["model=lightgcn", "graph=no_modal_modal", "graph=item_item", "modality.exclude=[image]"],
+)
 def test_ablation_configs_train(run_cli, tmp_path, override):
-    run_cli("emmkgr-train", *TINY, "train.epochs=1", override, "hydra.run.dir=run", f"cache_dir={tmp_path / 'c'}", cwd=tmp_path)
+    run_cli(
+        "emmkgr-train",
+        *TINY,
+        "train.epochs=1",
+        override,
+        "hydra.run.dir=run",
+        f"cache_dir={tmp_path / 'c'}",
+        cwd=tmp_path,
+    )
     assert json.loads((tmp_path / "run" / "results.json").read_text())["epochs"] == 1
+
+
+def test_a_fifth_modality_from_configuration_alone(run_cli, tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    caption = rng.normal(size=(150, 12)).astype(np.float32)
+    caption[::7] = np.nan  # items without a caption
+    np.save(tmp_path / "caption.npy", caption)
+    run_cli("emmkgr-train", *TINY, "train.epochs=1", f"+modality.extra.caption.source={tmp_path / 'caption.npy'}",
+            "hydra.run.dir=run", f"cache_dir={tmp_path / 'c'}", cwd=tmp_path)
+    stats = json.loads((tmp_path / "run" / "graph_stats.json").read_text())
+    assert list(stats["nodes"]) == ["item", "title", "description", "review", "image", "caption"]
+    assert stats["nodes"]["caption"] == 150 - len(range(0, 150, 7))
+    assert stats["edges"]["item__has_caption__caption"] == stats["nodes"]["caption"]
+    assert "caption__similar_caption__caption" in stats["edges"]
+    res = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert res["epochs"] == 1 and res["dataset_stats"]["modalities"]["caption"]["dim"] == 12

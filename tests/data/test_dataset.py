@@ -15,7 +15,10 @@ from emmkgr_pyg.data.dataset import (
 
 def _catalog(n=4, **mods):
     return Catalog(
-        [f"i{i}" for i in range(n)], [f"t{i}" for i in range(n)], [None] * n, [[] for _ in range(n)],
+        [f"i{i}" for i in range(n)],
+        [f"t{i}" for i in range(n)],
+        [None] * n,
+        [[] for _ in range(n)],
         modalities=mods,
     )
 

@@ -3,7 +3,15 @@ import json
 import numpy as np
 import pytest
 
-from emmkgr_pyg.data.dataset import TEST, TRAIN, Catalog, DataError, Interactions, MMDataset, Modality
+from emmkgr_pyg.data.dataset import (
+    TEST,
+    TRAIN,
+    Catalog,
+    DataError,
+    Interactions,
+    MMDataset,
+    Modality,
+)
 from emmkgr_pyg.data.encoders import HashingTextEncoder
 from emmkgr_pyg.data.features import FeatureCache, encode_dataset, resolve_modalities
 
@@ -17,13 +25,22 @@ def _dataset():
         "description": Modality("description", "text", [0, 3], raw=["long text", "other text"]),
         "image": Modality("image", "feature", [0, 1, 2, 3], features=np.eye(4, 6, dtype=np.float32)),
     }
-    cat = Catalog([f"i{i}" for i in range(n)], [None] * n, [None] * n, [[] for _ in range(n)], modalities=mods)
+    cat = Catalog(
+        [f"i{i}" for i in range(n)], [None] * n, [None] * n, [[] for _ in range(n)], modalities=mods
+    )
     inter = Interactions(np.array([0, 0, 1, 1]), np.array([0, 1, 2, 3]), np.array([TRAIN, TEST, TRAIN, TEST]))
     return MMDataset("toy", ["a", "b"], inter, cat)
 
 
 def _cfg(**kw):
-    return {"text_encoder": HASH, "image_encoder": None, "include": None, "exclude": [], "extra": {}, **kw}
+    return {
+        "text_encoder": HASH,
+        "image_encoder": None,
+        "include": None,
+        "exclude": [],
+        "extra": {},
+        **kw,
+    }
 
 
 def test_resolve_and_encode_keeps_missing_modalities_missing():
@@ -39,7 +56,10 @@ def test_resolve_and_encode_keeps_missing_modalities_missing():
 
 def test_include_exclude_and_unknown_names():
     ds = _dataset()
-    assert [s.name for s in resolve_modalities(ds, _cfg(exclude=["title"]))] == ["description", "image"]
+    assert [s.name for s in resolve_modalities(ds, _cfg(exclude=["title"]))] == [
+        "description",
+        "image",
+    ]
     assert [s.name for s in resolve_modalities(ds, _cfg(include=["image"]))] == ["image"]
     with pytest.raises(DataError, match=r"names \['review'\], which dataset 'toy' does not have"):
         resolve_modalities(ds, _cfg(exclude=["review"]))

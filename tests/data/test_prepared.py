@@ -8,23 +8,38 @@ from emmkgr_pyg.data.prepared import load_dataset, load_prepared, prepare_datase
 
 HASHING = {
     "text_encoder": {"_target_": "emmkgr_pyg.data.encoders.HashingTextEncoder", "dim": 32},
-    "image_encoder": None, "include": None, "exclude": [], "extra": {},
+    "image_encoder": None,
+    "include": None,
+    "exclude": [],
+    "extra": {},
 }
 
 
 def _office_cfg(root):
-    return {"name": "office", "root": str(root), "reader": {"_target_": "emmkgr_pyg.data.readers.LcRecJsonReader", "stem": "Office"}}
+    return {
+        "name": "office",
+        "root": str(root),
+        "reader": {"_target_": "emmkgr_pyg.data.readers.LcRecJsonReader", "stem": "Office"},
+    }
 
 
 def test_prepare_save_load(shared, tmp_path):
-    ds, record = prepare_dataset(_office_cfg(shared("amazon-office-2014")), HASHING, tmp_path / "cache", progress=False)
+    ds, record = prepare_dataset(
+        _office_cfg(shared("amazon-office-2014")), HASHING, tmp_path / "cache", progress=False
+    )
     assert set(record["encode"]) == {"title", "description", "attributes"}
     out = save_prepared(ds, tmp_path / "prep", record)
     stats = json.loads((out / "stats.json").read_text())
-    assert stats["n_items"] == 2420 and stats["modalities"]["description"] == {"kind": "text", "dim": 32, "n_items_with": 1781}
+    assert stats["n_items"] == 2420 and stats["modalities"]["description"] == {
+        "kind": "text",
+        "dim": 32,
+        "n_items_with": 1781,
+    }
     back = load_prepared(out)
     assert list(back.modalities) == ["title", "description", "attributes"]
-    np.testing.assert_array_equal(back.modalities["description"].features, ds.modalities["description"].features)
+    np.testing.assert_array_equal(
+        back.modalities["description"].features, ds.modalities["description"].features
+    )
     np.testing.assert_array_equal(back.interactions.split, ds.interactions.split)
 
 

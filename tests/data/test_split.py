@@ -11,8 +11,16 @@ def _counts(split):
 
 @pytest.mark.parametrize(
     "n, expected",
-    [(1, [1, 0, 0]), (2, [1, 0, 1]), (5, [3, 1, 1]), (9, [7, 1, 1]), (10, [8, 1, 1]),
-     (15, [12, 1, 2]), (20, [16, 2, 2]), (27, [22, 2, 3])],
+    [
+        (1, [1, 0, 0]),
+        (2, [1, 0, 1]),
+        (5, [3, 1, 1]),
+        (9, [7, 1, 1]),
+        (10, [8, 1, 1]),
+        (15, [12, 1, 2]),
+        (20, [16, 2, 2]),
+        (27, [22, 2, 3]),
+    ],
 )
 def test_per_user_rule(n, expected):
     # n < 10: one validation and one test item; n >= 10: int(0.2 n) held out, floor(half) valid
@@ -28,7 +36,11 @@ def test_users_are_split_independently_and_seeded():
     for u in range(50):
         n = int((user == u).sum())
         hold = 2 if n < 10 else int(0.2 * n)
-        assert _counts(a[user == u]) == [n - hold, 1 if n < 10 else hold // 2, hold - (1 if n < 10 else hold // 2)]
+        assert _counts(a[user == u]) == [
+            n - hold,
+            1 if n < 10 else hold // 2,
+            hold - (1 if n < 10 else hold // 2),
+        ]
 
 
 def test_interleaved_users_keep_their_positions():

@@ -106,7 +106,9 @@ def test_item_item_lifts_modal_neighbours_to_their_items(tiny):
     expected = set()
     for m in MODS:
         items = tiny.modalities[m].item_index
-        expected |= {(int(items[j]), int(items[k])) for j, k in pairs(data[modal_modal_relation(m)].edge_index)}
+        expected |= {
+            (int(items[j]), int(items[k])) for j, k in pairs(data[modal_modal_relation(m)].edge_index)
+        }
     expected = {(a, b) for a, b in expected if a != b}
     ii = data[ITEM_ITEM].edge_index
     assert ITEM_ITEM == ("item", "similar_item", "item")
@@ -117,7 +119,9 @@ def test_item_item_lifts_modal_neighbours_to_their_items(tiny):
 
 
 def test_item_item_symmetric_and_without_modal_modal(tiny):
-    data = build_emmkg(tiny, top_n=2, modal_modal=False, item_item=True, knn=KNNBuilder(symmetric=True, progress=False))
+    data = build_emmkg(
+        tiny, top_n=2, modal_modal=False, item_item=True, knn=KNNBuilder(symmetric=True, progress=False)
+    )
     assert not any(rel.startswith("similar_") and rel != "similar_item" for _, rel, _ in data.edge_types)
     ii = pairs(data[ITEM_ITEM].edge_index)
     assert ii == {(b, a) for a, b in ii} and ii

@@ -133,7 +133,9 @@ def test_drop_self_removes_self_or_the_last_and_sorts_missing_last():
 def test_symmetrize_is_the_sorted_union_with_the_reverse():
     edge_index = np.array([[0, 0, 1, 2, 3], [1, 2, 0, 3, 1]])
     out = symmetrize(edge_index, 4)
-    expected = sorted({(int(s), int(d)) for s, d in edge_index.T} | {(int(d), int(s)) for s, d in edge_index.T})
+    expected = sorted(
+        {(int(s), int(d)) for s, d in edge_index.T} | {(int(d), int(s)) for s, d in edge_index.T}
+    )
     np.testing.assert_array_equal(out, np.array(expected).T)
 
 

@@ -30,10 +30,14 @@ def test_hand_graph_offsets_triples_and_ranges():
     assert view.num_nodes == 7
     assert view.relation_names() == ["has_text", "text_of", "has_image", "similar_text"]
     expected = {
-        (0, 0, 3), (2, 0, 4),  # has_text
-        (3, 1, 0), (4, 1, 2),  # text_of
-        (1, 2, 5), (2, 2, 6),  # has_image
-        (3, 3, 4), (4, 3, 3),  # similar_text
+        (0, 0, 3),
+        (2, 0, 4),  # has_text
+        (3, 1, 0),
+        (4, 1, 2),  # text_of
+        (1, 2, 5),
+        (2, 2, 6),  # has_image
+        (3, 3, 4),
+        (4, 3, 3),  # similar_text
     }
     assert {tuple(t) for t in view.triples.t().tolist()} == expected
     assert view.triples.shape == (3, 8) and view.triples.dtype == torch.long

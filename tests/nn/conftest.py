@@ -15,7 +15,9 @@ def dense_norm_adj(edge_index, num_nodes, edge_weight=None, self_loops=False, dt
     r"""Dense :math:`\tilde A = D^{-1/2} A D^{-1/2}`, ``A[t, s]`` = weight of edge ``s -> t``,
     ``D`` = in-degree (row sums); differentiable in ``edge_weight``."""
     w = torch.ones(edge_index.size(1), dtype=dtype) if edge_weight is None else edge_weight.to(dtype)
-    a = torch.zeros(num_nodes, num_nodes, dtype=dtype).index_put((edge_index[1], edge_index[0]), w, accumulate=True)
+    a = torch.zeros(num_nodes, num_nodes, dtype=dtype).index_put(
+        (edge_index[1], edge_index[0]), w, accumulate=True
+    )
     if self_loops:
         a = a + torch.eye(num_nodes, dtype=dtype)
     deg = a.sum(1)
@@ -50,8 +52,11 @@ def make_dataset(n_users: int = 12, n_items: int = 8, seed: int = 0) -> MMDatase
         for m, items in coverage.items()
     }
     catalog = Catalog(
-        [f"i{i}" for i in range(n_items)], [None] * n_items, [None] * n_items,
-        [[] for _ in range(n_items)], modalities=mods,
+        [f"i{i}" for i in range(n_items)],
+        [None] * n_items,
+        [None] * n_items,
+        [[] for _ in range(n_items)],
+        modalities=mods,
     )
     user = np.repeat(np.arange(n_users), 4)
     item = np.concatenate([rng.choice(n_items, 4, replace=False) for _ in range(n_users)])
@@ -71,3 +76,13 @@ def kg() -> HeteroData:
 @pytest.fixture
 def tiny_dataset() -> MMDataset:
     return make_dataset()
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread: on a shared, busy machine OpenMP kernels on tiny tensors (e.g. CSR
+    sparse.mm) wait milliseconds per call for a second core."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

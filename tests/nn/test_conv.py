@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -89,18 +90,38 @@ def test_every_input_form_agrees(graph, backend):
     row, col = ei
     ones = torch.ones(ei.size(1))
     adj_t = SparseTensor(row=col, col=row, sparse_sizes=(n, n))  # row = target
-    coo = torch.sparse_coo_tensor(torch.stack([col, row]), ones, (n, n))
+    coo = torch.sparse_coo_tensor(torch.stack([col, row]), ones, (n, n), check_invariants=True)
+    csr = coo.coalesce().to_sparse_csr()
     forms = {
         "edge_index + ones": conv(x, ei, ones),
         "SparseTensor": conv(x, adj_t),
         "SparseTensor with values": conv(x, adj_t.set_value(ones, layout="coo")),
-        "torch.sparse COO": conv(x, coo),
         "torch.sparse COO coalesced": conv(x, coo.coalesce()),
-        "torch.sparse CSR": conv(x, coo.to_sparse_csr()),
+        "torch.sparse COO": conv(x, coo),
+        "torch.sparse CSR": conv(x, csr),
     }
     for name, out in forms.items():
         assert out.shape == expected.shape, name
         torch.testing.assert_close(out, expected, rtol=0, atol=1e-6, msg=name)
+
+
+def test_sparse_input_is_left_as_it_was(graph):
+    # an uncoalesced COO adjacency must not come back flagged as coalesced: later operations on
+    # it (to_sparse_csr, ...) trust that flag and silently give a wrong matrix
+    ei, n = graph
+    x = features(n)
+    row, col = ei
+    coo = torch.sparse_coo_tensor(
+        torch.stack([col, row]), torch.ones(ei.size(1)), (n, n), check_invariants=True
+    )
+    assert not coo.is_coalesced()
+    dense_before = coo.to_dense()
+    conv = LightGCNConv()
+    expected = conv(x, ei)
+    torch.testing.assert_close(conv(x, coo), expected)
+    assert not coo.is_coalesced()
+    torch.testing.assert_close(coo.to_sparse_csr().to_dense(), dense_before)
+    torch.testing.assert_close(conv(x, coo.to_sparse_csr()), expected)
 
 
 def test_backends_agree_with_weights(graph):
@@ -157,10 +178,21 @@ def test_self_loops_match_dense_a_plus_i(graph, dense_adj, backend):
     assert (out.double() - a @ (a @ x.double())).abs().max() < 1e-5
 
 
+def test_self_loops_on_a_graph_that_has_one_still_add_i(dense_adj):
+    # the docstrings promise A + I; node 2 already has a self-loop, so its entry must become 2
+    ei = torch.tensor([[0, 1, 1, 2, 2], [1, 0, 2, 2, 0]])
+    x = features(3, 2)
+    a = dense_adj(ei, 3, self_loops=True)
+    assert float(a[2, 2]) == pytest.approx(2.0 / 3.0)  # (1 + 1) / sqrt(3 * 3)
+    for backend in BOTH:
+        out = LightGCNConv(add_self_loops=True, backend=backend)(x, ei)
+        assert (out.double() - a @ x.double()).abs().max() < 1e-5
+
+
 def test_learnable_edge_weights_get_gradients(graph, dense_adj):
     ei, n = graph
     x = features(n, dtype=torch.float64)
-    w = (torch.rand(ei.size(1), generator=torch.Generator().manual_seed(6), dtype=torch.float64) + 0.5)
+    w = torch.rand(ei.size(1), generator=torch.Generator().manual_seed(6), dtype=torch.float64) + 0.5
     w1, w2 = w.clone().requires_grad_(), w.clone().requires_grad_()
     target = features(n, seed=2, dtype=torch.float64)
     out = apply(LightGCNConv(), x, ei, 2, edge_weight=w1)
@@ -214,10 +246,8 @@ def test_without_torch_sparse_in_a_subprocess(graph, dense_adj):
         print(json.dumps(out.tolist()))
         """
     )
-    env = {**os.environ, "EMMKGR_NO_TORCH_SPARSE": "1"}
+    env = {**os.environ, "EMMKGR_NO_TORCH_SPARSE": "1", "OMP_NUM_THREADS": "1"}
     res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
-    import json
-
     out = torch.tensor(json.loads(res.stdout.strip().splitlines()[-1]), dtype=torch.float64)
     assert (out - torch.tensor(expected, dtype=torch.float64)).abs().max() < 1e-5

@@ -25,8 +25,14 @@ def main(cfg: DictConfig) -> None:
         f"read in {record['read_seconds']:.1f} s"
     )
     rows = [
-        [m, s["dim"], s["n_items_with"], record["encode"][m]["encoder"]["class"],
-         record["encode"][m]["seconds"], record["encode"][m]["cache_hit"]]
+        [
+            m,
+            s["dim"],
+            s["n_items_with"],
+            record["encode"][m]["encoder"]["class"],
+            record["encode"][m]["seconds"],
+            record["encode"][m]["cache_hit"],
+        ]
         for m, s in stats["modalities"].items()
     ]
     print(markdown_table(["modality", "dim", "items with", "encoder", "seconds", "cached"], rows))

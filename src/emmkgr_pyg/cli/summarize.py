@@ -4,7 +4,6 @@ markdown table and written as ``summary.csv``, ``summary.md`` and ``summary.json
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 

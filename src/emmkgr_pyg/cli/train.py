@@ -47,8 +47,14 @@ def main(cfg: DictConfig) -> float:
     summary = ", ".join(f"{k} {results[k]:.4f}" for k in keys)
     log.info(
         "%s: best epoch %d of %d, %s %.4f, %s (%.2f s/epoch); wrote %s/results.json",
-        cfg.model.name, results["best_epoch"], results["epochs"], metric, results.get(metric, math.nan),
-        summary, results["seconds_per_epoch"], run_dir,
+        cfg.model.name,
+        results["best_epoch"],
+        results["epochs"],
+        metric,
+        results.get(metric, math.nan),
+        summary,
+        results["seconds_per_epoch"],
+        run_dir,
     )
     return float(results.get(metric, math.nan))
 

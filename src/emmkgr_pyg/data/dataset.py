@@ -46,9 +46,7 @@ class Modality:
 
     def __post_init__(self) -> None:
         if self.kind not in MODALITY_KINDS:
-            raise DataError(
-                f"Modality '{self.name}': kind '{self.kind}' is not one of {MODALITY_KINDS}."
-            )
+            raise DataError(f"Modality '{self.name}': kind '{self.kind}' is not one of {MODALITY_KINDS}.")
         self.item_index = np.asarray(self.item_index, dtype=np.int64)
         if self.raw is not None and len(self.raw) != len(self.item_index):
             raise DataError(
@@ -205,10 +203,7 @@ class MMDataset:
         return self.catalog.modalities
 
     def split_counts(self) -> dict[str, int]:
-        return {
-            name: int((self.interactions.split == code).sum())
-            for code, name in SPLIT_NAMES.items()
-        }
+        return {name: int((self.interactions.split == code).sum()) for code, name in SPLIT_NAMES.items()}
 
     def stats(self) -> dict[str, Any]:
         """The figures ``stats.json`` holds."""
@@ -257,9 +252,7 @@ class MMDataset:
             )
 
 
-def drop_duplicate_interactions(
-    user: np.ndarray, item: np.ndarray
-) -> tuple[np.ndarray, int]:
+def drop_duplicate_interactions(user: np.ndarray, item: np.ndarray) -> tuple[np.ndarray, int]:
     """Keep the first occurrence of every (user, item) pair. Returns (kept mask, number dropped)."""
     key = np.asarray(user, dtype=np.int64) * (int(np.max(item, initial=0)) + 1) + np.asarray(item)
     _, first = np.unique(key, return_index=True)

@@ -77,9 +77,7 @@ class FeatureCache:
         write_json(manifest, {**info, "key": key, "shape": list(arr.shape)})
 
 
-def resolve_modalities(
-    dataset: MMDataset, cfg: Mapping[str, Any], instantiate=None
-) -> list[ModalitySpec]:
+def resolve_modalities(dataset: MMDataset, cfg: Mapping[str, Any], instantiate=None) -> list[ModalitySpec]:
     """The modalities of a run, in a deterministic order (the dataset's, then ``extra``).
 
     Args:
@@ -244,9 +242,7 @@ def _extra_modality(dataset: MMDataset, name: str, entry: Mapping[str, Any]) -> 
                 f"'{unknown[0]}'). Key the file by the catalogue's item ids."
             )
         pairs = sorted((index[k], str(v)) for k, v in texts.items() if v)
-        return Modality(
-            name, entry.get("kind") or "text", [i for i, _ in pairs], raw=[v for _, v in pairs]
-        )
+        return Modality(name, entry.get("kind") or "text", [i for i, _ in pairs], raw=[v for _, v in pairs])
     raise DataError(f"{path}: modality sources are .npy (features) or .json (texts).")
 
 

@@ -85,7 +85,7 @@ class RankingEvaluator:
     @torch.no_grad()
     def hits(self, score_fn: Callable[[Tensor], Tensor], users: Tensor) -> tuple[Tensor, Tensor]:
         """``(hits [B, kmax] bool, n_heldout [B])`` of a batch of users."""
-        scores = score_fn(users).float()
+        scores = score_fn(users).float().clone()  # never write into the scorer's tensor
         rows, items = self._rows(self.train_indptr, self.train_items, users)
         scores[rows, items] = -torch.inf
         kmax = min(self.ks[-1], self.n_items)

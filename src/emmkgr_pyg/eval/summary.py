@@ -35,9 +35,21 @@ def collect_runs(folder: str | Path) -> list[dict[str, Any]]:
         overrides_file = job / ".hydra" / "overrides.yaml"
         overrides = yaml.safe_load(overrides_file.read_text()) if overrides_file.is_file() else []
         if (job / "results.json").is_file():
-            runs.append({"job": job.name, "overrides": overrides, "results": json.loads((job / "results.json").read_text())})
+            runs.append(
+                {
+                    "job": job.name,
+                    "overrides": overrides,
+                    "results": json.loads((job / "results.json").read_text()),
+                }
+            )
         elif (job / "error.json").is_file():
-            runs.append({"job": job.name, "overrides": overrides, "error": json.loads((job / "error.json").read_text())["error"]})
+            runs.append(
+                {
+                    "job": job.name,
+                    "overrides": overrides,
+                    "error": json.loads((job / "error.json").read_text())["error"],
+                }
+            )
     return runs
 
 
@@ -64,7 +76,11 @@ def summarize(folder: str | Path, metrics: tuple[str, ...] = DEFAULT_METRICS) ->
             groups.setdefault(key, [])
     rows = []
     for key, results in groups.items():
-        row: dict[str, Any] = {"configuration": key, "n": len(results), "failed": failed.get(key, 0)}
+        row: dict[str, Any] = {
+            "configuration": key,
+            "n": len(results),
+            "failed": failed.get(key, 0),
+        }
         for m in metrics:
             vals = np.array([r[m] for r in results if isinstance(r.get(m), (int, float))], dtype=float)
             if len(vals):

@@ -67,7 +67,15 @@ class KNNBuilder:
         self.progress = progress
 
     def identity(self) -> dict[str, Any]:
-        keys = ("index", "symmetric", "hnsw_m", "ef_construction", "ef_search", "ivf_nlist", "ivf_nprobe")
+        keys = (
+            "index",
+            "symmetric",
+            "hnsw_m",
+            "ef_construction",
+            "ef_search",
+            "ivf_nlist",
+            "ivf_nprobe",
+        )
         return {"v": 1, **{k: getattr(self, k) for k in keys}}
 
     def neighbors(self, features: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -91,7 +99,17 @@ class KNNBuilder:
             sim[s : s + self.batch_size], nbr[s : s + self.batch_size] = index.search(
                 x[s : s + self.batch_size], kk
             )
-        return _drop_self(nbr, sim, k)
+        rows = np.arange(n)
+        out_nbr, out_sim = _drop_self(nbr, sim, k, rows)
+        # a row whose last candidate ties its k-th neighbour may have tied candidates of smaller
+        # index beyond the cut-off: search those rows again, wider, until the tie is inside
+        todo = rows[sim[:, -1] >= out_sim[:, -1]] if kk < n else rows[:0]
+        while len(todo):
+            kk = min(2 * kk, n)
+            s2, n2 = index.search(x[todo], kk)
+            out_nbr[todo], out_sim[todo] = _drop_self(n2, s2, k, todo)
+            todo = todo[s2[:, -1] >= out_sim[todo, -1]] if kk < n else todo[:0]
+        return out_nbr, out_sim
 
     def edges(self, features: np.ndarray, k: int) -> np.ndarray:
         """Directed edges ``[2, E]`` from each row to its top-``k`` (both ways when symmetric),
@@ -135,7 +153,13 @@ class KNNBuilder:
             index.nprobe = self.ivf_nprobe
         t0 = time.perf_counter()
         index.add(x)
-        log.debug("faiss %s index over %d x %d built in %.2f s", self.index, n, d, time.perf_counter() - t0)
+        log.debug(
+            "faiss %s index over %d x %d built in %.2f s",
+            self.index,
+            n,
+            d,
+            time.perf_counter() - t0,
+        )
         return index
 
 
@@ -147,13 +171,18 @@ def normalize_rows(features: np.ndarray) -> np.ndarray:
     return x
 
 
-def _drop_self(nbr: np.ndarray, sim: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _drop_self(
+    nbr: np.ndarray, sim: np.ndarray, k: int, rows: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Order each row by (similarity desc, index asc), drop the row's own id (``rows``, default
+    ``0..n-1``), keep ``k``."""
     n = nbr.shape[0]
+    rows = np.arange(n) if rows is None else rows
     # order by similarity, then index, so that ties are deterministic
     order = np.lexsort((np.where(nbr < 0, np.iinfo(np.int64).max, nbr), -sim), axis=-1)
     nbr = np.take_along_axis(nbr, order, 1)
     sim = np.take_along_axis(sim, order, 1)
-    is_self = nbr == np.arange(n)[:, None]
+    is_self = nbr == rows[:, None]
     # rows whose own index was not returned (ties with duplicates, approximate search) lose the last
     no_self = ~is_self.any(1)
     is_self[no_self, -1] = True

@@ -10,6 +10,7 @@ from torch import Tensor
 from torch_geometric.nn.conv import MessagePassing
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.typing import Adj, OptTensor
+from torch_geometric.utils import add_self_loops as add_self_loops_fn
 from torch_geometric.utils import is_torch_sparse_tensor, to_edge_index
 
 try:  # optional: torch-sparse's SparseTensor and its CPU kernels
@@ -45,7 +46,11 @@ def lightgcn_norm(
     Returns:
         ``(edge_index, edge_weight)`` of :math:`\tilde{A}`.
     """
-    return gcn_norm(edge_index, edge_weight, num_nodes, improved=False, add_self_loops=add_self_loops)
+    if edge_weight is None:
+        edge_weight = torch.ones(edge_index.size(1), device=edge_index.device)
+    if add_self_loops:  # A + I, also where a node already has a loop
+        edge_index, edge_weight = add_self_loops_fn(edge_index, edge_weight, fill_value=1.0, num_nodes=num_nodes)
+    return gcn_norm(edge_index, edge_weight, num_nodes, improved=False, add_self_loops=False)
 
 
 def sparse_adjacency(
@@ -188,6 +193,8 @@ class LightGCNConv(MessagePassing):
             row, col, value = edge_index.coo()  # adj_t: row = target
             edge_index, edge_weight = torch.stack([col, row]), value
         elif is_torch_sparse_tensor(edge_index):
+            if edge_index.layout == torch.sparse_coo:  # to_edge_index would flag the caller's tensor
+                edge_index = edge_index.coalesce()
             (row, col), value = to_edge_index(edge_index)
             edge_index, edge_weight = torch.stack([col, row]), value
         if edge_weight is None:

@@ -25,7 +25,7 @@ from ..eval.ranking import RankingEvaluator
 from ..graph.emmkg import build_emmkg, graph_stats
 from ..graph.interaction import InteractionGraph
 from ..graph.triples import kg_view
-from ..utils import atomic_path, seed_everything, write_json
+from ..utils import atomic_path, peak_rss_mib, reset_peak_rss, seed_everything, write_json
 from .trainer import TrainConfig, Trainer
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,11 @@ log = logging.getLogger(__name__)
 
 def build_graph(dataset: MMDataset, graph_cfg: DictConfig | dict):
     """The E-MMKG of ``dataset`` as ``conf/graph`` describes it."""
-    cfg = dict(OmegaConf.to_container(graph_cfg, resolve=True)) if isinstance(graph_cfg, DictConfig) else dict(graph_cfg)
+    cfg = (
+        dict(OmegaConf.to_container(graph_cfg, resolve=True))
+        if isinstance(graph_cfg, DictConfig)
+        else dict(graph_cfg)
+    )
     knn = instantiate(cfg.pop("knn")) if cfg.get("knn") else None
     return build_emmkg(dataset, knn=knn, **cfg)
 
@@ -48,6 +52,7 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
+    reset_peak_rss()  # per job, also inside a multirun process
     dataset, prep = prepare_dataset(cfg.dataset, cfg.modality, cfg.cache_dir, progress=cfg.train.progress)
     inter = InteractionGraph.from_dataset(dataset)
     model_cls = get_class(cfg.model.net._target_)
@@ -62,8 +67,12 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     # runtime objects go to the partial, not through the config (OmegaConf would convert them)
     model = instantiate(cfg.model.net, _partial_=True, _convert_="all")(inter=inter, kg=kg)
     tcfg = train_config(cfg)
-    valid = RankingEvaluator(inter, *dataset.interactions.part(VALID), ks=tcfg.ks, batch_size=tcfg.eval_batch_size)
-    test = RankingEvaluator(inter, *dataset.interactions.part(TEST), ks=tcfg.ks, batch_size=tcfg.eval_batch_size)
+    valid = RankingEvaluator(
+        inter, *dataset.interactions.part(VALID), ks=tcfg.ks, batch_size=tcfg.eval_batch_size
+    )
+    test = RankingEvaluator(
+        inter, *dataset.interactions.part(TEST), ks=tcfg.ks, batch_size=tcfg.eval_batch_size
+    )
     trainer = Trainer(model, inter, valid, test, tcfg, kg=view, out_dir=run_dir)
     if cfg.get("resume") and (run_dir / "last.pt").is_file():
         trainer.resume(run_dir / "last.pt")
@@ -73,7 +82,9 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     model.load_state_dict(best["model"])
     model.eval()
     with torch.no_grad():
-        exported = {k: v.detach().clone() for k, v in model.export_embeddings(model.embed()).items() if v is not None}
+        exported = {
+            k: v.detach().clone() for k, v in model.export_embeddings(model.embed()).items() if v is not None
+        }
     with atomic_path(run_dir / "embeddings.pt") as tmp:
         torch.save(exported, tmp)
     with atomic_path(run_dir / "history.jsonl") as tmp:
@@ -93,6 +104,7 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         "seconds_per_epoch": round(state.train_seconds / epochs, 4),
         "total_seconds": round(time.perf_counter() - t_start, 3),
         "n_parameters": sum(p.numel() for p in model.parameters()),
+        "peak_rss_mib": peak_rss_mib(),
         "dataset_stats": dataset.stats(),
         "prepare": prep,
         "graph_stats": stats,

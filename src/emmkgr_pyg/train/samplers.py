@@ -36,7 +36,12 @@ class BPRSampler:
         generator: the torch generator that makes the draws repeatable.
     """
 
-    def __init__(self, inter: InteractionGraph, batch_size: int = 2048, generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self,
+        inter: InteractionGraph,
+        batch_size: int = 2048,
+        generator: torch.Generator | None = None,
+    ) -> None:
         self.user, self.item = inter.user, inter.item
         self.n_items = inter.n_items
         self.batch_size = batch_size

@@ -66,6 +66,11 @@ class TrainConfig:
         if self.schedule not in SCHEDULES:
             raise ValueError(f"TrainConfig: schedule '{self.schedule}' is not one of {SCHEDULES}.")
         self.ks = tuple(int(k) for k in self.ks)
+        name, _, k = self.metric.partition("@")
+        if name not in ("Recall", "NDCG", "Precision", "MAP") or not k.isdigit() or int(k) not in self.ks:
+            raise ValueError(
+                f"TrainConfig: metric '{self.metric}' must be Recall|NDCG|Precision|MAP@k with k in ks={self.ks}."
+            )
 
 
 @dataclass
@@ -165,7 +170,7 @@ class Trainer:
         for name, value in losses.items():
             if not torch.isfinite(value):
                 raise NonFiniteLossError(
-                    f"epoch {self.state.epoch + 1}: loss term '{name}' is {float(value)}; lower the "
+                    f"epoch {self.state.epoch + 1}: loss term '{name}' is {float(value.detach())}; lower the "
                     "learning rate or the loss weights, or check the input features."
                 )
             sums[name] = sums.get(name, 0.0) + float(value.detach())
@@ -214,7 +219,10 @@ class Trainer:
             losses = self.train_epoch()
             st.train_seconds += time.perf_counter() - t0
             st.epoch += 1
-            record: dict[str, Any] = {"epoch": st.epoch, **{f"loss/{k}": v for k, v in losses.items()}}
+            record: dict[str, Any] = {
+                "epoch": st.epoch,
+                **{f"loss/{k}": v for k, v in losses.items()},
+            }
             if st.epoch % cfg.eval_every == 0 or st.epoch == cfg.epochs:
                 t1 = time.perf_counter()
                 valid = self.evaluate(self.valid, "valid/")

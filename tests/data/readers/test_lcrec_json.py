@@ -17,7 +17,11 @@ def test_office_statistics(shared):
     assert mods["title"]["n_items_with"] == 2417
     assert mods["attributes"]["n_items_with"] == 2420
     assert ds.catalog.title[2] == "AT&T 210 Corded Phone, Black, 1 Handset"  # HTML entities decoded
-    assert ds.catalog.categories[0] == ["Office Electronics", "Telephones & Accessories", "Cordless Telephones"]
+    assert ds.catalog.categories[0] == [
+        "Office Electronics",
+        "Telephones & Accessories",
+        "Cordless Telephones",
+    ]
 
 
 def _write(root, stem, inter, items):
@@ -26,7 +30,9 @@ def _write(root, stem, inter, items):
 
 
 def test_generic_stem_and_missing_fields(tmp_path):
-    items = {str(i): {"title": f"thing {i}", "description": "", "brand": None, "categories": ""} for i in range(6)}
+    items = {
+        str(i): {"title": f"thing {i}", "description": "", "brand": None, "categories": ""} for i in range(6)
+    }
     items["5"] = {"title": "<b>bold</b> &amp; more"}
     _write(tmp_path, "Toy", {str(u): [0, 1, 2, 3, 4, 5] for u in range(3)}, items)
     ds = LcRecJsonReader("Toy").read(tmp_path, "toy")

@@ -42,7 +42,9 @@ def test_round_trip_changes_nothing(shared, tmp_path):
 
 
 def _minimal(tmp_path, rows=4, x_label=(0, 0, 2, 2)):
-    lines = ["userID\titemID\tx_label"] + [f"{u}\t{i}\t{s}" for u, i, s in zip((0, 0, 1, 1), (0, 1, 2, 3), x_label)]
+    lines = ["userID\titemID\tx_label"] + [
+        f"{u}\t{i}\t{s}" for u, i, s in zip((0, 0, 1, 1), (0, 1, 2, 3), x_label)
+    ]
     (tmp_path / "toy.inter").write_text("\n".join(lines) + "\n")
     np.save(tmp_path / "image_feat.npy", np.ones((rows, 3), dtype=np.float32))
 

@@ -1,0 +1,178 @@
+"""``emmkgr-search`` and ``emmkgr-similar``: product search and similar items on a trained run.
+
+``emmkgr-search run_dir=<run> query="..." top_k=10`` encodes the query with the run's
+:math:`f_{enc}`, maps it into the item space (``search.mapping``) and ranks items by cosine
+similarity with :math:`H^{MM}` (Eq. 7) through the faiss index saved beside the run
+(``search_index.faiss``, built on first use). ``emmkgr-similar run_dir=<run> item=<id>`` lists the
+nearest items of an item. Both take ``category=`` and ``brand=`` filters (case-insensitive
+substrings), applied inside the search, and print a table (``output=json`` for JSON).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+from omegaconf import DictConfig
+
+from ..search.index import ItemFilter, ItemMeta, SearchError, VectorBaseline, open_index
+from ..search.query import QueryEncoder
+from ..search.similar import similar_items
+from ..utils import markdown_table
+from . import CONFIG_PATH
+
+log = logging.getLogger("emmkgr-search")
+METHODS = ("emmkgr", "vector_baseline")
+OUTPUTS = ("table", "json")
+
+
+def _check(cfg: DictConfig, prog: str) -> Path:
+    """Fail fast, before anything is loaded, on settings that cannot work."""
+    if cfg.output not in OUTPUTS:
+        raise SearchError(f"output={cfg.output}: choose one of {OUTPUTS}.")
+    if cfg.output == "json":  # keep stdout parseable: logs go there with the console logger
+        logging.getLogger().setLevel(logging.WARNING)
+    if not cfg.run_dir:
+        raise SearchError(f"run_dir is not set: {prog} run_dir=<a folder written by emmkgr-train>.")
+    run_dir = Path(cfg.run_dir)
+    if not run_dir.is_dir():
+        raise SearchError(f"run_dir={run_dir}: no such folder; give a run folder of emmkgr-train.")
+    if int(cfg.top_k) < 1:
+        raise SearchError(f"top_k={cfg.top_k}: ask for at least one result.")
+    return run_dir
+
+
+def _item_filter(cfg: DictConfig) -> ItemFilter:
+    return ItemFilter(category=cfg.get("category") or None, brand=cfg.get("brand") or None)
+
+
+def _print(
+    cfg: DictConfig, header: str, request: dict[str, Any], rows: list[dict[str, Any]]
+) -> None:
+    if cfg.output == "json":
+        print(json.dumps({**request, "results": rows}, indent=2))
+        return
+    print(header)
+    if not rows:
+        print("no item passes the filters")
+        return
+    table = [[r["rank"], r["item_id"], _short(r["title"]), f"{r['score']:.4f}"] for r in rows]
+    print(markdown_table(["rank", "item id", "title", "score"], table))
+
+
+def _short(title: str | None, width: int = 80) -> str:
+    title = (title or "").replace("|", "/")
+    return title if len(title) <= width else title[: width - 3] + "..."
+
+
+def run_search(cfg: DictConfig) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Answer one query as ``conf/search.yaml`` describes it: (request, result rows)."""
+    from ..train.pipeline import load_run
+
+    run_dir = _check(cfg, "emmkgr-search")
+    if cfg.method not in METHODS:
+        raise SearchError(f"method={cfg.method}: choose one of {METHODS}.")
+    text = None if cfg.query is None else str(cfg.query)
+    if cfg.query_vector is None and (text is None or not text.strip()):
+        raise SearchError('query is empty: give a search phrase, e.g. query="wireless mouse".')
+    scfg = cfg.search
+    run = load_run(run_dir)
+    qenc = QueryEncoder.from_run(run, scfg.mapping, scfg.query_modality, scfg.top_n)
+    catalog = run.dataset.catalog
+    meta = partial(ItemMeta.from_catalog, catalog)
+    index = open_index(run_dir, meta, scfg.embedding, scfg.index, scfg.rebuild_index)
+    item_filter = _item_filter(cfg)
+    allowed = item_filter.mask(index.meta) if item_filter.active else None
+    if cfg.query_vector is not None:
+        raw = qenc.raw_vectors(np.load(cfg.query_vector).reshape(1, -1))
+        text = f"<vector {cfg.query_vector}>"
+    else:
+        raw = qenc.raw_text([text], qenc.text_modalities)
+    if cfg.method == "emmkgr":
+        mapped = {m: raw[m] for m in qenc.query_modalities} if cfg.query_vector is None else raw
+        scores, pos = index.search(qenc.map(mapped), int(cfg.top_k), allowed)
+        rows = index.results(scores[0], pos[0])
+    else:
+        baseline = VectorBaseline.from_dataset(run.dataset, list(raw))
+        base_allowed = None if allowed is None else allowed[: run.dataset.n_items]
+        scores, pos = baseline.search(raw, int(cfg.top_k), base_allowed)
+        rows = index.results(scores[0], pos[0])
+    request = {
+        "query": text,
+        "method": cfg.method,
+        "mapping": scfg.mapping,
+        "query_modality": scfg.query_modality,
+        "embedding": scfg.embedding,
+        "filters": {"category": item_filter.category, "brand": item_filter.brand},
+        "top_k": int(cfg.top_k),
+        "run_dir": str(run_dir),
+    }
+    return request, rows
+
+
+def run_similar(cfg: DictConfig) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The similar items of one item as ``conf/search.yaml`` describes it: (request, rows)."""
+    run_dir = _check(cfg, "emmkgr-similar")
+    if cfg.item is None or not str(cfg.item).strip():
+        raise SearchError("item is not set: emmkgr-similar run_dir=<run> item=<an item id>.")
+    scfg = cfg.search
+    # the run is loaded only when the index must be built: a saved index holds the metadata
+    meta = partial(_catalog_meta, run_dir)
+    index = open_index(run_dir, meta, scfg.embedding, scfg.index, scfg.rebuild_index)
+    item_filter = _item_filter(cfg)
+    rows = similar_items(index, str(cfg.item), int(cfg.top_k), item_filter)
+    pos = index.meta.position(str(cfg.item))
+    request = {
+        "item": {**index.meta.row(pos)},
+        "embedding": scfg.embedding,
+        "filters": {"category": item_filter.category, "brand": item_filter.brand},
+        "top_k": int(cfg.top_k),
+        "run_dir": str(run_dir),
+    }
+    return request, rows
+
+
+def _catalog_meta(run_dir: Path) -> ItemMeta:
+    from ..train.pipeline import load_run
+
+    return ItemMeta.from_catalog(load_run(run_dir).dataset.catalog)
+
+
+def _fail(prog: str, e: Exception) -> None:
+    print(f"{prog}: {e}", file=sys.stderr)
+    sys.exit(2)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="search")
+def search_main(cfg: DictConfig) -> None:
+    try:
+        request, rows = run_search(cfg)
+    except (SearchError, FileNotFoundError) as e:
+        _fail("emmkgr-search", e)
+    filters = ItemFilter(**request["filters"]).describe()
+    method = request["method"]
+    if method == "emmkgr":
+        method += f" ({request['mapping']} mapping)"
+    header = f"{method} search for '{request['query']}'; filters: {filters}"
+    _print(cfg, header, request, rows)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="search")
+def similar_main(cfg: DictConfig) -> None:
+    try:
+        request, rows = run_similar(cfg)
+    except (SearchError, FileNotFoundError) as e:
+        _fail("emmkgr-similar", e)
+    item, filters = request["item"], ItemFilter(**request["filters"]).describe()
+    header = f"items similar to {item['item_id']} ({_short(item['title'], 60)}); filters: {filters}"
+    _print(cfg, header, request, rows)
+
+
+if __name__ == "__main__":
+    search_main()

@@ -1,0 +1,142 @@
+"""EMMKGEncoder against a dense E^MM and H = mean_l A~^l E^MM built from its own parameters."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch_geometric.data import HeteroData
+
+from emmkgr_pyg.graph.triples import kg_view
+from emmkgr_pyg.nn.encoder import EMMKGEncoder, make_projection
+
+
+def dense_reference(enc: EMMKGEncoder, kg: HeteroData, dense_adj, self_loops=False) -> torch.Tensor:
+    """Eq. 4 written out: E^MM = [E^i; f_proj(x_m) ...], H = 1/(L+1) sum_l A~^l E^MM."""
+    parts = [enc.item_emb.weight]
+    for i, m in enumerate(enc.modalities):
+        z = enc.proj[i](kg[m].x)
+        if enc.proj_norm is not None:
+            z = enc.proj_norm * z / z.norm(dim=-1, keepdim=True)
+        parts.append(z)
+    e = torch.cat(parts).double()
+    view = kg_view(kg)
+    a = dense_adj(view.edge_index, view.num_nodes, self_loops=self_loops)
+    h, out = e, e
+    for _ in range(enc.num_layers):
+        h = a @ h
+        out = out + h
+    return out / (enc.num_layers + 1)
+
+
+@pytest.mark.parametrize("layers", [0, 1, 3])
+@pytest.mark.parametrize("projection", ["linear", "mlp"])
+def test_propagate_matches_dense_reference(kg, dense_adj, layers, projection):
+    torch.manual_seed(0)
+    enc = EMMKGEncoder(kg, dim=6, num_layers=layers, projection=projection)
+    out = enc.propagate()
+    assert out.shape == (4 + 3 + 2, 6)
+    ref = dense_reference(enc, kg, dense_adj)
+    assert (out.double() - ref).abs().max() < 1e-5
+
+
+def test_forward_splits_by_node_type(kg, dense_adj):
+    torch.manual_seed(0)
+    enc = EMMKGEncoder(kg, dim=8, num_layers=2)
+    out = enc()
+    assert list(out) == ["item", "text", "image"]
+    assert {k: tuple(v.shape) for k, v in out.items()} == {"item": (4, 8), "text": (3, 8), "image": (2, 8)}
+    ref = dense_reference(enc, kg, dense_adj)
+    torch.testing.assert_close(torch.cat(list(out.values())).double(), ref, rtol=0, atol=1e-5)
+    assert enc.modalities == ["text", "image"] and enc.n_items == 4
+
+
+def test_initial_embeddings_stack_items_and_projections(kg):
+    torch.manual_seed(0)
+    enc = EMMKGEncoder(kg, dim=4, num_layers=1)
+    e = enc.initial_embeddings()
+    assert e.shape == (9, 4)
+    torch.testing.assert_close(e[:4], enc.item_emb.weight)
+    torch.testing.assert_close(e[4:7], enc.proj[0](kg["text"].x))
+    torch.testing.assert_close(e[7:], enc.proj[1](kg["image"].x))
+    # propagate from a given x0 is the same operator
+    x0 = torch.randn(9, 4)
+    torch.testing.assert_close(enc.propagate(x0), enc.propagate(x0.clone()))
+
+
+def test_self_loops_match_dense_a_plus_i(kg, dense_adj):
+    torch.manual_seed(0)
+    enc = EMMKGEncoder(kg, dim=4, num_layers=2, add_self_loops=True)
+    assert (
+        enc.propagate().double() - dense_reference(enc, kg, dense_adj, self_loops=True)
+    ).abs().max() < 1e-5
+
+
+def test_mlp_projection_and_bad_projection():
+    mlp = make_projection(10, 4, "mlp")
+    assert isinstance(mlp, torch.nn.Sequential)
+    assert [type(m) for m in mlp] == [torch.nn.Linear, torch.nn.GELU, torch.nn.Linear]
+    assert mlp[0].in_features == 10 and mlp[0].out_features == 10 and mlp[2].out_features == 4
+    assert make_projection(3, 4, "mlp", hidden=7)[0].out_features == 7
+    assert isinstance(make_projection(3, 4), torch.nn.Linear)
+    with pytest.raises(ValueError, match="make_projection: kind 'conv' is not one of"):
+        make_projection(3, 4, "conv")
+
+
+def test_proj_norm_scales_projected_rows(kg, dense_adj):
+    torch.manual_seed(0)
+    enc = EMMKGEncoder(kg, dim=6, num_layers=2, proj_norm=2.5)
+    e = enc.initial_embeddings()
+    torch.testing.assert_close(e[4:].norm(dim=-1), torch.full((5,), 2.5))
+    assert not torch.allclose(e[:4].norm(dim=-1), torch.full((4,), 2.5))  # item ids untouched
+    assert (enc.propagate().double() - dense_reference(enc, kg, dense_adj)).abs().max() < 1e-5
+
+
+def test_frozen_features_are_non_persistent_buffers(kg):
+    enc = EMMKGEncoder(kg, dim=4, train_features=False)
+    params = dict(enc.named_parameters())
+    assert "feat_0" not in params and "feat_1" not in params
+    buffers = dict(enc.named_buffers())
+    torch.testing.assert_close(buffers["feat_0"], kg["text"].x)
+    torch.testing.assert_close(buffers["feat_1"], kg["image"].x)
+    state = enc.state_dict()
+    assert not any(k.startswith("feat_") for k in state) and "edge_index" not in state
+    enc.propagate().sum().backward()
+    assert enc.features(0).grad is None and not enc.features(0).requires_grad
+
+
+def test_trainable_features_are_parameters(kg):
+    enc = EMMKGEncoder(kg, dim=4, train_features=True)
+    params = dict(enc.named_parameters())
+    assert {"feat_0", "feat_1"} <= set(params)
+    assert "feat_0" in enc.state_dict()
+    torch.testing.assert_close(params["feat_0"].detach(), kg["text"].x)
+    assert params["feat_0"].data_ptr() != kg["text"].x.data_ptr()  # a copy: the graph stays as it was
+    enc.propagate().pow(2).sum().backward()
+    assert params["feat_0"].grad is not None and params["feat_0"].grad.abs().sum() > 0
+
+
+def test_backward_reaches_item_embeddings_and_projections(kg):
+    enc = EMMKGEncoder(kg, dim=4, num_layers=2)
+    enc()["item"].pow(2).sum().backward()
+    assert enc.item_emb.weight.grad.abs().sum() > 0
+    for p in enc.proj.parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0
+
+
+def test_reset_changes_every_parameter(kg):
+    enc = EMMKGEncoder(kg, dim=4, projection="mlp")
+    before = {k: v.detach().clone() for k, v in enc.named_parameters()}
+    first = enc.propagate().detach()
+    enc.reset_parameters()
+    for k, v in enc.named_parameters():
+        assert not torch.equal(before[k], v), k
+    assert not torch.allclose(first, enc.propagate())
+
+
+def test_first_node_type_must_be_item(kg):
+    data = HeteroData()
+    data["text"].x = torch.randn(2, 3)
+    data["item"].num_nodes = 2
+    data["item", "has_text", "text"].edge_index = torch.tensor([[0, 1], [0, 1]])
+    with pytest.raises(ValueError, match="EMMKGEncoder: the graph's first node type must be 'item'"):
+        EMMKGEncoder(data, dim=4)

@@ -1,0 +1,288 @@
+"""LightGCN and E-MMKGR: embeddings against dense references, losses against hand formulas."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from emmkgr_pyg.graph.emmkg import build_emmkg
+from emmkgr_pyg.graph.interaction import InteractionGraph
+from emmkgr_pyg.graph.knn import KNNBuilder
+from emmkgr_pyg.graph.triples import kg_view
+from emmkgr_pyg.nn.kge import KGLoss
+from emmkgr_pyg.nn.recommender import EMMKGR, Embeddings, KGBatch, LightGCN, item_item_graph
+
+USER = torch.tensor([0, 0, 1, 2, 2, 2, 3])
+ITEM = torch.tensor([0, 2, 1, 0, 3, 4, 4])
+
+
+@pytest.fixture
+def inter() -> InteractionGraph:
+    return InteractionGraph(4, 5, USER, ITEM)
+
+
+def dense_lightgcn(user_emb, item_emb, user, item, layers):
+    r"""LightGCN the obvious way: A = [[0, R], [R^T, 0]], D^-1/2 A D^-1/2, mean of the layers."""
+    n_users, n_items = user_emb.size(0), item_emb.size(0)
+    r = torch.zeros(n_users, n_items, dtype=torch.float64)
+    r[user, item] = 1.0
+    a = torch.zeros(n_users + n_items, n_users + n_items, dtype=torch.float64)
+    a[:n_users, n_users:] = r
+    a[n_users:, :n_users] = r.t()
+    deg = a.sum(1)
+    d = torch.where(deg > 0, deg.pow(-0.5), torch.zeros_like(deg))
+    a = d[:, None] * a * d[None, :]
+    h = torch.cat([user_emb, item_emb]).double()
+    out = h
+    for _ in range(layers):
+        h = a @ h
+        out = out + h
+    out = out / (layers + 1)
+    return out[:n_users], out[n_users:]
+
+
+@pytest.fixture
+def emmkgr_setup(tiny_dataset):
+    inter = InteractionGraph.from_dataset(tiny_dataset)
+    kg = build_emmkg(tiny_dataset, top_n=2, knn=KNNBuilder(progress=False))
+    torch.manual_seed(0)
+    model = EMMKGR(inter, kg, dim=6, num_layers=2, kg_layers=2, reg_weight=1e-2)
+    return inter, kg, model
+
+
+@pytest.mark.parametrize("layers", [1, 2, 3])
+def test_lightgcn_matches_dense_reference(inter, layers):
+    torch.manual_seed(0)
+    model = LightGCN(inter, dim=8, num_layers=layers)
+    emb = model.embed()
+    assert isinstance(emb, Embeddings) and emb.extra == {}
+    assert emb.user.shape == (4, 8) and emb.item.shape == (5, 8)
+    ref_u, ref_i = dense_lightgcn(model.user_emb.weight, model.item_emb.weight, USER, ITEM, layers)
+    assert (emb.user.double() - ref_u).abs().max() < 1e-5
+    assert (emb.item.double() - ref_i).abs().max() < 1e-5
+    scores = model.score(emb, torch.tensor([3, 1]))
+    assert scores.shape == (2, 5)
+    torch.testing.assert_close(scores, emb.user[[3, 1]] @ emb.item.t())
+
+
+def test_interaction_graph_edges(inter):
+    ei = inter.edge_index()
+    assert ei.shape == (2, 14) and inter.num_nodes == 9
+    pairs = {(int(s), int(d)) for s, d in ei.t()}
+    expected = {(int(u), int(i) + 4) for u, i in zip(USER, ITEM, strict=True)}
+    assert pairs == expected | {(d, s) for s, d in expected}
+
+
+def test_lightgcn_bpr_and_reg(inter):
+    torch.manual_seed(0)
+    model = LightGCN(inter, dim=4, reg_weight=0.3)
+    emb = model.embed()
+    users, pos, neg = torch.tensor([0, 2, 3]), torch.tensor([2, 3, 4]), torch.tensor([1, 1, 0])
+    losses = model.bpr_losses(emb, users, pos, neg)
+    assert set(losses) == {"bpr", "reg"}
+    bpr = (
+        sum(
+            -torch.log(torch.sigmoid(emb.user[u] @ emb.item[p] - emb.user[u] @ emb.item[n]))
+            for u, p, n in zip(users, pos, neg, strict=True)
+        )
+        / 3
+    )
+    torch.testing.assert_close(losses["bpr"], bpr)
+    sq = model.user_emb.weight[users].pow(2).sum() + model.item_emb.weight[pos].pow(2).sum()
+    sq = sq + model.item_emb.weight[neg].pow(2).sum()
+    torch.testing.assert_close(losses["reg"], 0.3 * 0.5 * sq / 3)
+    no_reg = LightGCN(inter, dim=4, reg_weight=0.0)
+    assert set(no_reg.bpr_losses(no_reg.embed(), users, pos, neg)) == {"bpr"}
+    assert model.kg_losses(emb, None) == {}
+    assert set(model.export_embeddings(emb)) == {"item", "user"}
+
+
+def test_lightgcn_reset_changes_every_parameter(inter):
+    model = LightGCN(inter, dim=4)
+    before = {k: v.detach().clone() for k, v in model.named_parameters()}
+    model.reset_parameters()
+    for k, v in model.named_parameters():
+        assert not torch.equal(before[k], v), k
+
+
+def test_emmkgr_item_is_interaction_plus_multimodal(emmkgr_setup):
+    inter, kg, model = emmkgr_setup
+    emb = model.embed()
+    user_in, item_in = model.cf.propagate()
+    h_mm = model.encoder.propagate()
+    assert set(emb.extra) == {"H_mm", "H_in_item"}
+    torch.testing.assert_close(emb.user, user_in)
+    torch.testing.assert_close(emb.extra["H_in_item"], item_in)
+    torch.testing.assert_close(emb.extra["H_mm"], h_mm)
+    torch.testing.assert_close(emb.item, item_in + h_mm[: inter.n_items])
+    assert emb.item.shape == (8, 6) and emb.user.shape == (12, 6)
+    assert h_mm.shape == (kg_view(kg).num_nodes, 6)
+    # H^IN is LightGCN on the interactions (dense reference), scores are h_u . (H^IN_i + H^MM_i)
+    ref_u, ref_i = dense_lightgcn(
+        model.cf.user_emb.weight, model.cf.item_emb.weight, inter.user, inter.item, 2
+    )
+    assert (user_in.double() - ref_u).abs().max() < 1e-5 and (item_in.double() - ref_i).abs().max() < 1e-5
+    torch.testing.assert_close(model.score(emb, torch.arange(3)), emb.user[:3] @ emb.item.t())
+    torch.testing.assert_close(model.embed_kg().extra["H_mm"], h_mm)
+    assert model.embed_kg().user is None
+
+
+def test_emmkgr_bpr_and_reg_terms(emmkgr_setup):
+    _, _, model = emmkgr_setup
+    emb = model.embed()
+    users, pos, neg = torch.tensor([0, 5, 7, 7]), torch.tensor([1, 2, 3, 6]), torch.tensor([4, 0, 0, 5])
+    losses = model.bpr_losses(emb, users, pos, neg)
+    u = emb.user[users]
+    expected = -F.logsigmoid((u * emb.item[pos]).sum(1) - (u * emb.item[neg]).sum(1)).mean()
+    torch.testing.assert_close(losses["bpr"], expected)
+    sq = (
+        model.cf.user_emb.weight[users].pow(2).sum()
+        + model.cf.item_emb.weight[pos].pow(2).sum()
+        + model.cf.item_emb.weight[neg].pow(2).sum()
+        + model.encoder.item_emb.weight[pos].pow(2).sum()
+        + model.encoder.item_emb.weight[neg].pow(2).sum()
+    )
+    torch.testing.assert_close(losses["reg"], 1e-2 * 0.5 * sq / 4)
+
+
+def test_emmkgr_kg_losses_by_hand(emmkgr_setup):
+    inter, kg, _ = emmkgr_setup
+    torch.manual_seed(1)
+    model = EMMKGR(inter, kg, dim=4, kg_reg_weight=0.1, kg_loss={"variant": "logsigmoid", "gamma": 3.0})
+    emb = model.embed()
+    batch = KGBatch(
+        head=torch.tensor([0, 8, 3]),
+        rel=torch.tensor([0, 1, 2]),
+        tail=torch.tensor([8, 1, 9]),
+        neg_head=torch.tensor([[0, 0], [8, 8], [3, 3]]),
+        neg_tail=torch.tensor([[10, 11], [2, 5], [12, 13]]),
+    )
+    losses = model.kg_losses(emb, batch)
+    assert set(losses) == {"kg", "kg_reg"}
+    h_mm = emb.extra["H_mm"].detach().double()
+    theta = model.relations.phase.weight.detach().double()
+
+    def dist(h, r, t):  # complex_l1 of h o e^{i theta} - t
+        c = lambda v: torch.complex(v[:2], v[2:])
+        return (
+            (c(h_mm[h]) * torch.polar(torch.ones(2, dtype=torch.float64), theta[r]) - c(h_mm[t])).abs().sum()
+        )
+
+    total = 0.0
+    for b in range(3):
+        h, r, t = int(batch.head[b]), int(batch.rel[b]), int(batch.tail[b])
+        term = -F.logsigmoid(3.0 - dist(h, r, t))
+        for k in range(2):
+            term = term - 0.5 * F.logsigmoid(
+                dist(int(batch.neg_head[b, k]), r, int(batch.neg_tail[b, k])) - 3.0
+            )
+        total += term
+    assert abs(losses["kg"].item() - total.item() / 3) < 1e-5
+    assert isinstance(model.kg_loss_fn, KGLoss) and model.kg_norm == "complex_l1"
+
+
+def test_emmkgr_kg_reg_is_on_head_and_tail_embeddings(emmkgr_setup):
+    # EMMKGR's docstring: "kg_reg_weight: L2 weight on the KG batch's head and tail embeddings"
+    inter, kg, _ = emmkgr_setup
+    torch.manual_seed(1)
+    model = EMMKGR(inter, kg, dim=4, kg_reg_weight=0.1)
+    emb = model.embed()
+    batch = KGBatch(
+        torch.tensor([0, 8]),
+        torch.tensor([0, 1]),
+        torch.tensor([8, 1]),
+        torch.tensor([[0], [8]]),
+        torch.tensor([[9], [2]]),
+    )
+    h_mm = emb.extra["H_mm"].detach()
+    sq = h_mm[batch.head].pow(2).sum() + h_mm[batch.tail].pow(2).sum()
+    torch.testing.assert_close(model.kg_losses(emb, batch)["kg_reg"].detach(), 0.1 * 0.5 * sq / 2)
+
+
+def test_emmkgr_export_embeddings(emmkgr_setup):
+    _, kg, model = emmkgr_setup
+    emb = model.embed()
+    out = model.export_embeddings(emb)
+    assert set(out) == {"item", "user", "H_mm_item", "H_mm_text", "H_mm_image"}
+    assert out["H_mm_text"].shape == (kg["text"].num_nodes, 6)
+    assert out["H_mm_image"].shape == (kg["image"].num_nodes, 6)
+    torch.testing.assert_close(out["H_mm_item"], emb.extra["H_mm"][:8])
+    torch.testing.assert_close(out["item"], emb.item)
+
+
+def test_emmkgr_backward_reaches_every_part(emmkgr_setup):
+    _, kg, model = emmkgr_setup
+    view = kg_view(kg)
+    emb = model.embed()
+    users, pos, neg = torch.tensor([0, 1, 2]), torch.tensor([0, 1, 2]), torch.tensor([3, 4, 5])
+    rel = torch.arange(len(view.relations))
+    sel = torch.stack([torch.nonzero(view.triples[1] == r)[0, 0] for r in rel])
+    h, r, t = view.triples[:, sel]
+    batch = KGBatch(h, r, t, h.view(-1, 1), torch.roll(t, 1).view(-1, 1))
+    total = sum(model.bpr_losses(emb, users, pos, neg).values()) + sum(model.kg_losses(emb, batch).values())
+    total.backward()
+    grads = {
+        "cf.user_emb": model.cf.user_emb.weight.grad,
+        "cf.item_emb": model.cf.item_emb.weight.grad,
+        "encoder.item_emb": model.encoder.item_emb.weight.grad,
+        "relations": model.relations.phase.weight.grad,
+    }
+    for i in range(len(model.encoder.proj)):
+        grads[f"proj{i}.weight"] = model.encoder.proj[i].weight.grad
+    for name, g in grads.items():
+        assert g is not None and g.abs().sum() > 0, name
+
+
+def test_emmkgr_needs_the_graph(inter):
+    with pytest.raises(ValueError, match=r"EMMKGR: needs the E-MMKG \(kg=None\)"):
+        EMMKGR(inter, None)
+    assert EMMKGR.needs_kg and not LightGCN.needs_kg
+
+
+def dense_item_graph(kg) -> torch.Tensor:
+    """Mean over modalities of D^-1/2 A D^-1/2 of the item graph each similar_<m> induces."""
+    n = kg["item"].num_nodes
+    mods = [s for s, rel, d in kg.edge_types if s == d != "item" and rel == f"similar_{s}"]
+    total = torch.zeros(n, n, dtype=torch.float64)
+    for m in mods:
+        a = torch.zeros(n, n, dtype=torch.float64)
+        items = kg[m].item
+        for src, dst in kg[m, f"similar_{m}", m].edge_index.t():
+            i, j = int(items[src]), int(items[dst])
+            if i != j:
+                a[j, i] = 1.0
+        deg = a.sum(1)
+        d = torch.where(deg > 0, deg.clamp(min=1e-12).pow(-0.5), torch.zeros_like(deg))
+        total += d[:, None] * a * d[None, :] / len(mods)
+    return total
+
+
+def test_item_item_graph_matches_dense(emmkgr_setup):
+    _, kg, _ = emmkgr_setup
+    ei, ew = item_item_graph(kg)
+    n = kg["item"].num_nodes
+    got = torch.zeros(n, n, dtype=torch.float64).index_put((ei[1], ei[0]), ew.double(), accumulate=True)
+    torch.testing.assert_close(got, dense_item_graph(kg), rtol=0, atol=1e-6)
+    assert (ei[0] != ei[1]).all() and ei.size(1) == ew.numel()
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_emmkgr_item_graph_fusion(emmkgr_setup, layers):
+    inter, kg, _ = emmkgr_setup
+    torch.manual_seed(0)
+    model = EMMKGR(inter, kg, dim=6, item_graph_layers=layers)
+    emb = model.embed()
+    item_in, h_mm = emb.extra["H_in_item"].double(), emb.extra["H_mm"].double()
+    a = dense_item_graph(kg)
+    expected = item_in + torch.linalg.matrix_power(a, layers) @ (item_in + h_mm[: inter.n_items])
+    assert (emb.item.double() - expected).abs().max() < 1e-5
+    assert "item_graph_index" not in model.state_dict()
+
+
+def test_item_graph_needs_modal_modal_edges(tiny_dataset):
+    inter = InteractionGraph.from_dataset(tiny_dataset)
+    kg = build_emmkg(tiny_dataset, modal_modal=False)
+    with pytest.raises(ValueError, match="item_item_graph: the E-MMKG has no modal-modal edges"):
+        EMMKGR(inter, kg, dim=4, item_graph_layers=1)
+    assert EMMKGR(inter, kg, dim=4).item_graph_layers == 0

@@ -1,0 +1,180 @@
+"""BPRSampler and KGNegativeSampler: negatives stay negative, typed ranges, coverage, seeding."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from emmkgr_pyg.graph.emmkg import build_emmkg
+from emmkgr_pyg.graph.interaction import InteractionGraph
+from emmkgr_pyg.graph.knn import KNNBuilder
+from emmkgr_pyg.graph.triples import kg_view
+from emmkgr_pyg.nn.recommender import KGBatch
+from emmkgr_pyg.train.samplers import BPRSampler, KGNegativeSampler, _contains
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.fixture(scope="module")
+def inter(dataset) -> InteractionGraph:
+    return InteractionGraph.from_dataset(dataset)
+
+
+@pytest.fixture(scope="module")
+def view(dataset):
+    return kg_view(build_emmkg(dataset, top_n=3, knn=KNNBuilder(progress=False)))
+
+
+def train_sets(inter):
+    out = {}
+    for u, i in zip(inter.user.tolist(), inter.item.tolist(), strict=True):
+        out.setdefault(u, set()).add(i)
+    return out
+
+
+def test_contains():
+    keys = torch.tensor([1, 4, 9])
+    assert _contains(keys, torch.tensor([0, 1, 5, 9, 10])).tolist() == [False, True, False, True, False]
+    assert _contains(torch.tensor([], dtype=torch.long), torch.tensor([1, 2])).tolist() == [False, False]
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_bpr_negatives_never_training_items(inter, k):
+    sampler = BPRSampler(inter, generator=gen())
+    users = torch.randint(inter.n_users, (5000,), generator=gen(1))
+    neg = sampler.negatives(users, k)
+    assert neg.shape == ((5000,) if k == 1 else (5000, k)) and neg.dtype == torch.long
+    seen = train_sets(inter)
+    for u, row in zip(users.tolist(), neg.view(5000, -1).tolist(), strict=True):
+        assert not seen[u] & set(row), (u, row)
+    assert int(neg.min()) >= 0 and int(neg.max()) < inter.n_items
+    # negatives are spread over the items a user has not seen, not one item
+    assert len(set(neg.view(-1).tolist())) == inter.n_items
+
+
+def test_bpr_epoch_covers_every_interaction_once(inter):
+    sampler = BPRSampler(inter, batch_size=16, generator=gen())
+    n = inter.user.numel()
+    assert len(sampler) == (n + 15) // 16
+    batches = list(sampler)
+    assert len(batches) == len(sampler)
+    for users, pos, neg in batches[:-1]:
+        assert users.shape == pos.shape == neg.shape == (16,)
+    users = torch.cat([b[0] for b in batches])
+    pos = torch.cat([b[1] for b in batches])
+    got = sorted(zip(users.tolist(), pos.tolist(), strict=True))
+    assert got == sorted(zip(inter.user.tolist(), inter.item.tolist(), strict=True))
+    seen = train_sets(inter)
+    for users, _pos, neg in batches:
+        assert all(int(i) not in seen[int(u)] for u, i in zip(users, neg, strict=True))
+
+
+def test_bpr_same_seed_same_batches(inter):
+    a = list(BPRSampler(inter, batch_size=32, generator=gen(7)))
+    b = list(BPRSampler(inter, batch_size=32, generator=gen(7)))
+    c = list(BPRSampler(inter, batch_size=32, generator=gen(8)))
+    assert all(torch.equal(x, y) for ba, bb in zip(a, b, strict=True) for x, y in zip(ba, bb, strict=True))
+    assert not torch.equal(a[0][0], c[0][0])
+
+
+def true_triples(view) -> set[tuple[int, int, int]]:
+    return {tuple(t) for t in view.triples.t().tolist()}
+
+
+def test_kg_typed_tail_corruptions_in_the_relation_range(view):
+    sampler = KGNegativeSampler(view, batch_size=10_000, num_negatives=4, generator=gen())
+    (batch,) = list(sampler)
+    assert isinstance(batch, KGBatch)
+    b = view.triples.size(1)
+    assert batch.head.shape == batch.rel.shape == batch.tail.shape == (b,)
+    assert batch.neg_head.shape == batch.neg_tail.shape == (b, 4)
+    # tails only: the head is repeated
+    assert torch.equal(batch.neg_head, batch.head.view(-1, 1).expand(-1, 4))
+    start = view.tail_range[batch.rel, 0].view(-1, 1)
+    count = view.tail_range[batch.rel, 1].view(-1, 1)
+    assert ((batch.neg_tail >= start) & (batch.neg_tail < start + count)).all()
+    # every relation's whole tail range is used
+    for r in range(len(view.relations)):
+        drawn = set(batch.neg_tail[batch.rel == r].view(-1).tolist())
+        lo, n = view.tail_range[r].tolist()
+        assert drawn <= set(range(lo, lo + n))
+        assert len(drawn) > n // 2
+
+
+def test_kg_filtered_corruptions_are_never_true_triples(view):
+    truth = true_triples(view)
+    sampler = KGNegativeSampler(
+        view, batch_size=10_000, num_negatives=8, corrupt_heads=True, generator=gen(1)
+    )
+    for batch in sampler:
+        r = batch.rel.view(-1, 1).expand_as(batch.neg_tail)
+        for h, rr, t in zip(
+            batch.neg_head.reshape(-1).tolist(),
+            r.reshape(-1).tolist(),
+            batch.neg_tail.reshape(-1).tolist(),
+            strict=True,
+        ):
+            assert (h, rr, t) not in truth
+    # without the filter true triples do come back (similar_* relations are dense here)
+    unfiltered = KGNegativeSampler(view, batch_size=10_000, num_negatives=8, filtered=False, generator=gen(1))
+    (batch,) = list(unfiltered)
+    r = batch.rel.view(-1, 1).expand_as(batch.neg_tail)
+    hits = sum(
+        (h, rr, t) in truth
+        for h, rr, t in zip(
+            batch.neg_head.reshape(-1).tolist(),
+            r.reshape(-1).tolist(),
+            batch.neg_tail.reshape(-1).tolist(),
+            strict=True,
+        )
+    )
+    assert hits > 0
+
+
+def test_kg_corrupt_heads_keeps_the_tail(view):
+    sampler = KGNegativeSampler(
+        view, batch_size=10_000, num_negatives=3, corrupt_heads=True, generator=gen(2)
+    )
+    (batch,) = list(sampler)
+    kept_head = (batch.neg_head == batch.head.view(-1, 1)).all(1)
+    kept_tail = (batch.neg_tail == batch.tail.view(-1, 1)).all(1)
+    on_head = ~kept_head
+    assert on_head.any() and (~on_head).any()
+    assert 0.3 < on_head.float().mean() < 0.7  # about half
+    assert kept_tail[on_head].all()  # a head corruption keeps the tail
+    # rows that kept their head corrupted their tail, within the relation's tail range
+    s = view.head_range[batch.rel, 0].view(-1, 1)
+    c = view.head_range[batch.rel, 1].view(-1, 1)
+    assert ((batch.neg_head >= s) & (batch.neg_head < s + c))[on_head].all()
+    s = view.tail_range[batch.rel, 0].view(-1, 1)
+    c = view.tail_range[batch.rel, 1].view(-1, 1)
+    assert ((batch.neg_tail >= s) & (batch.neg_tail < s + c))[~on_head].all()
+
+
+def test_kg_untyped_draws_span_all_nodes(view):
+    sampler = KGNegativeSampler(
+        view, batch_size=10_000, num_negatives=16, typed=False, filtered=False, generator=gen(3)
+    )
+    (batch,) = list(sampler)
+    drawn = batch.neg_tail.view(-1)
+    assert int(drawn.min()) == 0 and int(drawn.max()) == view.num_nodes - 1
+    # for has_<m>, some tails are not modality nodes of that type
+    has = [r for r, (_, rel, _) in enumerate(view.relations) if rel.startswith("has_")][0]
+    lo, n = view.tail_range[has].tolist()
+    tails = batch.neg_tail[batch.rel == has].view(-1)
+    assert ((tails < lo) | (tails >= lo + n)).any()
+
+
+def test_kg_epoch_covers_every_triple_once_and_is_seeded(view):
+    a = list(KGNegativeSampler(view, batch_size=50, num_negatives=2, generator=gen(4)))
+    b = list(KGNegativeSampler(view, batch_size=50, num_negatives=2, generator=gen(4)))
+    assert len(a) == (view.triples.size(1) + 49) // 50
+    got = torch.cat([torch.stack([x.head, x.rel, x.tail]) for x in a], 1)
+    assert sorted(map(tuple, got.t().tolist())) == sorted(map(tuple, view.triples.t().tolist()))
+    for x, y in zip(a, b, strict=True):
+        for f in ("head", "rel", "tail", "neg_head", "neg_tail"):
+            assert torch.equal(getattr(x, f), getattr(y, f))
+    cyc = KGNegativeSampler(view, batch_size=50, generator=gen(5)).cycle()
+    assert sum(1 for _ in zip(range(2 * len(a) + 1), cyc, strict=False)) == 2 * len(a) + 1

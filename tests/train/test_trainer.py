@@ -1,0 +1,215 @@
+"""Trainer on a tiny hand-made dataset: learning, determinism, schedules, errors, checkpoints,
+resumption and early stopping."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from emmkgr_pyg.data.dataset import TEST, VALID
+from emmkgr_pyg.eval.ranking import RankingEvaluator
+from emmkgr_pyg.graph.emmkg import build_emmkg
+from emmkgr_pyg.graph.interaction import InteractionGraph
+from emmkgr_pyg.graph.knn import KNNBuilder
+from emmkgr_pyg.graph.triples import kg_view
+from emmkgr_pyg.nn.recommender import EMMKGR, LightGCN
+from emmkgr_pyg.train.trainer import NonFiniteLossError, TrainConfig, Trainer
+from emmkgr_pyg.utils import seed_everything
+
+BASE = {
+    "epochs": 3,
+    "batch_size": 32,
+    "lr": 0.01,
+    "kg_batch_size": 64,
+    "ks": (5, 10),
+    "metric": "Recall@10",
+    "progress": False,
+    "patience": 100,
+}
+
+
+@pytest.fixture(scope="module")
+def kg(dataset):
+    return build_emmkg(dataset, top_n=3, knn=KNNBuilder(progress=False))
+
+
+@pytest.fixture
+def make_trainer(dataset, kg):
+    def make(model: str = "lightgcn", seed: int = 0, out_dir=None, init_seed: int | None = None, **cfg):
+        seed_everything(seed if init_seed is None else init_seed)
+        inter = InteractionGraph.from_dataset(dataset)
+        valid = RankingEvaluator(inter, *dataset.interactions.part(VALID), ks=(5, 10))
+        test = RankingEvaluator(inter, *dataset.interactions.part(TEST), ks=(5, 10))
+        if model == "lightgcn":
+            net, view = LightGCN(inter, dim=8, num_layers=2), None
+        else:
+            net, view = EMMKGR(inter, kg, dim=8, num_layers=2, kg_layers=2), kg_view(kg)
+        config = TrainConfig(**{**BASE, "seed": seed, **cfg})
+        return Trainer(net, inter, valid, test, config, kg=view, out_dir=out_dir)
+
+    return make
+
+
+def without_seconds(history):
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in history]
+
+
+def assert_same_state(a: torch.nn.Module, b: torch.nn.Module):
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+
+
+def test_lightgcn_lowers_the_bpr_loss(make_trainer):
+    trainer = make_trainer(epochs=8)
+    state = trainer.fit()
+    assert state.epoch == 8 and len(state.history) == 8
+    first, last = state.history[0], state.history[-1]
+    assert set(first) >= {"epoch", "loss/bpr", "loss/reg", "valid/Recall@10", "valid/NDCG@5", "seconds"}
+    assert last["loss/bpr"] < first["loss/bpr"] - 0.05
+    assert 1 <= state.best_epoch <= 8 and state.best_metric == state.best_valid["valid/Recall@10"]
+    assert set(state.best_test) == {
+        f"test/{m}@{k}" for m in ("Recall", "NDCG", "Precision", "MAP") for k in (5, 10)
+    }
+
+
+def test_same_seed_same_run(make_trainer):
+    a, b, c = make_trainer(seed=3), make_trainer(seed=3), make_trainer(seed=4)
+    sa, sb, sc = a.fit(), b.fit(), c.fit()
+    assert without_seconds(sa.history) == without_seconds(sb.history)
+    assert sa.best_valid == sb.best_valid and sa.best_test == sb.best_test
+    assert_same_state(a.model, b.model)
+    assert without_seconds(sa.history) != without_seconds(sc.history)
+
+
+@pytest.mark.parametrize("schedule", ["sum", "alternating"])
+def test_emmkgr_schedules_report_the_kg_loss(make_trainer, schedule):
+    trainer = make_trainer("emmkgr", schedule=schedule, epochs=2, lambda_kg=0.5)
+    assert trainer.use_kg
+    assert (trainer.kg_optimizer is not None) == (schedule == "alternating")
+    state = trainer.fit()
+    for record in state.history:
+        assert {"loss/bpr", "loss/reg", "loss/kg"} <= set(record)
+        assert all(math.isfinite(v) for k, v in record.items() if k.startswith("loss/"))
+        assert record["loss/kg"] > 0
+    assert state.epoch == 2
+
+
+def test_lambda_kg_zero_trains_without_kg(make_trainer):
+    trainer = make_trainer("emmkgr", epochs=1, lambda_kg=0.0, schedule="alternating")
+    assert not trainer.use_kg and trainer.kg_optimizer is None
+    assert "loss/kg" not in trainer.fit().history[0]
+
+
+def test_non_finite_bpr_names_the_epoch_and_the_term(make_trainer, monkeypatch):
+    trainer = make_trainer(epochs=1)
+    trainer.fit()
+    model = trainer.model
+    real = model.bpr_losses
+
+    def nan_bpr(*args, **kwargs):
+        losses = real(*args, **kwargs)
+        return {**losses, "bpr": losses["bpr"] * float("nan")}
+
+    monkeypatch.setattr(model, "bpr_losses", nan_bpr)
+    trainer.cfg.epochs = 3
+    with pytest.raises(NonFiniteLossError, match=r"epoch 2: loss term 'bpr' is nan"):
+        trainer.fit()
+    assert issubclass(NonFiniteLossError, RuntimeError)
+
+
+@pytest.mark.parametrize("schedule", ["sum", "alternating"])
+def test_non_finite_kg_loss_is_named(make_trainer, monkeypatch, schedule):
+    trainer = make_trainer("emmkgr", schedule=schedule, epochs=2)
+    real = trainer.model.kg_losses
+    monkeypatch.setattr(
+        trainer.model,
+        "kg_losses",
+        lambda emb, batch: {k: v + float("inf") for k, v in real(emb, batch).items()},
+    )
+    with pytest.raises(NonFiniteLossError, match=r"epoch 1: loss term 'kg' is inf"):
+        trainer.fit()
+
+
+def test_checkpoints_written(make_trainer, tmp_path):
+    trainer = make_trainer(epochs=2, out_dir=tmp_path)
+    state = trainer.fit()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "last.pt"]  # no temporary left
+    last = torch.load(tmp_path / "last.pt", weights_only=False)
+    assert set(last) == {"model", "optimizer", "kg_optimizer", "generator", "torch_rng", "state", "config"}
+    assert last["state"]["epoch"] == 2 and last["config"]["epochs"] == 2 and last["kg_optimizer"] is None
+    best = torch.load(tmp_path / "best.pt", weights_only=False)
+    assert best["epoch"] == state.best_epoch
+    fresh = make_trainer(init_seed=99).model
+    fresh.load_state_dict(best["model"])
+    fresh.load_state_dict(last["model"])
+    assert_same_state(fresh, trainer.model)
+    assert make_trainer(epochs=1).save("last.pt") is None  # no out_dir: nothing written
+
+
+@pytest.mark.parametrize(
+    ("model", "schedule"), [("lightgcn", "sum"), ("emmkgr", "sum"), ("emmkgr", "alternating")]
+)
+def test_resume_continues_as_one_run(make_trainer, tmp_path, model, schedule):
+    whole = make_trainer(model, schedule=schedule, epochs=4, out_dir=tmp_path / "whole")
+    whole_state = whole.fit()
+
+    first = make_trainer(model, schedule=schedule, epochs=2, out_dir=tmp_path / "split")
+    first.fit()
+    # a new process: other initial weights and RNG state, restored from last.pt
+    second = make_trainer(model, schedule=schedule, epochs=4, out_dir=tmp_path / "split", init_seed=123)
+    second.resume(tmp_path / "split" / "last.pt")
+    assert second.state.epoch == 2
+    state = second.fit()
+
+    assert state.epoch == 4
+    assert without_seconds(state.history) == without_seconds(whole_state.history)
+    assert (state.best_epoch, state.best_valid, state.best_test) == (
+        whole_state.best_epoch,
+        whole_state.best_valid,
+        whole_state.best_test,
+    )
+    assert_same_state(second.model, whole.model)
+
+
+def constant_evaluate(score=0.5):
+    return lambda evaluator, prefix: {f"{prefix}Recall@10": score, f"{prefix}NDCG@10": score}
+
+
+@pytest.mark.parametrize(("eval_every", "expected_epochs"), [(1, 4), (2, 8)])
+def test_early_stopping_after_patience_evaluations(make_trainer, monkeypatch, eval_every, expected_epochs):
+    trainer = make_trainer(epochs=50, patience=3, eval_every=eval_every)
+    monkeypatch.setattr(trainer, "evaluate", constant_evaluate())
+    state = trainer.fit()
+    # the first evaluation is the best; then `patience` evaluations without improvement
+    assert state.epoch == expected_epochs
+    assert state.best_epoch == eval_every and state.bad_evals == 3
+    evaluated = [r["epoch"] for r in state.history if "valid/Recall@10" in r]
+    assert evaluated == list(range(eval_every, expected_epochs + 1, eval_every))
+
+
+def test_improving_scores_do_not_stop(make_trainer, monkeypatch):
+    trainer = make_trainer(epochs=6, patience=2)
+    scores = iter([0.1, 0.1, 0.2, 0.2, 0.3, 0.3, 0.4, 0.4, 0.5, 0.5, 0.6, 0.6])  # valid, test per best
+    monkeypatch.setattr(trainer, "evaluate", lambda ev, prefix: {f"{prefix}Recall@10": next(scores)})
+    state = trainer.fit()
+    assert state.epoch == 6 and state.best_epoch == 6 and state.bad_evals == 0
+    assert state.best_test == {"test/Recall@10": 0.6}
+
+
+def test_last_epoch_is_always_evaluated(make_trainer):
+    state = make_trainer(epochs=5, eval_every=2).fit()
+    assert [r["epoch"] for r in state.history if "valid/Recall@10" in r] == [2, 4, 5]
+
+
+def test_bad_schedule_raises():
+    with pytest.raises(ValueError, match="TrainConfig: schedule 'interleaved' is not one of"):
+        TrainConfig(schedule="interleaved")
+    assert TrainConfig(ks=[5.0, 20]).ks == (5, 20)
+    with pytest.raises(ValueError, match=r"metric 'Recall@20' must be .* with k in ks=\(5, 10\)"):
+        TrainConfig(ks=[5, 10])
+    with pytest.raises(ValueError, match="metric 'AUC@20'"):
+        TrainConfig(metric="AUC@20")
