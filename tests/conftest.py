@@ -6,6 +6,11 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
+
+# Small tensors gain nothing from a second thread, and an oversubscribed machine makes OpenMP
+# threads spin: tests run single-threaded (a CLI test may ask for more).
+torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("EMMKGR_SHARED_DATA", REPO.parent / "shared" / "data"))

@@ -20,4 +20,26 @@ emmkgr-train -m $data model=emmkgr,lightgcn train.progress=false hydra.sweep.dir
 step "4. their table"
 emmkgr-summarize "$out/runs"
 
+# the sweep job whose results.json says model=emmkgr (job numbers follow the sweep's order)
+run=$(python - "$out/runs" <<'PY'
+import json, sys
+from pathlib import Path
+jobs = [p.parent for p in sorted(Path(sys.argv[1]).glob("*/results.json"))
+        if json.loads(p.read_text()).get("model") == "emmkgr"]
+if not jobs:
+    sys.exit(f"no finished E-MMKGR run under {sys.argv[1]}")
+print(jobs[0])
+PY
+)
+
+step "5. product search on the E-MMKGR run ($run)"
+emmkgr-search run_dir="$run" query="red stainless steel frying pan" top_k=5
+emmkgr-search run_dir="$run" query="waterproof jacket for hiking" top_k=5
+emmkgr-search run_dir="$run" query="wireless noise-cancelling headphones" top_k=5 brand=acme
+emmkgr-search run_dir="$run" query="something soft for a child" top_k=5 category=toys
+emmkgr-similar run_dir="$run" item=SYN-000001 top_k=5
+
+step "6. the learned space beside the raw features"
+emmkgr-plot run_dir="$run" out="$out/embedding_plot.png"
+
 echo; echo "done in $(( $(date +%s) - start )) s; outputs in $out/"

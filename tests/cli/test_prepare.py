@@ -14,7 +14,7 @@ def test_prepare_office_with_minilm(run_cli, shared, tmp_path):
         f"cache_dir={tmp_path / 'cache'}",
         "progress=false",
     ]
-    proc = run_cli("emmkgr-prepare", *args, cwd=tmp_path)
+    proc = run_cli("emmkgr-prepare", *args, cwd=tmp_path, threads=2)
     stats = json.loads((tmp_path / "office" / "stats.json").read_text())
     assert (stats["n_users"], stats["n_items"], stats["n_interactions"]) == (4905, 2420, 53258)
     assert stats["splits"] == {"train": 40877, "valid": 5880, "test": 6501}

@@ -73,21 +73,28 @@ def test_sweep_with_a_failing_job_and_summary(run_cli, tmp_path):
     assert good["n"] == 2 and good["failed"] == 0 and 0 <= good["test/Recall@20"][0] <= 1
 
 
+MODELS = "lightgcn,lightgcn_pyg,grcn,dualgnn,lattice,bm3,freedom,lgmrec,emmkgr"
+
+
 @pytest.mark.parametrize(
-    "override",
-    ["model=lightgcn", "graph=no_modal_modal", "graph=item_item", "modality.exclude=[image]"],
+    "sweep, n_jobs",
+    [
+        (f"model={MODELS}", 9),
+        ("+experiment=no_kg_loss,no_modal_modal,with_item_item,authors", 4),
+        ("modality.exclude=[image],[title]", 2),
+    ],
+    ids=["every-model", "ablations", "modality-removed"],
 )
-def test_ablation_configs_train(run_cli, tmp_path, override):
-    run_cli(
-        "emmkgr-train",
-        *TINY,
-        "train.epochs=1",
-        override,
-        "hydra.run.dir=run",
-        f"cache_dir={tmp_path / 'c'}",
-        cwd=tmp_path,
-    )
-    assert json.loads((tmp_path / "run" / "results.json").read_text())["epochs"] == 1
+def test_every_model_and_ablation_trains(run_cli, tmp_path, sweep, n_jobs):
+    run_cli("emmkgr-train", "-m", *TINY, "train.epochs=1", sweep, "hydra.sweep.dir=s",
+            f"cache_dir={tmp_path / 'c'}", cwd=tmp_path)
+    jobs = [p for p in (tmp_path / "s").iterdir() if p.is_dir()]
+    errors = [(p.name, json.loads((p / "error.json").read_text())["error"]) for p in jobs if (p / "error.json").exists()]
+    assert not errors
+    assert len(jobs) == n_jobs
+    for job in jobs:
+        res = json.loads((job / "results.json").read_text())
+        assert res["epochs"] == 1 and 0 <= res["test/Recall@20"] <= 1
 
 
 def test_a_fifth_modality_from_configuration_alone(run_cli, tmp_path):
@@ -106,3 +113,12 @@ def test_a_fifth_modality_from_configuration_alone(run_cli, tmp_path):
     assert "caption__similar_caption__caption" in stats["edges"]
     res = json.loads((tmp_path / "run" / "results.json").read_text())
     assert res["epochs"] == 1 and res["dataset_stats"]["modalities"]["caption"]["dim"] == 12
+
+
+def test_resume_continues_an_interrupted_run(run_cli, tmp_path):
+    common = [*TINY, "model=lightgcn", "train.patience=100", "hydra.run.dir=run", f"cache_dir={tmp_path / 'c'}"]
+    run_cli("emmkgr-train", *common[:-2], "train.epochs=2", *common[-2:], cwd=tmp_path)
+    run_cli("emmkgr-train", *common, "train.epochs=4", "resume=true", cwd=tmp_path)
+    history = (tmp_path / "run" / "history.jsonl").read_text().splitlines()
+    assert [json.loads(h)["epoch"] for h in history] == [1, 2, 3, 4]
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["epochs"] == 4

@@ -69,6 +69,11 @@ class BM3(Recommender):
         cl_weight: :math:`\lambda_{cl}` (default ``2.0``).
         train_features: train the feature tables, as MMRec does (default ``True``).
         backend: sparse backend of :class:`LightGCNConv` (default ``"auto"``).
+
+    Shapes:
+        - :meth:`embed`: ``user`` :math:`p(\mathbf{H}^u)` ``[U, dim]``, ``item``
+          :math:`p(\mathbf{H}^i)` ``[N, dim]``, ``extra["H_user"]`` ``[U, dim]``,
+          ``extra["H_item"]`` ``[N, dim]``
     """
 
     needs_kg = True
@@ -122,7 +127,9 @@ class BM3(Recommender):
             self.predictor(h_user), self.predictor(h_item), {"H_user": h_user, "H_item": h_item}
         )
 
-    def bpr_losses(self, emb: Embeddings, users: Tensor, pos: Tensor, neg: Tensor | None = None) -> dict[str, Tensor]:
+    def bpr_losses(
+        self, emb: Embeddings, users: Tensor, pos: Tensor, neg: Tensor | None = None
+    ) -> dict[str, Tensor]:
         """BM3's losses on the batch's positive pairs ``(users, pos)``: ``rec``, ``align``,
         ``mask`` (the last two times ``cl_weight``) and ``reg``. ``neg`` is ignored."""
         h_user, h_item = emb.extra["H_user"], emb.extra["H_item"]

@@ -109,6 +109,12 @@ class FREEDOM(Recommender):
         train_features: train the feature tables, as MMRec does (default ``True``).
         knn: the faiss kNN builder (default: exact).
         backend: sparse backend of :class:`LightGCNConv` (default ``"auto"``).
+
+    Shapes:
+        - :meth:`embed`: ``user`` ``[U, dim]``, ``item`` ``[N, dim]``, ``extra["H_item_graph"]``
+          :math:`\mathbf{S}^{L_{mm}} \mathbf{E}^{i}` ``[N, dim]``
+        - :attr:`mm_edge_index` ``[2, M N k]``, :attr:`mm_edge_weight` ``[M N k]`` (:math:`M`
+          modalities)
     """
 
     needs_kg = True
@@ -178,12 +184,9 @@ class FREEDOM(Recommender):
             weights.append(self.modal_weights[m] * w)
         return torch.cat(indices, dim=1), torch.cat(weights)
 
-    def train(self, mode: bool = True) -> FREEDOM:
-        """Switches mode; entering training mode (once per epoch) asks for freshly pruned edges."""
-        super().train(mode)
-        if mode:
-            self.pruned_edge_index = None
-        return self
+    def on_epoch_start(self) -> None:
+        """Every epoch trains on a freshly pruned user-item graph."""
+        self.pruned_edge_index = None
 
     def resample_pruned_graph(self) -> Tensor:
         """Draws the epoch's pruned user-item graph; returns its homogeneous ``edge_index``."""

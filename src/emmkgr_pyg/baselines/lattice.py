@@ -76,6 +76,12 @@ class LATTICE(Recommender):
         train_features: train the feature tables, as MMRec does (default ``True``).
         knn: the faiss kNN builder (default: exact).
         backend: sparse backend of :class:`LightGCNConv` (default ``"auto"``).
+
+    Shapes:
+        - :meth:`embed`: ``user`` ``[U, dim]``, ``item`` ``[N, dim]``, ``extra["H_item_graph"]``
+          :math:`\mathbf{S}^{L_{ii}} \mathbf{E}^{i}` ``[N, dim]``
+        - :meth:`item_graph`: ``edge_index`` ``[2, 2 M N k]``, ``edge_weight`` ``[2 M N k]``
+          (learned and initial edges of :math:`M` modalities)
     """
 
     needs_kg = True
@@ -136,11 +142,9 @@ class LATTICE(Recommender):
         self.item_conv.reset_parameters()
         self.learned_edge_index = None
 
-    def train(self, mode: bool = True) -> LATTICE:
-        """Switches mode; entering training mode (once per epoch) asks for a new neighbour selection."""
-        super().train(mode)
+    def on_epoch_start(self) -> None:
+        """Every epoch selects the learned graph's neighbours anew (evaluation always does)."""
         self.learned_edge_index = None
-        return self
 
     @torch.no_grad()
     def select_learned_neighbors(self) -> list[Tensor]:

@@ -31,6 +31,9 @@ class LightGCNPyG(Recommender):
         dim: embedding size (default ``64``).
         num_layers: :math:`L` (default ``2``).
         reg_weight: L2 weight on the batch's layer-0 embeddings (default ``1e-4``).
+
+    Shapes:
+        - :meth:`embed`: ``user`` ``[U, dim]``, ``item`` ``[N, dim]``
     """
 
     def __init__(

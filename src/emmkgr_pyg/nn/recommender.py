@@ -56,6 +56,9 @@ class Recommender(torch.nn.Module):
         self.n_users, self.n_items = inter.n_users, inter.n_items
         self.reg_weight = reg_weight
 
+    def on_epoch_start(self) -> None:
+        """Called by the trainer before every training epoch (e.g. to redraw a sampled graph)."""
+
     def embed(self) -> Embeddings:
         raise NotImplementedError
 

@@ -81,6 +81,9 @@ class ItemMeta:
     def __len__(self) -> int:
         return len(self.item_ids)
 
+    def __contains__(self, item_id: object) -> bool:
+        return str(item_id) in self._position
+
     def position(self, item_id: str) -> int:
         """The index position of an item id; :class:`SearchError` for an unknown id."""
         pos = self._position.get(str(item_id))
@@ -95,7 +98,7 @@ class ItemMeta:
     def append(
         self, item_id: str, title: str | None, brand: str | None, categories: Sequence[str]
     ) -> int:
-        if str(item_id) in self._position:
+        if item_id in self:
             raise SearchError(f"item id '{item_id}' is already in the index; give a new id.")
         self.item_ids.append(str(item_id))
         self.title.append(title)
@@ -239,6 +242,12 @@ class ItemIndex:
                 f"[{len(item_ids)}, {self.dim}]."
             )
         n = len(item_ids)
+        taken = [x for x in item_ids if x in self.meta]
+        if taken or len(set(map(str, item_ids))) < n:
+            raise SearchError(
+                f"item ids {taken or list(item_ids)} are already in the index (or repeated); "
+                "give each new item a new id."
+            )
         titles, brands = titles or [None] * n, brands or [None] * n
         categories = categories or [[] for _ in range(n)]
         pos = [self.meta.append(item_ids[j], titles[j], brands[j], categories[j]) for j in range(n)]
@@ -364,6 +373,8 @@ def run_embeddings(run_dir: str | Path, embedding: str = "H_mm_item") -> np.ndar
             f"`emmkgr-train model=emmkgr hydra.run.dir={run_dir}` or point run_dir at a finished "
             "run."
         )
+    if embedding not in EMBEDDINGS:
+        raise SearchError(f"search.embedding={embedding}: choose one of {list(EMBEDDINGS)}.")
     saved = torch.load(path, map_location="cpu", weights_only=False)
     if embedding not in saved:
         raise SearchError(

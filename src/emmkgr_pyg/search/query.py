@@ -64,7 +64,8 @@ class InductivePropagator:
 
     Args:
         encoder: the trained :class:`EMMKGEncoder`.
-        kg: the E-MMKG it was trained on (for the items owning modality nodes).
+        kg: the E-MMKG it was trained on (its features find the neighbours; its ``item`` vectors
+            name the items owning modality nodes).
         top_n: neighbours per new modality node (default ``10``, as the graph's ``top_n``).
 
     Shapes:
@@ -92,8 +93,9 @@ class InductivePropagator:
         deg = torch.bincount(encoder.edge_index[1], minlength=view.num_nodes).double()
         self.degree = deg + (1.0 if self.self_loops else 0.0)
         self.knn: dict[str, faiss.Index] = {}
-        for i, m in enumerate(self.modalities):
-            x = normalize_rows(encoder.features(i).detach().cpu().numpy())
+        for m in self.modalities:
+            # the graph's own features (Eq. 2), also when the encoder trained its copy of them
+            x = normalize_rows(kg[m].x.detach().cpu().numpy())
             index = faiss.IndexFlatIP(x.shape[1])
             index.add(x)
             self.knn[m] = index
@@ -168,8 +170,9 @@ class InductivePropagator:
         )
         deg_old = self.degree[old] + counts[inverse].double()
         w_ext = (deg_new[new] * deg_old).rsqrt().float()
+        size = (n_new, self.degree.numel())
         a_ext = torch.sparse_coo_tensor(
-            torch.stack([new, old]), w_ext, (n_new, self.degree.numel())
+            torch.stack([new, old]), w_ext, size, check_invariants=False
         ).coalesce()
         src = torch.cat([isrc, idst])
         dst = torch.cat([idst, isrc])
@@ -177,7 +180,9 @@ class InductivePropagator:
             loop = torch.arange(n_new)
             src, dst = torch.cat([src, loop]), torch.cat([dst, loop])
         w_int = (deg_new[src] * deg_new[dst]).rsqrt().float()
-        a_int = torch.sparse_coo_tensor(torch.stack([dst, src]), w_int, (n_new, n_new)).coalesce()
+        a_int = torch.sparse_coo_tensor(
+            torch.stack([dst, src]), w_int, (n_new, n_new), check_invariants=False
+        ).coalesce()
         h, out = h0, h0.clone()
         for layer in range(self.encoder.num_layers):
             h = torch.sparse.mm(a_int, h) + torch.sparse.mm(a_ext, self.layers[layer])

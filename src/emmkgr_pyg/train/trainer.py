@@ -114,7 +114,7 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(config.seed)
         self.bpr = BPRSampler(inter, config.batch_size, self.generator)
         self.kg = None
-        if kg is not None and model.needs_kg:
+        if kg is not None and model.needs_kg and config.lambda_kg > 0:
             self.kg = KGNegativeSampler(
                 kg,
                 batch_size=config.kg_batch_size,
@@ -124,7 +124,7 @@ class Trainer:
                 filtered=config.kg_filtered_negatives,
                 generator=self.generator,
             )
-        self.use_kg = self.kg is not None and config.lambda_kg > 0
+        self.use_kg = self.kg is not None
         params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
         self.kg_optimizer = None
@@ -181,6 +181,7 @@ class Trainer:
     def train_epoch(self) -> dict[str, float]:
         """One epoch; returns the mean of every loss term."""
         self.model.train()
+        self.model.on_epoch_start()
         sums: dict[str, float] = {}
         counts: dict[str, int] = {}
         bar_kw = {"leave": False, "disable": not self.cfg.progress}

@@ -1,0 +1,58 @@
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TINY = ["dataset=synthetic_tiny", "modality=hashing", "train=quick", "train.epochs=3", "train.progress=false"]
+SMALL = ["queries.n_fine=30", "queries.n_category=8", "queries.n_attribute=8", "queries.min_targets=3",
+         "queries.max_share=0.2", "progress=false"]
+
+
+def tiny_run(tmp_path_factory) -> Path:
+    """A 3-epoch E-MMKGR run on synthetic_tiny, trained once per session and copied per module."""
+    root = tmp_path_factory.getbasetemp() / "tiny_emmkgr"
+    if not (root / "run" / "embeddings.pt").is_file():
+        root.mkdir(parents=True, exist_ok=True)
+        exe = Path(sys.executable).parent / "emmkgr-train"
+        args = [str(exe), *TINY, "model=emmkgr", "hydra.run.dir=run", f"cache_dir={root / 'cache'}"]
+        subprocess.run(args, cwd=root, check=True, capture_output=True, timeout=600)
+    copy = tmp_path_factory.mktemp("eval_search") / "run"
+    shutil.copytree(root / "run", copy)
+    return copy
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    return tiny_run(tmp_path_factory)
+
+
+def test_eval_search_writes_both_sets_for_both_methods(run_cli, run_dir, tmp_path):
+    out = run_cli("emmkgr-eval-search", f"run_dir={run_dir}", *SMALL, cwd=tmp_path).stdout
+    res = json.loads((run_dir / "search_results.json").read_text())
+    metrics = ["Recall@5", "Recall@10", "Recall@20", "MAP@10", "MRR", "NDCG@10"]
+    for qset in ("fine", "coarse"):
+        for method in ("emmkgr", "vector_baseline"):
+            assert list(res[qset][method]) == metrics
+            assert all(0.0 <= v <= 1.0 for v in res[qset][method].values())
+    assert res["settings"]["queries"]["counts"] == {"fine": 30, "coarse": 16}
+    assert res["settings"]["search"]["mapping"] == "propagated"
+    md = (run_dir / "search_results.md").read_text()
+    assert "| query set | method" in md and "vector_baseline" in md
+    assert "| fine" in out and "wrote" in out
+    assert len((run_dir / "search_queries_fine.jsonl").read_text().splitlines()) == 30
+    # the saved query sets are reused while their settings match, rebuilt when they change
+    again = run_cli("emmkgr-eval-search", f"run_dir={run_dir}", *SMALL, "search.mapping=paper",
+                    f"out_dir={tmp_path / 'paper'}", cwd=tmp_path).stdout
+    assert "reusing the query sets" in again
+    assert json.loads((tmp_path / "paper" / "search_results.json").read_text())["settings"]["search"]["mapping"] == "paper"
+    other = run_cli("emmkgr-eval-search", f"run_dir={run_dir}", *SMALL[:-1], "queries.seed=3", "progress=false",
+                    f"out_dir={tmp_path / 'seed3'}", cwd=tmp_path).stdout
+    assert "built" in other and "reusing" not in other
+
+
+def test_eval_search_needs_a_trained_run(run_cli, tmp_path):
+    proc = run_cli("emmkgr-eval-search", f"run_dir={tmp_path}", cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "is not a trained run" in proc.stderr
