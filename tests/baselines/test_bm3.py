@@ -9,17 +9,11 @@ from torch_geometric.data import HeteroData
 
 from emmkgr_pyg.baselines import BM3
 from emmkgr_pyg.baselines.bm3 import bootstrap_target
-from emmkgr_pyg.data.dataset import VALID
-from emmkgr_pyg.data.features import encode_dataset, resolve_modalities
-from emmkgr_pyg.data.synthetic import SyntheticReader
-from emmkgr_pyg.eval.ranking import RankingEvaluator
-from emmkgr_pyg.graph import InteractionGraph, build_emmkg
+from emmkgr_pyg.graph import InteractionGraph
 from emmkgr_pyg.nn import LightGCN
-from emmkgr_pyg.train import TrainConfig, Trainer
 
 USER = torch.tensor([0, 0, 0, 1, 1, 2, 3, 3, 4, 4])
 ITEM = torch.tensor([0, 1, 2, 0, 3, 0, 1, 4, 5, 6])
-HASH = {"_target_": "emmkgr_pyg.data.encoders.HashingTextEncoder", "dim": 64}
 
 
 def hand_kg(n_items: int = 7, seed: int = 0) -> HeteroData:
@@ -108,29 +102,14 @@ def test_no_negatives_and_predicted_scores():
 
 
 @pytest.fixture(scope="module")
-def small():
+def small(synthetic_shop):
     # BM3 has no negatives: on 2,000 interactions it stays near its initial ranking, so it gets a
     # (still small) catalogue with enough interactions to learn from in a few epochs
-    ds = SyntheticReader(n_users=600, n_items=300, n_interactions=8000, image_dim=32).read(None, "small")
-    cfg = {"text_encoder": HASH, "image_encoder": None, "include": None, "exclude": [], "extra": {}}
-    ds, _ = encode_dataset(ds, resolve_modalities(ds, cfg), progress=False)
-    return ds, InteractionGraph.from_dataset(ds), build_emmkg(ds, modal_modal=False)
+    return synthetic_shop(600, 300, 8000, "small")
 
 
-def random_recall(evaluator: RankingEvaluator, k: int) -> float:
-    """Expected Recall@k of a uniformly random ranking of each user's non-training items."""
-    n_train = evaluator.train_indptr[1:] - evaluator.train_indptr[:-1]
-    candidates = (evaluator.n_items - n_train[evaluator.users]).double()
-    return float((k / candidates).clamp(max=1).mean())
-
-
-def test_smoke_training_beats_random(small):
-    ds, inter, kg = small
-    valid = RankingEvaluator(inter, *ds.interactions.part(VALID), ks=(20,))
-    torch.manual_seed(0)
-    model = BM3(inter, kg)
-    cfg = TrainConfig(epochs=8, batch_size=512, lr=5e-3, patience=8, progress=False, seed=0, ks=(20,))
-    state = Trainer(model, inter, valid, None, cfg).fit()
+def test_smoke_training_beats_random(small, train, random_recall):
+    _, state, valid = train(BM3, small, epochs=8, batch_size=512, lr=5e-3, patience=8)
     names = {k for k in state.history[0] if k.startswith("loss/")}
     assert names == {"loss/rec", "loss/align", "loss/mask", "loss/reg"}
     total = [sum(v for k, v in r.items() if k.startswith("loss/")) for r in state.history]

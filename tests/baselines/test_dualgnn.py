@@ -5,38 +5,7 @@ import torch.nn.functional as F
 from torch_geometric.data import HeteroData
 
 from emmkgr_pyg.baselines.dualgnn import DualGNN, user_cooccurrence
-from emmkgr_pyg.data.dataset import VALID
-from emmkgr_pyg.data.encoders import HashingTextEncoder
-from emmkgr_pyg.data.features import encode_dataset, resolve_modalities
-from emmkgr_pyg.data.synthetic import SyntheticReader
-from emmkgr_pyg.eval.ranking import RankingEvaluator
-from emmkgr_pyg.graph import InteractionGraph, build_emmkg
-from emmkgr_pyg.train import TrainConfig, Trainer
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # the machine is shared: intra-op threads only add contention on graphs this small
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    """The synthetic shop (title, description, review as hashed text; image) and its E-MMKG."""
-    ds = SyntheticReader(n_users=200, n_items=150, n_interactions=2000, image_dim=32).read(None, "tiny")
-    cfg = {"text_encoder": HashingTextEncoder(dim=64), "image_encoder": None, "include": None, "exclude": []}
-    ds, _ = encode_dataset(ds, resolve_modalities(ds, cfg), progress=False)
-    return ds, InteractionGraph.from_dataset(ds), build_emmkg(ds, modal_modal=False)
-
-
-def random_recall(evaluator: RankingEvaluator, k: int) -> float:
-    """Expected Recall@k of a uniformly random ranking of each user's non-training items."""
-    n_train = evaluator.train_indptr[1:] - evaluator.train_indptr[:-1]
-    candidates = (evaluator.n_items - n_train[evaluator.users]).double()
-    return float((k / candidates).clamp(max=1).mean())
+from emmkgr_pyg.graph import InteractionGraph
 
 
 def random_graph(n_users: int = 30, n_items: int = 12, seed: int = 0) -> tuple[InteractionGraph, HeteroData]:
@@ -70,13 +39,8 @@ def dense_topk(R: np.ndarray, k: int) -> tuple[list[tuple[int, int]], list[int]]
     return edges, counts
 
 
-def test_trains_on_tiny_data(tiny):
-    ds, inter, kg = tiny
-    torch.manual_seed(0)
-    model = DualGNN(inter, kg)
-    valid = RankingEvaluator(inter, *ds.interactions.part(VALID), ks=(20,))
-    cfg = TrainConfig(epochs=4, batch_size=256, lr=1e-2, lambda_kg=0.0, ks=(20,), progress=False, seed=0)
-    state = Trainer(model, inter, valid, None, cfg).fit()
+def test_trains_on_tiny_data(tiny, train, random_recall):
+    model, state, valid = train(DualGNN, tiny, epochs=4, batch_size=256, lr=1e-2, lambda_kg=0.0)
     losses = [r["loss/bpr"] for r in state.history]
     assert losses[-1] < 0.7 * losses[0]
     assert state.best_metric > 1.5 * random_recall(valid, 20)

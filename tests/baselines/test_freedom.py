@@ -9,17 +9,11 @@ from torch_geometric.data import HeteroData
 from emmkgr_pyg.baselines import FREEDOM
 from emmkgr_pyg.baselines.common import dense_modal_features, resolve_modal_weights
 from emmkgr_pyg.baselines.freedom import degree_sensitive_prune, degree_sensitive_weights
-from emmkgr_pyg.data.dataset import VALID
-from emmkgr_pyg.data.features import encode_dataset, resolve_modalities
-from emmkgr_pyg.data.synthetic import SyntheticReader
-from emmkgr_pyg.eval.ranking import RankingEvaluator
-from emmkgr_pyg.graph import InteractionGraph, build_emmkg
+from emmkgr_pyg.graph import InteractionGraph
 from emmkgr_pyg.nn import LightGCN
-from emmkgr_pyg.train import TrainConfig, Trainer
 
 USER = torch.tensor([0, 0, 0, 1, 1, 2, 3, 3, 4, 4])
 ITEM = torch.tensor([0, 1, 2, 0, 3, 0, 1, 4, 5, 0])
-HASH = {"_target_": "emmkgr_pyg.data.encoders.HashingTextEncoder", "dim": 64}
 
 
 def hand_kg(n_items: int = 8, seed: int = 0) -> HeteroData:
@@ -153,28 +147,11 @@ def test_losses_are_named_and_bad_settings_raise():
         FREEDOM(inter, None)
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    ds = SyntheticReader(n_users=200, n_items=150, n_interactions=2000, image_dim=32).read(None, "tiny")
-    cfg = {"text_encoder": HASH, "image_encoder": None, "include": None, "exclude": [], "extra": {}}
-    ds, _ = encode_dataset(ds, resolve_modalities(ds, cfg), progress=False)
-    return ds, InteractionGraph.from_dataset(ds), build_emmkg(ds, modal_modal=False)
+def test_smoke_training_beats_random(tiny, train, random_recall):
+    def make(inter, kg):
+        return FREEDOM(inter, kg, modal_weights={"image": 0.1})
 
-
-def random_recall(evaluator: RankingEvaluator, k: int) -> float:
-    """Expected Recall@k of a uniformly random ranking of each user's non-training items."""
-    n_train = evaluator.train_indptr[1:] - evaluator.train_indptr[:-1]
-    candidates = (evaluator.n_items - n_train[evaluator.users]).double()
-    return float((k / candidates).clamp(max=1).mean())
-
-
-def test_smoke_training_beats_random(tiny):
-    ds, inter, kg = tiny
-    valid = RankingEvaluator(inter, *ds.interactions.part(VALID), ks=(20,))
-    torch.manual_seed(0)
-    model = FREEDOM(inter, kg, modal_weights={"image": 0.1})
-    cfg = TrainConfig(epochs=5, batch_size=256, lr=1e-2, patience=5, progress=False, seed=0, ks=(20,))
-    state = Trainer(model, inter, valid, None, cfg).fit()
+    _, state, valid = train(make, tiny, epochs=5, batch_size=256, lr=1e-2, patience=5)
     total = [sum(v for k, v in r.items() if k.startswith("loss/")) for r in state.history]
     assert {"loss/bpr", "loss/modal_bpr"} <= set(state.history[0])
     assert total[-1] < total[0]

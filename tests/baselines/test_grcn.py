@@ -4,51 +4,6 @@ import torch.nn.functional as F
 from torch_geometric.data import HeteroData
 
 from emmkgr_pyg.baselines.grcn import GRCN
-from emmkgr_pyg.data.dataset import VALID
-from emmkgr_pyg.data.encoders import HashingTextEncoder
-from emmkgr_pyg.data.features import encode_dataset, resolve_modalities
-from emmkgr_pyg.data.synthetic import SyntheticReader
-from emmkgr_pyg.eval.ranking import RankingEvaluator
-from emmkgr_pyg.graph import InteractionGraph, build_emmkg
-from emmkgr_pyg.train import TrainConfig, Trainer
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # the machine is shared: intra-op threads only add contention on graphs this small
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    """The synthetic shop (title, description, review as hashed text; image) and its E-MMKG."""
-    ds = SyntheticReader(n_users=200, n_items=150, n_interactions=2000, image_dim=32).read(None, "tiny")
-    cfg = {"text_encoder": HashingTextEncoder(dim=64), "image_encoder": None, "include": None, "exclude": []}
-    ds, _ = encode_dataset(ds, resolve_modalities(ds, cfg), progress=False)
-    return ds, InteractionGraph.from_dataset(ds), build_emmkg(ds, modal_modal=False)
-
-
-def random_recall(evaluator: RankingEvaluator, k: int) -> float:
-    """Expected Recall@k of a uniformly random ranking of each user's non-training items."""
-    n_train = evaluator.train_indptr[1:] - evaluator.train_indptr[:-1]
-    candidates = (evaluator.n_items - n_train[evaluator.users]).double()
-    return float((k / candidates).clamp(max=1).mean())
-
-
-def hand_graph(seed: int = 0) -> tuple[InteractionGraph, HeteroData]:
-    """6 users, 5 items (item 4 has no interaction); three modalities, two missing some items."""
-    g = torch.Generator().manual_seed(seed)
-    user = torch.tensor([0, 0, 1, 1, 1, 2, 3, 3, 4, 5, 5, 5])
-    item = torch.tensor([0, 1, 1, 2, 3, 0, 2, 3, 1, 0, 2, 3])
-    kg = HeteroData()
-    kg["item"].num_nodes = 5
-    for m, items, d in (("text", [0, 1, 2, 3, 4], 6), ("image", [1, 2, 4], 3), ("audio", [0, 3], 4)):
-        kg[m].x = torch.randn(len(items), d, generator=g)
-        kg[m].item = torch.tensor(items)
-    return InteractionGraph(6, 5, user, item), kg
 
 
 def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -56,14 +11,9 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.nan_to_num(torch.softmax(scores.masked_fill(mask == 0, float("-inf")), 1))
 
 
-def test_trains_on_tiny_data(tiny):
-    ds, inter, kg = tiny
-    torch.manual_seed(0)
-    model = GRCN(inter, kg)
+def test_trains_on_tiny_data(tiny, train, random_recall):
+    model, state, valid = train(GRCN, tiny, epochs=4, batch_size=256, lr=1e-2, lambda_kg=0.0)
     assert len(model.modalities) == 4  # title, description, review (hashed text) and image
-    valid = RankingEvaluator(inter, *ds.interactions.part(VALID), ks=(20,))
-    cfg = TrainConfig(epochs=4, batch_size=256, lr=1e-2, lambda_kg=0.0, ks=(20,), progress=False, seed=0)
-    state = Trainer(model, inter, valid, None, cfg).fit()
     losses = [r["loss/bpr"] for r in state.history]
     assert losses[-1] < 0.7 * losses[0]
     assert state.best_metric > 1.5 * random_recall(valid, 20)
@@ -71,8 +21,8 @@ def test_trains_on_tiny_data(tiny):
     assert emb.user.shape == (200, 5 * 64) and emb.item.shape == (150, 5 * 64)
 
 
-def test_refined_graph_matches_dense_computation():
-    inter, kg = hand_graph()
+def test_refined_graph_matches_dense_computation(hand_graph):
+    inter, kg = hand_graph
     torch.manual_seed(0)
     model = GRCN(inter, kg, dim=8, num_routing=2)
     U, N, E = 6, 5, inter.user.numel()
@@ -109,8 +59,8 @@ def test_refined_graph_matches_dense_computation():
     assert weight.shape == (2 * E,)
 
 
-def test_needs_modality_features():
-    inter, _ = hand_graph()
+def test_needs_modality_features(hand_graph):
+    inter, _ = hand_graph
     with pytest.raises(ValueError, match="GRCN: needs the E-MMKG"):
         GRCN(inter, None)
     empty = HeteroData()

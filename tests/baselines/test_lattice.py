@@ -9,16 +9,10 @@ from torch_geometric.data import HeteroData
 
 from emmkgr_pyg.baselines import LATTICE
 from emmkgr_pyg.baselines.lattice import random_walk_self_loop_norm
-from emmkgr_pyg.data.dataset import VALID
-from emmkgr_pyg.data.features import encode_dataset, resolve_modalities
-from emmkgr_pyg.data.synthetic import SyntheticReader
-from emmkgr_pyg.eval.ranking import RankingEvaluator
-from emmkgr_pyg.graph import InteractionGraph, build_emmkg
-from emmkgr_pyg.train import TrainConfig, Trainer
+from emmkgr_pyg.graph import InteractionGraph
 
 USER = torch.tensor([0, 0, 0, 1, 1, 2, 3, 3, 4, 4])
 ITEM = torch.tensor([0, 1, 2, 0, 3, 0, 1, 4, 5, 8])
-HASH = {"_target_": "emmkgr_pyg.data.encoders.HashingTextEncoder", "dim": 64}
 
 
 def hand_kg(n_items: int = 9, seed: int = 0) -> HeteroData:
@@ -131,28 +125,8 @@ def test_losses_and_bad_settings():
         LATTICE(InteractionGraph(5, 9, USER, ITEM), hand_kg(), lambda_coeff=1.5)
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    ds = SyntheticReader(n_users=200, n_items=150, n_interactions=2000, image_dim=32).read(None, "tiny")
-    cfg = {"text_encoder": HASH, "image_encoder": None, "include": None, "exclude": [], "extra": {}}
-    ds, _ = encode_dataset(ds, resolve_modalities(ds, cfg), progress=False)
-    return ds, InteractionGraph.from_dataset(ds), build_emmkg(ds, modal_modal=False)
-
-
-def random_recall(evaluator: RankingEvaluator, k: int) -> float:
-    """Expected Recall@k of a uniformly random ranking of each user's non-training items."""
-    n_train = evaluator.train_indptr[1:] - evaluator.train_indptr[:-1]
-    candidates = (evaluator.n_items - n_train[evaluator.users]).double()
-    return float((k / candidates).clamp(max=1).mean())
-
-
-def test_smoke_training_beats_random(tiny):
-    ds, inter, kg = tiny
-    valid = RankingEvaluator(inter, *ds.interactions.part(VALID), ks=(20,))
-    torch.manual_seed(0)
-    model = LATTICE(inter, kg)
-    cfg = TrainConfig(epochs=5, batch_size=256, lr=1e-2, patience=5, progress=False, seed=0, ks=(20,))
-    state = Trainer(model, inter, valid, None, cfg).fit()
+def test_smoke_training_beats_random(tiny, train, random_recall):
+    model, state, valid = train(LATTICE, tiny, epochs=5, batch_size=256, lr=1e-2, patience=5)
     total = [sum(v for k, v in r.items() if k.startswith("loss/")) for r in state.history]
     assert {"loss/bpr", "loss/reg"} <= set(state.history[0])
     assert total[-1] < total[0]

@@ -3,71 +3,20 @@ import itertools
 import pytest
 import torch
 import torch.nn.functional as F
-from torch_geometric.data import HeteroData
 
 from emmkgr_pyg.baselines.lgmrec import LGMRec
-from emmkgr_pyg.data.dataset import VALID
-from emmkgr_pyg.data.encoders import HashingTextEncoder
-from emmkgr_pyg.data.features import encode_dataset, resolve_modalities
-from emmkgr_pyg.data.synthetic import SyntheticReader
-from emmkgr_pyg.eval.ranking import RankingEvaluator
-from emmkgr_pyg.graph import InteractionGraph, build_emmkg
-from emmkgr_pyg.train import TrainConfig, Trainer
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # the machine is shared: intra-op threads only add contention on graphs this small
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    """The synthetic shop (title, description, review as hashed text; image) and its E-MMKG."""
-    ds = SyntheticReader(n_users=200, n_items=150, n_interactions=2000, image_dim=32).read(None, "tiny")
-    cfg = {"text_encoder": HashingTextEncoder(dim=64), "image_encoder": None, "include": None, "exclude": []}
-    ds, _ = encode_dataset(ds, resolve_modalities(ds, cfg), progress=False)
-    return ds, InteractionGraph.from_dataset(ds), build_emmkg(ds, modal_modal=False)
-
-
-def random_recall(evaluator: RankingEvaluator, k: int) -> float:
-    """Expected Recall@k of a uniformly random ranking of each user's non-training items."""
-    n_train = evaluator.train_indptr[1:] - evaluator.train_indptr[:-1]
-    candidates = (evaluator.n_items - n_train[evaluator.users]).double()
-    return float((k / candidates).clamp(max=1).mean())
-
-
-def hand_graph(seed: int = 0) -> tuple[InteractionGraph, HeteroData]:
-    """6 users, 5 items (item 4 has no interaction); three modalities, two missing some items."""
-    g = torch.Generator().manual_seed(seed)
-    user = torch.tensor([0, 0, 1, 1, 1, 2, 3, 3, 4, 5, 5, 5])
-    item = torch.tensor([0, 1, 1, 2, 3, 0, 2, 3, 1, 0, 2, 3])
-    kg = HeteroData()
-    kg["item"].num_nodes = 5
-    for m, items, d in (("text", [0, 1, 2, 3, 4], 6), ("image", [1, 2, 4], 3), ("audio", [0, 3], 4)):
-        kg[m].x = torch.randn(len(items), d, generator=g)
-        kg[m].item = torch.tensor(items)
-    return InteractionGraph(6, 5, user, item), kg
-
-
-def test_trains_on_tiny_data(tiny):
-    ds, inter, kg = tiny
-    torch.manual_seed(0)
-    model = LGMRec(inter, kg)
-    valid = RankingEvaluator(inter, *ds.interactions.part(VALID), ks=(20,))
-    cfg = TrainConfig(epochs=4, batch_size=256, lr=1e-2, lambda_kg=0.0, ks=(20,), progress=False, seed=0)
-    state = Trainer(model, inter, valid, None, cfg).fit()
+def test_trains_on_tiny_data(tiny, train, random_recall):
+    _, state, valid = train(LGMRec, tiny, epochs=4, batch_size=256, lr=1e-2, lambda_kg=0.0)
     losses = [r["loss/bpr"] for r in state.history]
     assert losses[-1] < 0.7 * losses[0]
     assert all(r["loss/cl"] > 0 for r in state.history)
     assert state.best_metric > 1.5 * random_recall(valid, 20)
 
 
-def test_embeddings_match_dense_hypergraph_formula():
-    inter, kg = hand_graph()
+def test_embeddings_match_dense_hypergraph_formula(hand_graph):
+    inter, kg = hand_graph
     torch.manual_seed(0)
     model = LGMRec(inter, kg, dim=8, num_hyper_layers=2, hyper_num=3, alpha=0.5).eval()
     U, N = 6, 5
@@ -103,8 +52,8 @@ def test_embeddings_match_dense_hypergraph_formula():
     torch.testing.assert_close(emb.extra["hyper_item"], torch.stack(hyper_item))
 
 
-def test_losses_average_the_contrastive_term_over_modality_pairs():
-    inter, kg = hand_graph()
+def test_losses_average_the_contrastive_term_over_modality_pairs(hand_graph):
+    inter, kg = hand_graph
     torch.manual_seed(0)
     model = LGMRec(inter, kg, dim=8, cl_weight=1.0, reg_weight=0.0).eval()
     users, pos, neg = torch.tensor([0, 1, 5]), torch.tensor([1, 2, 3]), torch.tensor([4, 4, 0])
@@ -129,8 +78,8 @@ def test_losses_average_the_contrastive_term_over_modality_pairs():
     assert not torch.equal(model.embed().user, model.embed().user)
 
 
-def test_rejects_bad_settings():
-    inter, kg = hand_graph()
+def test_rejects_bad_settings(hand_graph):
+    inter, kg = hand_graph
     with pytest.raises(ValueError, match="keep_rate must be in"):
         LGMRec(inter, kg, keep_rate=0.0)
     with pytest.raises(ValueError, match="num_hyper_layers must be >= 1"):

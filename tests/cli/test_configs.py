@@ -2,11 +2,10 @@
 
 from pathlib import Path
 
+import emmkgr_pyg.conf
 import pytest
 from hydra import compose, initialize_config_module
 from hydra.utils import get_class, instantiate
-
-import emmkgr_pyg.conf
 
 CONF = Path(emmkgr_pyg.conf.__file__).parent
 

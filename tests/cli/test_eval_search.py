@@ -7,8 +7,14 @@ from pathlib import Path
 import pytest
 
 TINY = ["dataset=synthetic_tiny", "modality=hashing", "train=quick", "train.epochs=3", "train.progress=false"]
-SMALL = ["queries.n_fine=30", "queries.n_category=8", "queries.n_attribute=8", "queries.min_targets=3",
-         "queries.max_share=0.2", "progress=false"]
+SMALL = [
+    "queries.n_fine=30",
+    "queries.n_category=8",
+    "queries.n_attribute=8",
+    "queries.min_targets=3",
+    "queries.max_share=0.2",
+    "progress=false",
+]
 
 
 def tiny_run(tmp_path_factory) -> Path:
@@ -44,12 +50,28 @@ def test_eval_search_writes_both_sets_for_both_methods(run_cli, run_dir, tmp_pat
     assert "| fine" in out and "wrote" in out
     assert len((run_dir / "search_queries_fine.jsonl").read_text().splitlines()) == 30
     # the saved query sets are reused while their settings match, rebuilt when they change
-    again = run_cli("emmkgr-eval-search", f"run_dir={run_dir}", *SMALL, "search.mapping=paper",
-                    f"out_dir={tmp_path / 'paper'}", cwd=tmp_path).stdout
+    again = run_cli(
+        "emmkgr-eval-search",
+        f"run_dir={run_dir}",
+        *SMALL,
+        "search.mapping=paper",
+        f"out_dir={tmp_path / 'paper'}",
+        cwd=tmp_path,
+    ).stdout
     assert "reusing the query sets" in again
-    assert json.loads((tmp_path / "paper" / "search_results.json").read_text())["settings"]["search"]["mapping"] == "paper"
-    other = run_cli("emmkgr-eval-search", f"run_dir={run_dir}", *SMALL[:-1], "queries.seed=3", "progress=false",
-                    f"out_dir={tmp_path / 'seed3'}", cwd=tmp_path).stdout
+    assert (
+        json.loads((tmp_path / "paper" / "search_results.json").read_text())["settings"]["search"]["mapping"]
+        == "paper"
+    )
+    other = run_cli(
+        "emmkgr-eval-search",
+        f"run_dir={run_dir}",
+        *SMALL[:-1],
+        "queries.seed=3",
+        "progress=false",
+        f"out_dir={tmp_path / 'seed3'}",
+        cwd=tmp_path,
+    ).stdout
     assert "built" in other and "reusing" not in other
 
 

@@ -27,8 +27,14 @@ def run_dir(tmp_path_factory):
 
 
 def test_plot_writes_a_png(run_cli, run_dir, tmp_path):
-    out = run_cli("emmkgr-plot", f"run_dir={run_dir}", "max_items=80", "max_iter=250", f"out={tmp_path / 'p.png'}",
-                  cwd=tmp_path).stdout
+    out = run_cli(
+        "emmkgr-plot",
+        f"run_dir={run_dir}",
+        "max_items=80",
+        "max_iter=250",
+        f"out={tmp_path / 'p.png'}",
+        cwd=tmp_path,
+    ).stdout
     png = tmp_path / "p.png"
     assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "wrote" in out and "category purity@10" in out

@@ -28,8 +28,9 @@ def run_dir(tmp_path_factory):
 
 
 def test_search_prints_a_table_and_saves_the_index(run_cli, run_dir, tmp_path):
-    out = run_cli("emmkgr-search", f"run_dir={run_dir}", "query=red stainless steel frying pan", "top_k=7",
-                  cwd=tmp_path).stdout
+    out = run_cli(
+        "emmkgr-search", f"run_dir={run_dir}", "query=red stainless steel frying pan", "top_k=7", cwd=tmp_path
+    ).stdout
     assert "| rank | item id" in out and "| score" in out
     lines = [line for line in out.splitlines() if line.startswith("| ") and "SYN-" in line]
     assert len(lines) == 7 and lines[0].startswith("| 1 ")
@@ -37,23 +38,42 @@ def test_search_prints_a_table_and_saves_the_index(run_cli, run_dir, tmp_path):
 
 
 def test_search_json_with_filters_keeps_top_k_full(run_cli, run_dir, tmp_path):
-    proc = run_cli("emmkgr-search", f"run_dir={run_dir}", "query=wireless headphones", "top_k=4",
-                   "category=electronics", "output=json", cwd=tmp_path)
+    proc = run_cli(
+        "emmkgr-search",
+        f"run_dir={run_dir}",
+        "query=wireless headphones",
+        "top_k=4",
+        "category=electronics",
+        "output=json",
+        cwd=tmp_path,
+    )
     res = json.loads(proc.stdout)
     assert res["query"] == "wireless headphones" and res["filters"]["category"] == "electronics"
     assert [r["rank"] for r in res["results"]] == [1, 2, 3, 4]
     assert all("Electronics" in r["categories"] for r in res["results"])
     scores = [r["score"] for r in res["results"]]
     assert scores == sorted(scores, reverse=True)
-    brand = json.loads(run_cli("emmkgr-search", f"run_dir={run_dir}", "query=a mug", "brand=acme",
-                               "method=vector_baseline", "search.mapping=paper", "output=json",
-                               cwd=tmp_path).stdout)
+    brand = json.loads(
+        run_cli(
+            "emmkgr-search",
+            f"run_dir={run_dir}",
+            "query=a mug",
+            "brand=acme",
+            "method=vector_baseline",
+            "search.mapping=paper",
+            "output=json",
+            cwd=tmp_path,
+        ).stdout
+    )
     assert brand["method"] == "vector_baseline" and all(r["brand"] == "Acme" for r in brand["results"])
 
 
 def test_similar_lists_other_items(run_cli, run_dir, tmp_path):
-    res = json.loads(run_cli("emmkgr-similar", f"run_dir={run_dir}", "item=SYN-000010", "top_k=5",
-                             "output=json", cwd=tmp_path).stdout)
+    res = json.loads(
+        run_cli(
+            "emmkgr-similar", f"run_dir={run_dir}", "item=SYN-000010", "top_k=5", "output=json", cwd=tmp_path
+        ).stdout
+    )
     assert res["item"]["item_id"] == "SYN-000010"
     ids = [r["item_id"] for r in res["results"]]
     assert len(ids) == 5 and "SYN-000010" not in ids
@@ -85,3 +105,55 @@ def test_a_folder_without_a_trained_model_is_refused(run_cli, tmp_path):
         assert proc.returncode == 2 and "is not a trained run" in proc.stderr, proc.stderr
     proc = run_cli("emmkgr-search", "query=pan", cwd=tmp_path, check=False)
     assert proc.returncode == 2 and "run_dir is not set" in proc.stderr
+
+
+def test_cold_start_items_saved_in_the_index_are_served(run_cli, run_dir, tmp_path):
+    from emmkgr_pyg.search import ColdStart, ItemMeta, open_index
+    from emmkgr_pyg.train.pipeline import load_run
+
+    run_dir = shutil.copytree(run_dir, tmp_path / "run")  # this test writes into the run's index
+    run = load_run(run_dir)
+    index = open_index(run_dir, ItemMeta.from_catalog(run.dataset.catalog))
+    ColdStart.from_run(run, index).add(
+        "NEW-1",
+        {"title": "Acme Red Cast Iron Frying Pan, Large"},
+        brand="Acme",
+        categories=["Home & Kitchen"],
+    )
+    index.save(run_dir)
+    res = json.loads(
+        run_cli(
+            "emmkgr-similar", f"run_dir={run_dir}", "item=NEW-1", "top_k=3", "output=json", cwd=tmp_path
+        ).stdout
+    )
+    assert res["item"]["title"] == "Acme Red Cast Iron Frying Pan, Large" and len(res["results"]) == 3
+    found = json.loads(
+        run_cli(
+            "emmkgr-search",
+            f"run_dir={run_dir}",
+            "query=cast iron frying pan",
+            "top_k=200",
+            "output=json",
+            cwd=tmp_path,
+        ).stdout
+    )
+    assert "NEW-1" in [r["item_id"] for r in found["results"]]
+
+
+@pytest.mark.parametrize("root", ["search", "eval_search", "plot"])
+def test_root_configs_compose_with_valid_search_settings(root):
+    from hydra import compose, initialize_config_module
+
+    from emmkgr_pyg.search import EMBEDDINGS, MAPPINGS
+    from emmkgr_pyg.search.index import INDEX_KINDS
+
+    with initialize_config_module(config_module="emmkgr_pyg.conf", version_base="1.3"):
+        cfg = compose(config_name=root, overrides=["run_dir=/runs/x"])
+    assert cfg.run_dir == "/runs/x"
+    if root == "plot":
+        assert cfg.out == "/runs/x/embedding_plot.png" and cfg.embedding in EMBEDDINGS
+        return
+    s = cfg.search
+    assert s.mapping in MAPPINGS and s.embedding in EMBEDDINGS and s.index in INDEX_KINDS
+    if root == "eval_search":
+        assert cfg.query_dir == "/runs/x" and cfg.out_dir == "/runs/x"

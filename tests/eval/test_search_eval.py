@@ -39,9 +39,14 @@ def test_metrics_match_the_obvious_definitions():
     rng = np.random.default_rng(0)
     n_items, n_queries = 40, 64
     scores = np.round(rng.random((n_queries, n_items)), 1)  # many ties
-    targets = [set(rng.choice(n_items, rng.integers(1, 15), replace=False).tolist()) for _ in range(n_queries)]
+    targets = [
+        set(rng.choice(n_items, rng.integers(1, 15), replace=False).tolist()) for _ in range(n_queries)
+    ]
     ids = [f"x{i}" for i in range(n_items)]
-    queries = [SearchQuery(f"q{j}", "coarse", "category", f"q{j}", [ids[i] for i in sorted(t)]) for j, t in enumerate(targets)]
+    queries = [
+        SearchQuery(f"q{j}", "coarse", "category", f"q{j}", [ids[i] for i in sorted(t)])
+        for j, t in enumerate(targets)
+    ]
     row = {q.qid: j for j, q in enumerate(queries)}
     got = evaluate(lambda b: scores[[row[q.qid] for q in b]], queries, ids, batch_size=10)
     want = slow_metrics(scores, targets)

@@ -78,11 +78,3 @@ def tiny_dataset() -> MMDataset:
     return make_dataset()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a shared, busy machine OpenMP kernels on tiny tensors (e.g. CSR
-    sparse.mm) wait milliseconds per call for a second core."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

@@ -91,7 +91,9 @@ def test_item_filter_is_case_insensitive_and_anded():
     meta = _meta(12)
     cat = ItemFilter(category="WRITING").mask(meta)
     assert cat.tolist() == [i % 3 == 0 for i in range(12)]
-    assert ItemFilter(category="office products > paper").mask(meta).tolist() == [i % 3 != 0 for i in range(12)]
+    assert ItemFilter(category="office products > paper").mask(meta).tolist() == [
+        i % 3 != 0 for i in range(12)
+    ]
     brand = ItemFilter(brand="acme").mask(meta)
     assert brand.tolist() == [i % 5 != 0 and i % 2 == 1 for i in range(12)]  # no brand never passes
     assert (ItemFilter(category="writing", brand="acme").mask(meta) == (cat & brand)).all()
@@ -117,8 +119,10 @@ def test_save_load_round_trip_keeps_added_items(vectors, tmp_path):
 
 def _fake_run(folder, vectors):
     folder.mkdir(parents=True, exist_ok=True)
-    torch.save({"H_mm_item": torch.from_numpy(vectors), "item": torch.from_numpy(vectors[::-1].copy())},
-               folder / "embeddings.pt")
+    torch.save(
+        {"H_mm_item": torch.from_numpy(vectors), "item": torch.from_numpy(vectors[::-1].copy())},
+        folder / "embeddings.pt",
+    )
     return folder
 
 
@@ -177,3 +181,16 @@ def test_an_embedding_the_run_lacks_names_what_it_has(tmp_path):
     torch.save({"item": torch.ones(3, 2), "user": torch.ones(4, 2)}, tmp_path / "run" / "embeddings.pt")
     with pytest.raises(SearchError, match=r"has \['item', 'user'\].*model=emmkgr"):
         run_embeddings(tmp_path / "run", "H_mm_item")
+
+
+def test_hnsw_misses_under_a_selective_filter_are_answered_exactly():
+    n = 3000
+    x = np.random.default_rng(0).normal(size=(n, 16)).astype(np.float32)
+    index = ItemIndex(x, _meta(n), kind="hnsw", ef_search=4)  # alone, HNSW returns -1s here
+    allowed = np.zeros(n, dtype=bool)
+    allowed[np.random.default_rng(1).choice(n, 8, replace=False)] = True
+    q = np.random.default_rng(2).normal(size=(20, 16)).astype(np.float32)
+    scores, pos = index.search(q, 5, allowed)
+    want_s, want_p = _brute(x, q, 5, allowed)
+    np.testing.assert_array_equal(pos, want_p)
+    np.testing.assert_allclose(scores, want_s, rtol=1e-5, atol=1e-6)

@@ -11,7 +11,9 @@ from emmkgr_pyg.search.query import InductivePropagator, QueryEncoder
 
 
 def _encoder(dataset, layers=2, self_loops=False, item_item=False, top_n=3):
-    kg = build_emmkg(dataset, top_n=top_n, item_item=item_item, knn=KNNBuilder(symmetric=True, progress=False))
+    kg = build_emmkg(
+        dataset, top_n=top_n, item_item=item_item, knn=KNNBuilder(symmetric=True, progress=False)
+    )
     torch.manual_seed(0)
     return EMMKGEncoder(kg, dim=8, num_layers=layers, add_self_loops=self_loops), kg
 
@@ -83,7 +85,9 @@ def test_paper_mapping_is_the_modality_projection(hand_dataset):
     np.testing.assert_allclose(qe.encode_vectors(x, "text"), want, rtol=1e-5, atol=1e-6)
     y = np.random.default_rng(1).normal(size=(2, 5)).astype(np.float32)
     with torch.no_grad():
-        zy = torch.nn.functional.normalize(enc.project(enc.modalities.index("image"), torch.from_numpy(y)), dim=-1)
+        zy = torch.nn.functional.normalize(
+            enc.project(enc.modalities.index("image"), torch.from_numpy(y)), dim=-1
+        )
     np.testing.assert_allclose(qe.map({"text": x, "image": y}), (want + zy.numpy()) / 2, rtol=1e-5, atol=1e-6)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from emmkgr_pyg.data.dataset import Catalog, MMDataset, Modality
 from emmkgr_pyg.data.readers.base import finalize
@@ -52,11 +51,3 @@ def dataset() -> MMDataset:
     return make_dataset()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a shared, busy machine OpenMP kernels on tiny tensors (e.g. CSR
-    sparse.mm) wait milliseconds per call for a second core."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

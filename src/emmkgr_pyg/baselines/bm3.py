@@ -10,7 +10,7 @@ from torch_geometric.data import HeteroData
 from ..graph.interaction import InteractionGraph
 from ..nn.conv import LightGCNConv
 from ..nn.recommender import Embeddings, Recommender
-from .common import ModalFeatures, dense_modal_features, layer_mean
+from .common import ModalFeatures, dense_modal_features, id_layer_mean
 
 
 def bootstrap_target(online: Tensor, dropout: float) -> Tensor:
@@ -115,9 +115,10 @@ class BM3(Recommender):
 
     def online(self) -> tuple[Tensor, Tensor]:
         r"""The online representations :math:`(\mathbf{H}^u, \mathbf{H}^i)`."""
-        x = torch.cat([self.user_emb.weight, self.item_emb.weight])
-        out = layer_mean(self.conv, x, self.edge_index, self.n_layers)
-        return out[: self.n_users], out[self.n_users :] + self.item_emb.weight
+        user, item = id_layer_mean(
+            self.conv, self.user_emb.weight, self.item_emb.weight, self.edge_index, self.n_layers
+        )
+        return user, item + self.item_emb.weight
 
     def embed(self) -> Embeddings:
         """``user``, ``item``: the predicted views scored at evaluation; ``extra``: the online
@@ -135,9 +136,7 @@ class BM3(Recommender):
         h_user, h_item = emb.extra["H_user"], emb.extra["H_item"]
         u_target = bootstrap_target(h_user[users], self.dropout)
         i_target = bootstrap_target(h_item[pos], self.dropout)
-        losses = {
-            "rec": cosine_loss(emb.user[users], i_target) + cosine_loss(emb.item[pos], u_target)
-        }
+        losses = {"rec": cosine_loss(emb.user[users], i_target) + cosine_loss(emb.item[pos], u_target)}
         align, mask = 0.0, 0.0
         for m in self.features.names:
             f = self.features(m, pos)

@@ -1,6 +1,6 @@
 r"""Pieces the multimodal baselines share: dense per-item modality features (mean fill), trainable
 feature tables with their projections, item-item kNN graphs through faiss with MMRec's
-normalisation, and the LightGCN layer mean.
+normalisation, the LightGCN layer combinations (last layer, sum, mean) and BPR.
 
 The baselines read their modality features from the E-MMKG (:func:`modality_types`): every node
 type but ``item`` that carries ``x``, in the graph's order. Nothing here names a modality.
@@ -28,14 +28,14 @@ def modality_types(kg: HeteroData | None, owner: str = "baseline") -> list[str]:
     """
     if kg is None:
         raise ValueError(
-            f"{owner}: needs the modality features of the E-MMKG (kg=None); build it with "
+            f"{owner}: needs the E-MMKG for its modality features (kg=None); build it with "
             "emmkgr_pyg.graph.build_emmkg (the pipeline does when the model sets needs_kg)."
         )
     names = [t for t in kg.node_types if t != ITEM and "x" in kg[t]]
     if not names:
         raise ValueError(
-            f"{owner}: the E-MMKG has no modality with features; encode the dataset's modalities "
-            "first (emmkgr_pyg.data.features.encode_dataset)."
+            f"{owner}: the E-MMKG has no modality node type with features 'x'; encode the dataset's "
+            "modalities first (emmkgr_pyg.data.features.encode_dataset)."
         )
     return names
 
@@ -105,7 +105,10 @@ class ModalFeatures(torch.nn.Module):
     """
 
     def __init__(
-        self, features: Mapping[str, Tensor], dim: int = 64, train_features: bool = True,
+        self,
+        features: Mapping[str, Tensor],
+        dim: int = 64,
+        train_features: bool = True,
         init: str = "default",
     ) -> None:
         super().__init__()
@@ -179,15 +182,45 @@ def knn_normalize(edge_index: Tensor, edge_weight: Tensor, num_nodes: int) -> Te
     return edge_weight * inv[dst] * inv[src]
 
 
-def layer_mean(
+def propagate(
     conv: LightGCNConv, x: Tensor, edge_index: Tensor, num_layers: int, edge_weight: Tensor | None = None
 ) -> Tensor:
-    r"""LightGCN's layer combination :math:`\frac{1}{L+1}\sum_{l=0}^{L} \tilde{A}^l x`."""
+    r"""The last layer only, :math:`\tilde{A}^L x` (``x`` itself when ``num_layers`` is 0)."""
+    for _ in range(num_layers):
+        x = conv(x, edge_index, edge_weight)
+    return x
+
+
+def layer_sum(
+    conv: LightGCNConv, x: Tensor, edge_index: Tensor, num_layers: int, edge_weight: Tensor | None = None
+) -> Tensor:
+    r"""The sum of every layer, :math:`\sum_{l=0}^{L} \tilde{A}^l x` (GRCN, DualGNN)."""
     out = x
     for _ in range(num_layers):
         x = conv(x, edge_index, edge_weight)
         out = out + x
-    return out / (num_layers + 1)
+    return out
+
+
+def layer_mean(
+    conv: LightGCNConv, x: Tensor, edge_index: Tensor, num_layers: int, edge_weight: Tensor | None = None
+) -> Tensor:
+    r"""LightGCN's layer combination :math:`\frac{1}{L+1}\sum_{l=0}^{L} \tilde{A}^l x`."""
+    return layer_sum(conv, x, edge_index, num_layers, edge_weight) / (num_layers + 1)
+
+
+def id_layer_mean(
+    conv: LightGCNConv,
+    user_emb: Tensor,
+    item_emb: Tensor,
+    edge_index: Tensor,
+    num_layers: int,
+    edge_weight: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    r""":func:`layer_mean` of the ID embeddings :math:`[\mathbf{E}^u; \mathbf{E}^i]` over the
+    user-item graph (users first), split into ``(users [U, d], items [N, d])``."""
+    out = layer_mean(conv, torch.cat([user_emb, item_emb]), edge_index, num_layers, edge_weight)
+    return out[: user_emb.size(0)], out[user_emb.size(0) :]
 
 
 def bpr(user: Tensor, pos: Tensor, neg: Tensor) -> Tensor:

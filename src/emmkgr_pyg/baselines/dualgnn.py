@@ -22,7 +22,7 @@ from torch_geometric.utils import softmax
 from ..graph.interaction import InteractionGraph
 from ..nn.conv import LightGCNConv, sparse_adjacency, spmm_cached
 from ..nn.recommender import Embeddings, Recommender
-from .grcn import _dense_features, _modalities
+from .common import bpr, dense_modal_features, layer_sum
 
 USER_AGGR = ("softmax", "mean")
 
@@ -123,18 +123,19 @@ class DualGNN(Recommender):
         super().__init__(inter, reg_weight)
         if user_aggr not in USER_AGGR:
             raise ValueError(f"DualGNN: user_aggr '{user_aggr}' is not one of {USER_AGGR}.")
-        self.modalities = _modalities(kg, "DualGNN")
+        features = dense_modal_features(kg, self.n_items, "DualGNN")
+        self.modalities = list(features)
         self.dim, self.num_layers, self.k, self.user_aggr = dim, num_layers, k, user_aggr
-        for j, m in enumerate(self.modalities):
-            self.register_buffer(f"feat_{j}", _dense_features(kg, m, self.n_items), persistent=False)
+        for j, x in enumerate(features.values()):
+            self.register_buffer(f"feat_{j}", x, persistent=False)
         self.preference = torch.nn.ParameterList(
             torch.nn.Parameter(torch.empty(self.n_users, dim)) for _ in self.modalities
         )
         self.mlp = torch.nn.ModuleList(
             torch.nn.Sequential(
-                torch.nn.Linear(kg[m].x.size(1), 4 * dim), torch.nn.LeakyReLU(), torch.nn.Linear(4 * dim, dim)
+                torch.nn.Linear(x.size(1), 4 * dim), torch.nn.LeakyReLU(), torch.nn.Linear(4 * dim, dim)
             )
-            for m in self.modalities
+            for x in features.values()
         )
         self.user_weight = torch.nn.Parameter(torch.empty(self.n_users, len(self.modalities)))
         self.register_buffer("edge_index", inter.edge_index(), persistent=False)
@@ -173,11 +174,7 @@ class DualGNN(Recommender):
         out = []
         for j, (pref, mlp) in enumerate(zip(self.preference, self.mlp)):
             h = F.normalize(torch.cat([pref, mlp(self.features(j))]))
-            total = h
-            for _ in range(self.num_layers):
-                h = self.conv(h, self.edge_index)
-                total = total + h
-            out.append(total)
+            out.append(layer_sum(self.conv, h, self.edge_index, self.num_layers))
         return out
 
     def embed(self) -> Embeddings:
@@ -188,9 +185,7 @@ class DualGNN(Recommender):
         return Embeddings(user, item)
 
     def bpr_losses(self, emb: Embeddings, users: Tensor, pos: Tensor, neg: Tensor) -> dict[str, Tensor]:
-        u = emb.user[users]
-        diff = (u * emb.item[pos]).sum(-1) - (u * emb.item[neg]).sum(-1)
-        losses = {"bpr": -F.logsigmoid(diff).mean() / math.log(2.0)}
+        losses = {"bpr": bpr(emb.user[users], emb.item[pos], emb.item[neg]) / math.log(2.0)}
         if self.reg_weight:
             reg = sum(pref[users].pow(2).mean() for pref in self.preference) + self.user_weight.pow(2).mean()
             losses["reg"] = self.reg_weight * reg

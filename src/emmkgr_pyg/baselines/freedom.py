@@ -16,9 +16,10 @@ from .common import (
     ModalFeatures,
     bpr,
     dense_modal_features,
+    id_layer_mean,
     knn_item_graph,
     knn_normalize,
-    layer_mean,
+    propagate,
     resolve_modal_weights,
 )
 
@@ -200,10 +201,9 @@ class FREEDOM(Recommender):
 
     def item_graph_embeddings(self) -> Tensor:
         r""":math:`\mathbf{S}^{L_{mm}} \mathbf{E}^{i}`."""
-        h = self.item_emb.weight
-        for _ in range(self.n_mm_layers):
-            h = self.mm_conv(h, self.mm_edge_index, self.mm_edge_weight)
-        return h
+        return propagate(
+            self.mm_conv, self.item_emb.weight, self.mm_edge_index, self.n_mm_layers, self.mm_edge_weight
+        )
 
     def embed(self) -> Embeddings:
         if self.training:
@@ -212,10 +212,10 @@ class FREEDOM(Recommender):
             conv, edge_index = self.pruned_conv, self.pruned_edge_index
         else:
             conv, edge_index = self.ui_conv, self.edge_index
-        x = torch.cat([self.user_emb.weight, self.item_emb.weight])
-        out = layer_mean(conv, x, edge_index, self.n_ui_layers)
+        user, item = id_layer_mean(
+            conv, self.user_emb.weight, self.item_emb.weight, edge_index, self.n_ui_layers
+        )
         h = self.item_graph_embeddings()
-        user, item = out[: self.n_users], out[self.n_users :]
         return Embeddings(user, item + h, {"H_item_graph": h})
 
     def bpr_losses(self, emb: Embeddings, users: Tensor, pos: Tensor, neg: Tensor) -> dict[str, Tensor]:

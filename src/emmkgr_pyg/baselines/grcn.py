@@ -13,33 +13,10 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 from torch_geometric.utils import scatter, softmax
 
-from ..graph.emmkg import ITEM
 from ..graph.interaction import InteractionGraph
 from ..nn.conv import LightGCNConv
 from ..nn.recommender import Embeddings, Recommender
-
-
-def _modalities(kg: HeteroData | None, owner: str) -> list[str]:
-    """The modality node types of ``kg`` in graph order; raises when there is none."""
-    if kg is None:
-        raise ValueError(
-            f"{owner}: needs the E-MMKG for its modality features (kg=None); build it with "
-            "build_emmkg (the training pipeline does when needs_kg is True)."
-        )
-    names = [t for t in kg.node_types if t != ITEM and "x" in kg[t]]
-    if not names:
-        raise ValueError(f"{owner}: the E-MMKG has no modality node type with features 'x'.")
-    return names
-
-
-def _dense_features(kg: HeteroData, modality: str, n_items: int) -> Tensor:
-    """The ``[n_items, d]`` float feature matrix of ``modality``: row ``i`` is item ``i``'s
-    feature, or the modality's mean feature when the item lacks it (MMRec's rule); zeros when no
-    item has it."""
-    x = kg[modality].x.float()
-    out = torch.zeros(n_items, x.size(1)) if x.size(0) == 0 else x.mean(0).repeat(n_items, 1)
-    out[kg[modality].item.long()] = x
-    return out
+from .common import bpr, dense_modal_features, layer_sum
 
 
 class _ModalPrototypes(torch.nn.Module):
@@ -119,12 +96,13 @@ class GRCN(Recommender):
         reg_weight: float = 1e-3,
     ) -> None:
         super().__init__(inter, reg_weight)
-        self.modalities = _modalities(kg, "GRCN")
+        features = dense_modal_features(kg, self.n_items, "GRCN")
+        self.modalities = list(features)
         self.dim, self.num_routing, self.num_layers = dim, num_routing, num_layers
-        for k, m in enumerate(self.modalities):
-            self.register_buffer(f"feat_{k}", _dense_features(kg, m, self.n_items), persistent=False)
+        for k, x in enumerate(features.values()):
+            self.register_buffer(f"feat_{k}", x, persistent=False)
         self.prototypes = torch.nn.ModuleList(
-            _ModalPrototypes(self.n_users, kg[m].x.size(1), dim) for m in self.modalities
+            _ModalPrototypes(self.n_users, x.size(1), dim) for x in features.values()
         )
         self.id_embedding = torch.nn.Parameter(torch.empty(self.n_users + self.n_items, dim))
         self.confidence = torch.nn.Parameter(torch.empty(self.n_users + self.n_items, len(self.modalities)))
@@ -169,18 +147,12 @@ class GRCN(Recommender):
 
     def embed(self) -> Embeddings:
         weight, content = self.refine()
-        e = F.normalize(self.id_embedding)
-        z = e
-        for _ in range(self.num_layers):
-            e = self.conv(e, self.edge_index, weight)
-            z = z + e
+        z = layer_sum(self.conv, F.normalize(self.id_embedding), self.edge_index, self.num_layers, weight)
         rep = torch.cat([z, *content], dim=-1)
         return Embeddings(rep[: self.n_users], rep[self.n_users :], {"edge_weight": weight})
 
     def bpr_losses(self, emb: Embeddings, users: Tensor, pos: Tensor, neg: Tensor) -> dict[str, Tensor]:
-        u = emb.user[users]
-        diff = (u * emb.item[pos]).sum(-1) - (u * emb.item[neg]).sum(-1)
-        losses = {"bpr": -F.logsigmoid(diff).mean()}
+        losses = {"bpr": bpr(emb.user[users], emb.item[pos], emb.item[neg])}
         if self.reg_weight:
             ids = self.id_embedding
             items = torch.cat([pos, neg]) + self.n_users

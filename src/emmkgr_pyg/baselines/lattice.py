@@ -11,7 +11,15 @@ from ..graph.interaction import InteractionGraph
 from ..graph.knn import KNNBuilder
 from ..nn.conv import LightGCNConv
 from ..nn.recommender import Embeddings, Recommender
-from .common import ModalFeatures, bpr, dense_modal_features, knn_item_graph, knn_normalize, layer_mean
+from .common import (
+    ModalFeatures,
+    bpr,
+    dense_modal_features,
+    id_layer_mean,
+    knn_item_graph,
+    knn_normalize,
+    propagate,
+)
 
 
 def random_walk_self_loop_norm(edge_index: Tensor, num_nodes: int) -> tuple[Tensor, Tensor]:
@@ -178,16 +186,18 @@ class LATTICE(Recommender):
         if not self.training:
             self.select_learned_neighbors()
         edge_index, edge_weight = self.item_graph()
-        h = self.item_emb.weight
-        for _ in range(self.n_layers):
-            h = self.item_conv(h, edge_index, edge_weight)
-        return h
+        return propagate(self.item_conv, self.item_emb.weight, edge_index, self.n_layers, edge_weight)
 
     def embed(self) -> Embeddings:
-        x = torch.cat([self.user_emb.weight, self.item_emb.weight])
-        out = layer_mean(self.ui_conv, x, self.ui_edge_index, self.n_ui_layers, self.ui_edge_weight)
+        user, item = id_layer_mean(
+            self.ui_conv,
+            self.user_emb.weight,
+            self.item_emb.weight,
+            self.ui_edge_index,
+            self.n_ui_layers,
+            self.ui_edge_weight,
+        )
         h = self.item_graph_embeddings()
-        user, item = out[: self.n_users], out[self.n_users :]
         return Embeddings(user, item + F.normalize(h, dim=1), {"H_item_graph": h})
 
     def bpr_losses(self, emb: Embeddings, users: Tensor, pos: Tensor, neg: Tensor) -> dict[str, Tensor]:

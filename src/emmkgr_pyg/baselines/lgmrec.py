@@ -18,7 +18,7 @@ from torch_geometric.data import HeteroData
 from ..graph.interaction import InteractionGraph
 from ..nn.conv import LightGCNConv, spmm_cached
 from ..nn.recommender import Embeddings, Recommender
-from .grcn import _dense_features, _modalities
+from .common import bpr, dense_modal_features, layer_mean, propagate
 
 
 def _interaction_matrix(inter: InteractionGraph) -> tuple[Tensor, Tensor]:
@@ -118,7 +118,8 @@ class LGMRec(Recommender):
             raise ValueError(f"LGMRec: num_hyper_layers must be >= 1 (got {num_hyper_layers}).")
         if not 0.0 < keep_rate <= 1.0:
             raise ValueError(f"LGMRec: keep_rate must be in (0, 1] (got {keep_rate}).")
-        self.modalities = _modalities(kg, "LGMRec")
+        features = dense_modal_features(kg, self.n_items, "LGMRec")
+        self.modalities = list(features)
         self.dim = dim
         self.num_ui_layers, self.num_mm_layers = num_ui_layers, num_mm_layers
         self.num_hyper_layers = num_hyper_layers
@@ -126,9 +127,9 @@ class LGMRec(Recommender):
         self.cl_weight, self.temperature = cl_weight, temperature
         self.user_emb = torch.nn.Embedding(self.n_users, dim)
         self.item_emb = torch.nn.Embedding(self.n_items, dim)
-        dims = [kg[m].x.size(1) for m in self.modalities]
-        for j, m in enumerate(self.modalities):
-            self.register_buffer(f"feat_{j}", _dense_features(kg, m, self.n_items), persistent=False)
+        dims = [x.size(1) for x in features.values()]
+        for j, x in enumerate(features.values()):
+            self.register_buffer(f"feat_{j}", x, persistent=False)
         self.item_trs = torch.nn.ParameterList(torch.nn.Parameter(torch.empty(d, dim)) for d in dims)
         self.hyper = torch.nn.ParameterList(torch.nn.Parameter(torch.empty(d, hyper_num)) for d in dims)
         self.drop = torch.nn.Dropout(p=1.0 - keep_rate)
@@ -156,19 +157,13 @@ class LGMRec(Recommender):
     def collaborative(self) -> Tensor:
         """:math:`H^C` ``[U + N, dim]``."""
         h = torch.cat([self.user_emb.weight, self.item_emb.weight])
-        total = h
-        for _ in range(self.num_ui_layers):
-            h = self.conv(h, self.edge_index)
-            total = total + h
-        return total / (self.num_ui_layers + 1)
+        return layer_mean(self.conv, h, self.edge_index, self.num_ui_layers)
 
     def modality_local(self, j: int) -> Tensor:
         """:math:`H^m` ``[U + N, dim]`` of the ``j``-th modality."""
         item = self.features(j) @ self.item_trs[j]
         h = torch.cat([self._users_of(item) * self.inv_user_degree.unsqueeze(-1), item])
-        for _ in range(self.num_mm_layers):
-            h = self.conv(h, self.edge_index)
-        return h
+        return propagate(self.conv, h, self.edge_index, self.num_mm_layers)
 
     def memberships(self, j: int) -> tuple[Tensor, Tensor]:
         r"""(:math:`\Lambda^m_u` ``[U, H]``, :math:`\Lambda^m_i` ``[N, H]``): Gumbel-softmax and
@@ -212,7 +207,7 @@ class LGMRec(Recommender):
 
     def bpr_losses(self, emb: Embeddings, users: Tensor, pos: Tensor, neg: Tensor) -> dict[str, Tensor]:
         u, i, j = emb.user[users], emb.item[pos], emb.item[neg]
-        losses = {"bpr": -F.logsigmoid((u * i).sum(-1) - (u * j).sum(-1)).mean()}
+        losses = {"bpr": bpr(u, i, j)}
         pairs = list(itertools.combinations(range(len(self.modalities)), 2))
         if self.cl_weight and pairs:
             hu, hi = emb.extra["hyper_user"], emb.extra["hyper_item"]

@@ -129,7 +129,7 @@ def run_similar(cfg: DictConfig) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     rows = similar_items(index, str(cfg.item), int(cfg.top_k), item_filter)
     pos = index.meta.position(str(cfg.item))
     request = {
-        "item": {**index.meta.row(pos)},
+        "item": index.meta.row(pos),
         "embedding": scfg.embedding,
         "filters": {"category": item_filter.category, "brand": item_filter.brand},
         "top_k": int(cfg.top_k),
