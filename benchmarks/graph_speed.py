@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -116,31 +115,40 @@ def knn_section(feats: dict[str, np.ndarray], repeats: int) -> list[dict]:
 
 
 def memory_child(n_items: int, index: str) -> None:
-    """Run in a fresh process: build the E-MMKG of a text-only catalogue and print max RSS (MiB)."""
+    """Run in a fresh process: build the E-MMKG of a text-only catalogue of ``n_items`` items
+    (3 modalities x 384-d) and print the peak memory of the build itself."""
+    from emmkgr_pyg.data.encoders import HashingTextEncoder
+    from emmkgr_pyg.data.synthetic import SyntheticReader
     from emmkgr_pyg.graph.emmkg import build_emmkg
     from emmkgr_pyg.graph.knn import KNNBuilder
+    from emmkgr_pyg.utils import peak_rss_mib, reset_peak_rss
 
-    _, ds = clothing_features(n_items)
-    from emmkgr_pyg.data.encoders import HashingTextEncoder
-
+    n_users = max(200, n_items // 20)  # interactions do not enter the E-MMKG
+    ds = SyntheticReader(n_users=n_users, n_items=n_items, n_interactions=8 * n_users, image_dim=8).read(
+        None, "mem"
+    )
     enc = HashingTextEncoder(dim=384)
     for m in ("title", "description", "review"):
         mod = ds.modalities[m]
         ds.catalog.modalities[m] = mod.with_features(enc.encode(mod.raw, progress=False))
     del ds.catalog.modalities["image"]
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    feature_mib = sum(m.features.nbytes for m in ds.modalities.values()) / 2**20
+    reset_peak_rss()
+    before = peak_rss_mib()
     t0 = time.perf_counter()
     data = build_emmkg(ds, top_n=10, knn=KNNBuilder(index=index, symmetric=True, progress=False))
     seconds = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mib()
     edges = sum(int(data[et].edge_index.size(1)) for et in data.edge_types)
     print(
         json.dumps(
             {
                 "n_items": n_items,
                 "index": index,
-                "peak_rss_mib": peak,
                 "rss_before_build_mib": before,
+                "peak_rss_mib": peak,
+                "build_extra_mib": peak - before,
+                "feature_mib": feature_mib,
                 "build_seconds": seconds,
                 "edges": edges,
             }

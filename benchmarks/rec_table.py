@@ -31,8 +31,17 @@ DATASET_ARGS = {"amazon_office": [f"dataset.root={SHARED / 'amazon-office-2014'}
 
 def sweep(dataset: str, models: str, seeds: str, overrides: list[str], out: Path) -> float:
     exe = Path(sys.executable).parent / "emmkgr-train"
-    args = [str(exe), "-m", f"dataset={dataset}", *DATASET_ARGS.get(dataset, []), f"model={models}",
-            f"seed={seeds}", "train.progress=false", f"hydra.sweep.dir={out}", *overrides]
+    args = [
+        str(exe),
+        "-m",
+        f"dataset={dataset}",
+        *DATASET_ARGS.get(dataset, []),
+        f"model={models}",
+        f"seed={seeds}",
+        "train.progress=false",
+        f"hydra.sweep.dir={out}",
+        *overrides,
+    ]
     print("$", " ".join(args[1:]), flush=True)
     t0 = time.perf_counter()
     subprocess.run(args, check=True)
@@ -58,16 +67,24 @@ def table(dataset: str, folder: Path) -> tuple[str, dict]:
             s[key] = (mean, std)
         stats[model] = s
     best = {m: max(stats, key=lambda k: stats[k][m][0]) for m in METRICS}
-    lines = [f"### {dataset}", "",
-             "| model | n | " + " | ".join(m.split("/")[1] for m in METRICS) + " | s/epoch | peak MiB | best epoch |",
-             "|---|---|" + "---|" * (len(METRICS) + 3)]
+    lines = [
+        f"### {dataset}",
+        "",
+        "| model | n | "
+        + " | ".join(m.split("/")[1] for m in METRICS)
+        + " | s/epoch | peak MiB | best epoch |",
+        "|---|---|" + "---|" * (len(METRICS) + 3),
+    ]
     for model, s in stats.items():
         cells = []
         for m in METRICS:
             c = f"{s[m][0]:.4f} ± {s[m][1]:.4f}"
             cells.append(f"**{c}**" if best[m] == model else c)
-        lines.append(f"| {model} | {s['n']} | " + " | ".join(cells) +
-                     f" | {s['seconds_per_epoch'][0]:.2f} | {s['peak_rss_mib'][0]:.0f} | {s['best_epoch'][0]:.0f} |")
+        lines.append(
+            f"| {model} | {s['n']} | "
+            + " | ".join(cells)
+            + f" | {s['seconds_per_epoch'][0]:.2f} | {s['peak_rss_mib'][0]:.0f} | {s['best_epoch'][0]:.0f} |"
+        )
     gains = {}
     if "emmkgr" in stats and len(stats) > 1:
         others = [m for m in stats if m != "emmkgr"]
@@ -94,7 +111,9 @@ def main() -> None:
     out_all, md = {}, []
     for dataset in args.datasets.split(","):
         folder = RESULTS / "rec" / (args.tag or "default") / dataset
-        seconds = None if args.summarize_only else sweep(dataset, args.models, args.seeds, args.overrides, folder)
+        seconds = (
+            None if args.summarize_only else sweep(dataset, args.models, args.seeds, args.overrides, folder)
+        )
         text, data = table(dataset, folder)
         data["sweep_seconds"] = seconds
         print("\n" + text + "\n", flush=True)

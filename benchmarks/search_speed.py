@@ -20,14 +20,19 @@ Measured, for the ``paper`` and ``propagated`` query mappings:
 - throughput of one batch of ``--batch`` queries (encode in MiniLM batches of 64, map, search);
 - index build time (``IndexFlatIP`` and ``IndexHNSWFlat``), and the vector baseline per query.
 
-Queries are 3-6 word windows of item titles (seeded). Prints a table; writes
-benchmarks/results/search_speed.json.
+Queries are 3-6 word windows of item titles (seeded). torch, faiss (OpenMP) and numpy's BLAS run
+``--threads`` threads (default 1: one short query gains nothing from intra-op parallelism, and on
+a shared machine the threads wait for each other. Measured under load on 2 cores: MiniLM on one
+query 3x slower with 2 threads than with 1; a faiss flat search of one query over 23k x 64 took
+16 ms with 2 OpenMP threads, 0.2 ms with 1). The load average is recorded with the results.
+Prints a table; writes benchmarks/results/search_speed.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -36,6 +41,7 @@ from typing import Any
 import faiss
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from emmkgr_pyg.data.encoders import HashingTextEncoder, SentenceTransformerEncoder
 from emmkgr_pyg.data.features import encode_dataset, resolve_modalities
@@ -182,11 +188,17 @@ def main() -> None:
     p.add_argument("--clothing-run", default=None)
     p.add_argument("--queries", type=int, default=200)
     p.add_argument("--batch", type=int, default=1000)
+    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    faiss.omp_set_num_threads(args.threads)
+    threadpool_limits(args.threads)  # numpy's BLAS (the vector baseline, normalisation)
     env = {
         "torch_threads": torch.get_num_threads(),
         "faiss_threads": faiss.omp_get_max_threads(),
         "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "load_average_at_start": os.getloadavg(),
     }
     print(f"torch threads {env['torch_threads']}, faiss threads {env['faiss_threads']}")
     setups = [lambda: from_run("office", args.office_run)]
@@ -223,6 +235,8 @@ def main() -> None:
             f"\n{n} ({r['items']} items, d={r['dim']}): index build exact {r['index_build_exact_s']:.4f} s, "
             f"HNSW {r['index_build_hnsw_s']:.3f} s"
         )
+    env["load_average_at_end"] = os.getloadavg()
+    print(f"load average: start {env['load_average_at_start']}, end {env['load_average_at_end']}")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "search_speed.json").write_text(json.dumps(results, indent=2))
     print(f"\nwrote {RESULTS / 'search_speed.json'}")

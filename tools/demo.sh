@@ -21,7 +21,7 @@ step "4. their table"
 emmkgr-summarize "$out/runs"
 
 # the sweep job whose results.json says model=emmkgr (job numbers follow the sweep's order)
-run=$(python - "$out/runs" <<'PY'
+run=$(python3 - "$out/runs" <<'PY'
 import json, sys
 from pathlib import Path
 jobs = [p.parent for p in sorted(Path(sys.argv[1]).glob("*/results.json"))

@@ -50,7 +50,8 @@ def train_tiny_run(root: Path) -> Path:
         root.mkdir(parents=True, exist_ok=True)
         exe = Path(sys.executable).parent / "emmkgr-train"
         args = [str(exe), *TINY, "model=emmkgr", "hydra.run.dir=run", f"cache_dir={root / 'cache'}"]
-        subprocess.run(args, cwd=root, check=True, capture_output=True, timeout=600)
+        proc = subprocess.run(args, cwd=root, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, f"training the tiny run failed:\n{proc.stdout}\n{proc.stderr}"
     return run
 
 

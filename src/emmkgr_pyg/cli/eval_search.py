@@ -130,9 +130,7 @@ def main(cfg: DictConfig) -> None:
             raise SearchError("run_dir is not set: emmkgr-eval-search run_dir=<a trained run>.")
         run = load_run(cfg.run_dir)
         qcfg = QuerySetConfig(**OmegaConf.to_container(cfg.queries, resolve=True))
-        sets = query_sets(
-            run.dataset, qcfg, cfg.query_dir, cfg.description_modality, cfg.rebuild_queries
-        )
+        sets = query_sets(run.dataset, qcfg, cfg.query_dir, cfg.description_modality, cfg.rebuild_queries)
         empty = [s for s, q in sets.items() if not q]
         if empty:
             raise SearchError(
@@ -142,7 +140,13 @@ def main(cfg: DictConfig) -> None:
         s = cfg.search
         t0 = time.perf_counter()
         results = evaluate_run(
-            run, sets, s.mapping, s.query_modality, s.embedding, s.top_n, cfg.batch_size,
+            run,
+            sets,
+            s.mapping,
+            s.query_modality,
+            s.embedding,
+            s.top_n,
+            cfg.batch_size,
             cfg.progress,
         )
     except (SearchError, FileNotFoundError) as e:

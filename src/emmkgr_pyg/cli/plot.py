@@ -39,9 +39,7 @@ def raw_features(dataset: MMDataset) -> np.ndarray:
     return np.concatenate(blocks, axis=1) / np.sqrt(len(blocks))
 
 
-def category_labels(
-    categories: list[list[str]], level: int, n_colours: int | None = None
-) -> np.ndarray:
+def category_labels(categories: list[list[str]], level: int, n_colours: int | None = None) -> np.ndarray:
     """The category at ``level`` of each path; beyond the ``n_colours`` most frequent (when given),
     ``other``."""
     labels = [path[level] if len(path) > level else "(none)" for path in categories]
@@ -77,9 +75,7 @@ def tsne(x: np.ndarray, perplexity: float, seed: int, max_iter: int = 1000) -> n
     ).fit_transform(normalize_rows(x))
 
 
-def plot(
-    panels: list[tuple[str, np.ndarray]], labels: np.ndarray, title: str, out: str | Path
-) -> Path:
+def plot(panels: list[tuple[str, np.ndarray]], labels: np.ndarray, title: str, out: str | Path) -> Path:
     """Scatter plots side by side, one colour per label (``other`` in grey), saved as PNG."""
     import matplotlib
 

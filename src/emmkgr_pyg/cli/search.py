@@ -52,9 +52,7 @@ def _item_filter(cfg: DictConfig) -> ItemFilter:
     return ItemFilter(category=cfg.get("category") or None, brand=cfg.get("brand") or None)
 
 
-def _print(
-    cfg: DictConfig, header: str, request: dict[str, Any], rows: list[dict[str, Any]]
-) -> None:
+def _print(cfg: DictConfig, header: str, request: dict[str, Any], rows: list[dict[str, Any]]) -> None:
     if cfg.output == "json":
         print(json.dumps({**request, "results": rows}, indent=2))
         return

@@ -175,9 +175,7 @@ def _best_window(
     return None
 
 
-def _category_queries(
-    catalog: Catalog, rng: np.random.Generator, cfg: QuerySetConfig
-) -> list[SearchQuery]:
+def _category_queries(catalog: Catalog, rng: np.random.Generator, cfg: QuerySetConfig) -> list[SearchQuery]:
     n = catalog.n_items
     holders: dict[str, set[int]] = {}
     for i, path in enumerate(catalog.categories):

@@ -95,9 +95,7 @@ class ItemMeta:
             )
         return pos
 
-    def append(
-        self, item_id: str, title: str | None, brand: str | None, categories: Sequence[str]
-    ) -> int:
+    def append(self, item_id: str, title: str | None, brand: str | None, categories: Sequence[str]) -> int:
         if item_id in self:
             raise SearchError(f"item id '{item_id}' is already in the index; give a new id.")
         self.item_ids.append(str(item_id))
@@ -171,6 +169,8 @@ class ItemIndex:
         kind: ``"exact"`` (``IndexFlatIP``) or ``"hnsw"`` (``IndexHNSWFlat``) (default ``"exact"``).
         hnsw_m: HNSW graph degree (default ``32``).
         ef_search: HNSW search breadth (default ``128``).
+        n_base, fingerprint, index: set by :meth:`load`: the number of items before cold-start
+            additions, a hash of their normalised vectors, the faiss index read from disk.
 
     Shapes:
         - :meth:`search`: queries ``[B, d]`` -> scores ``[B, k]``, positions ``[B, k]`` (``-1``
@@ -462,9 +462,7 @@ class VectorBaseline:
             raise SearchError("VectorBaseline: no modality to compare the query with.")
         unknown = [m for m in queries if m not in self.features]
         if unknown:
-            raise SearchError(
-                f"VectorBaseline: unknown modality {unknown}; it has {sorted(self.features)}."
-            )
+            raise SearchError(f"VectorBaseline: unknown modality {unknown}; it has {sorted(self.features)}.")
         b = len(next(iter(queries.values())))
         out = np.full((b, self.n_items), -np.inf, dtype=np.float32)
         for m, q in queries.items():

@@ -110,9 +110,7 @@ class InductivePropagator:
         for j, c in enumerate(contents):
             unknown = [m for m in c if m not in self.knn]
             if unknown:
-                raise SearchError(
-                    f"new item {j}: unknown modality {unknown}; the run has {self.modalities}."
-                )
+                raise SearchError(f"new item {j}: unknown modality {unknown}; the run has {self.modalities}.")
             if not any(self.item_modal[m] for m in c):
                 raise SearchError(
                     f"new item {j}: no content in a modality linked to items (it has {sorted(c)}); "
@@ -273,9 +271,7 @@ class QueryEncoder:
         if not texts or any(not t.strip() for t in texts):
             raise SearchError('query is empty: give a search phrase, e.g. query="wireless mouse".')
         if not self.text_modalities:
-            raise SearchError(
-                f"this run has no text modality ({self.modalities}); give a feature vector."
-            )
+            raise SearchError(f"this run has no text modality ({self.modalities}); give a feature vector.")
         out: dict[str, np.ndarray] = {}
         done: dict[int, np.ndarray] = {}
         for m in modalities or self.text_modalities:
@@ -302,9 +298,7 @@ class QueryEncoder:
                 out[m] = np.asarray(enc.encode([str(value)], progress=False), dtype=np.float32)[0]
         return out
 
-    def raw_vectors(
-        self, vectors: np.ndarray, modality: str | None = None
-    ) -> dict[str, np.ndarray]:
+    def raw_vectors(self, vectors: np.ndarray, modality: str | None = None) -> dict[str, np.ndarray]:
         """Feature-vector queries ``[B, F]`` of a feature (image) modality, taken as they are
         (default: the run's first non-text modality)."""
         others = [m for m in self.modalities if self.kinds.get(m) != "text"]
@@ -313,15 +307,11 @@ class QueryEncoder:
                 raise SearchError(f"this run has no image or feature modality ({self.modalities}).")
             modality = others[0]
         if modality not in others:
-            raise SearchError(
-                f"query_modality={modality}: not a feature modality of the run ({others})."
-            )
+            raise SearchError(f"query_modality={modality}: not a feature modality of the run ({others}).")
         x = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
         dim = int(self.encoder.features(self.modalities.index(modality)).size(1))
         if x.shape[1] != dim:
-            raise SearchError(
-                f"query vector of dimension {x.shape[1]}; modality '{modality}' has {dim}."
-            )
+            raise SearchError(f"query vector of dimension {x.shape[1]}; modality '{modality}' has {dim}.")
         return {modality: x}
 
     @torch.no_grad()
@@ -347,9 +337,7 @@ class QueryEncoder:
         return self.map(self.raw_vectors(vectors, modality))
 
 
-def modality_encoders(
-    modality_cfg: Mapping[str, Any], kinds: Mapping[str, str]
-) -> dict[str, Encoder | None]:
+def modality_encoders(modality_cfg: Mapping[str, Any], kinds: Mapping[str, str]) -> dict[str, Encoder | None]:
     r""":math:`f^{m}_{enc}` of each modality as the run's ``modality`` config builds it: an
     ``extra`` entry's own encoder, else the text (image) encoder for text (image) modalities;
     ``None`` for feature modalities."""
