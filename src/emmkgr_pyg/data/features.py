@@ -124,8 +124,11 @@ def resolve_modalities(dataset: MMDataset, cfg: Mapping[str, Any], instantiate=N
                 f"{enc.kinds}; choose an encoder for {mod.kind}."
             )
         specs.append(ModalitySpec(name, mod, enc))
-    if not specs:
-        raise DataError(f"no modality left for dataset '{dataset.name}' after include/exclude.")
+    if not specs and available:
+        raise DataError(
+            f"no modality left for dataset '{dataset.name}' after include/exclude; keep at least one "
+            f"of {sorted(available)}."
+        )
     return specs
 
 

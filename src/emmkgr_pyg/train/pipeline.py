@@ -19,7 +19,7 @@ import torch
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from ..data.dataset import TEST, VALID, MMDataset
+from ..data.dataset import TEST, VALID, DataError, MMDataset
 from ..data.prepared import prepare_dataset
 from ..eval.ranking import RankingEvaluator
 from ..graph.emmkg import build_emmkg, graph_stats
@@ -58,6 +58,11 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     model_cls = get_class(cfg.model.net._target_)
     kg, view, stats = None, None, None
     if getattr(model_cls, "needs_kg", False):
+        if not dataset.modalities:
+            raise DataError(
+                f"model '{cfg.model.name}' needs modality features and dataset '{dataset.name}' has "
+                "none; use model=lightgcn, or add a modality (modality.extra)."
+            )
         t0 = time.perf_counter()
         kg = build_graph(dataset, cfg.graph)
         view = kg_view(kg)
