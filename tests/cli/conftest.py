@@ -11,14 +11,18 @@ import pytest
 
 
 def _run(
-    script: str, *args: str, cwd: Path, check: bool = True, timeout: int = 600
+    script: str, *args: str, cwd: Path, check: bool = True, timeout: int = 600, threads: int = 1
 ) -> subprocess.CompletedProcess:
+    """Run an installed console script; ``threads`` caps its torch/BLAS threads (small jobs gain
+    nothing from more, and an oversubscribed machine makes OpenMP threads spin)."""
     exe = Path(sys.executable).parent / script
     env = {
         **os.environ,
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
         "HYDRA_FULL_ERROR": "0",
+        "OMP_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
     }
     proc = subprocess.run(
         [str(exe), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout

@@ -26,9 +26,17 @@ def test_build_graph_writes_graph_and_stats(run_cli, tmp_path):
 
 def test_build_graph_on_office(run_cli, shared, tmp_path):
     root = shared("amazon-office-2014")
-    run_cli("emmkgr-build-graph", "dataset=amazon_office", f"dataset.root={root}", "modality=hashing",
-            "out_dir=g", f"cache_dir={tmp_path / 'cache'}", "graph.knn.symmetric=false", "progress=false",
-            cwd=tmp_path)
+    run_cli(
+        "emmkgr-build-graph",
+        "dataset=amazon_office",
+        f"dataset.root={root}",
+        "modality=hashing",
+        "out_dir=g",
+        f"cache_dir={tmp_path / 'cache'}",
+        "graph.knn.symmetric=false",
+        "progress=false",
+        cwd=tmp_path,
+    )
     stats = json.loads((tmp_path / "g" / "graph_stats.json").read_text())
     assert stats["nodes"] == {"item": 2420, "title": 2417, "description": 1781, "attributes": 2420}
     for m, n in (("title", 2417), ("description", 1781), ("attributes", 2420)):

@@ -86,10 +86,22 @@ MODELS = "lightgcn,lightgcn_pyg,grcn,dualgnn,lattice,bm3,freedom,lgmrec,emmkgr"
     ids=["every-model", "ablations", "modality-removed"],
 )
 def test_every_model_and_ablation_trains(run_cli, tmp_path, sweep, n_jobs):
-    run_cli("emmkgr-train", "-m", *TINY, "train.epochs=1", sweep, "hydra.sweep.dir=s",
-            f"cache_dir={tmp_path / 'c'}", cwd=tmp_path)
+    run_cli(
+        "emmkgr-train",
+        "-m",
+        *TINY,
+        "train.epochs=1",
+        sweep,
+        "hydra.sweep.dir=s",
+        f"cache_dir={tmp_path / 'c'}",
+        cwd=tmp_path,
+    )
     jobs = [p for p in (tmp_path / "s").iterdir() if p.is_dir()]
-    errors = [(p.name, json.loads((p / "error.json").read_text())["error"]) for p in jobs if (p / "error.json").exists()]
+    errors = [
+        (p.name, json.loads((p / "error.json").read_text())["error"])
+        for p in jobs
+        if (p / "error.json").exists()
+    ]
     assert not errors
     assert len(jobs) == n_jobs
     for job in jobs:
@@ -104,8 +116,15 @@ def test_a_fifth_modality_from_configuration_alone(run_cli, tmp_path):
     caption = rng.normal(size=(150, 12)).astype(np.float32)
     caption[::7] = np.nan  # items without a caption
     np.save(tmp_path / "caption.npy", caption)
-    run_cli("emmkgr-train", *TINY, "train.epochs=1", f"+modality.extra.caption.source={tmp_path / 'caption.npy'}",
-            "hydra.run.dir=run", f"cache_dir={tmp_path / 'c'}", cwd=tmp_path)
+    run_cli(
+        "emmkgr-train",
+        *TINY,
+        "train.epochs=1",
+        f"+modality.extra.caption.source={tmp_path / 'caption.npy'}",
+        "hydra.run.dir=run",
+        f"cache_dir={tmp_path / 'c'}",
+        cwd=tmp_path,
+    )
     stats = json.loads((tmp_path / "run" / "graph_stats.json").read_text())
     assert list(stats["nodes"]) == ["item", "title", "description", "review", "image", "caption"]
     assert stats["nodes"]["caption"] == 150 - len(range(0, 150, 7))
@@ -116,7 +135,13 @@ def test_a_fifth_modality_from_configuration_alone(run_cli, tmp_path):
 
 
 def test_resume_continues_an_interrupted_run(run_cli, tmp_path):
-    common = [*TINY, "model=lightgcn", "train.patience=100", "hydra.run.dir=run", f"cache_dir={tmp_path / 'c'}"]
+    common = [
+        *TINY,
+        "model=lightgcn",
+        "train.patience=100",
+        "hydra.run.dir=run",
+        f"cache_dir={tmp_path / 'c'}",
+    ]
     run_cli("emmkgr-train", *common[:-2], "train.epochs=2", *common[-2:], cwd=tmp_path)
     run_cli("emmkgr-train", *common, "train.epochs=4", "resume=true", cwd=tmp_path)
     history = (tmp_path / "run" / "history.jsonl").read_text().splitlines()

@@ -36,9 +36,7 @@ def medium() -> tuple[SyntheticReader, MMDataset]:
 
 def _same(a: MMDataset, b: MMDataset) -> bool:
     ia, ib = a.interactions, b.interactions
-    if not all(
-        np.array_equal(getattr(ia, f), getattr(ib, f)) for f in ("user", "item", "split", "rating")
-    ):
+    if not all(np.array_equal(getattr(ia, f), getattr(ib, f)) for f in ("user", "item", "split", "rating")):
         return False
     if (a.catalog.title, a.catalog.brand, a.catalog.categories) != (
         b.catalog.title,

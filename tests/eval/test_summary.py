@@ -17,11 +17,13 @@ def _job(root, num, overrides, results=None, error=None):
 
 
 def test_labels_keep_only_what_varies():
-    labels = configuration_labels([
-        ["dataset=x", "model=a", "seed=0"],
-        ["dataset=x", "model=a", "seed=1"],
-        ["dataset=x", "model=b", "seed=0"],
-    ])
+    labels = configuration_labels(
+        [
+            ["dataset=x", "model=a", "seed=0"],
+            ["dataset=x", "model=a", "seed=1"],
+            ["dataset=x", "model=b", "seed=0"],
+        ]
+    )
     assert labels == ["model=a", "model=a", "model=b"]
     assert configuration_labels([["seed=0"], ["seed=1"]]) == ["(all runs)", "(all runs)"]
 
@@ -34,7 +36,9 @@ def test_mean_std_per_configuration(tmp_path):
     rows = summarize(tmp_path, ("test/Recall@20", "best_epoch"))
     a, b = rows
     assert a["configuration"] == "model=a" and a["n"] == 2 and a["failed"] == 0
-    assert math.isclose(a["test/Recall@20"][0], 0.2) and math.isclose(a["test/Recall@20"][1], 0.1414213, rel_tol=1e-5)
+    assert math.isclose(a["test/Recall@20"][0], 0.2) and math.isclose(
+        a["test/Recall@20"][1], 0.1414213, rel_tol=1e-5
+    )
     assert b["n"] == 1 and b["failed"] == 1 and b["test/Recall@20"] == (0.2, 0.0)
     md = to_markdown(rows, ("test/Recall@20", "best_epoch"))
     assert "| model=a" in md and "0.2000 ± 0.1414" in md and "15.0 ± 7.1" in md

@@ -41,5 +41,3 @@ def tiny() -> MMDataset:
 @pytest.fixture
 def dataset_factory():
     return make_dataset
-
-

@@ -76,5 +76,3 @@ def kg() -> HeteroData:
 @pytest.fixture
 def tiny_dataset() -> MMDataset:
     return make_dataset()
-
-

@@ -49,5 +49,3 @@ def make_dataset(n_users: int = 30, n_items: int = 20, per_user: int = 7, seed: 
 @pytest.fixture(scope="module")
 def dataset() -> MMDataset:
     return make_dataset()
-
-

@@ -660,9 +660,7 @@ def _sample_rows(rng: np.random.Generator, weights: np.ndarray) -> np.ndarray:
     return np.minimum((u[:, None] >= cum).sum(1), weights.shape[1] - 1)
 
 
-def _group_dirichlet(
-    rng: np.random.Generator, alpha: float, group: np.ndarray, n: int
-) -> np.ndarray:
+def _group_dirichlet(rng: np.random.Generator, alpha: float, group: np.ndarray, n: int) -> np.ndarray:
     """``n`` rows of independent Dirichlet(alpha) draws within each group of columns."""
     g = rng.gamma(alpha, size=(n, len(group))) + 1e-30
     sums = g @ np.eye(int(group.max()) + 1)[group]

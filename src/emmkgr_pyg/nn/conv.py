@@ -49,7 +49,9 @@ def lightgcn_norm(
     if edge_weight is None:
         edge_weight = torch.ones(edge_index.size(1), device=edge_index.device)
     if add_self_loops:  # A + I, also where a node already has a loop
-        edge_index, edge_weight = add_self_loops_fn(edge_index, edge_weight, fill_value=1.0, num_nodes=num_nodes)
+        edge_index, edge_weight = add_self_loops_fn(
+            edge_index, edge_weight, fill_value=1.0, num_nodes=num_nodes
+        )
     return gcn_norm(edge_index, edge_weight, num_nodes, improved=False, add_self_loops=False)
 
 

@@ -69,7 +69,8 @@ class TrainConfig:
         name, _, k = self.metric.partition("@")
         if name not in ("Recall", "NDCG", "Precision", "MAP") or not k.isdigit() or int(k) not in self.ks:
             raise ValueError(
-                f"TrainConfig: metric '{self.metric}' must be Recall|NDCG|Precision|MAP@k with k in ks={self.ks}."
+                f"TrainConfig: metric '{self.metric}' must be Recall|NDCG|Precision|MAP@k "
+                f"with k in ks={self.ks}."
             )
 
 

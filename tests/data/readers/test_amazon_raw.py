@@ -109,12 +109,7 @@ def test_magazine_review_modality_has_no_heldout_text(shared):
     for u, i, s in zip(inter.user, inter.item, inter.split, strict=True):
         body = texts[ds.user_ids[u], ds.catalog.item_ids[i]]
         # held-out review bodies (long enough to be unique, not quoted by a training review)
-        if (
-            s != TRAIN
-            and body
-            and len(body) > 40
-            and not any(body in t for t in train_texts.get(int(i), []))
-        ):
+        if s != TRAIN and body and len(body) > 40 and not any(body in t for t in train_texts.get(int(i), [])):
             assert body not in by_item.get(int(i), "")
             n_checked += 1
     assert n_checked > 400  # of 597 held-out interactions

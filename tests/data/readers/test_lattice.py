@@ -44,9 +44,7 @@ def _write_lattice(root, splits, items=("a0", "a1", "a2"), users=("u0", "u1")):
     for name, data in splits.items():
         (root / f"lat/5-core/{name}.json").write_text(json.dumps(data))
     # reversed on purpose: the maps are read by index, not by key order
-    (root / "lat/item2id.json").write_text(
-        json.dumps({a: i for i, a in reversed(list(enumerate(items)))})
-    )
+    (root / "lat/item2id.json").write_text(json.dumps({a: i for i, a in reversed(list(enumerate(items)))}))
     (root / "lat/user2id.json").write_text(json.dumps({u: i for i, u in enumerate(users)}))
 
 

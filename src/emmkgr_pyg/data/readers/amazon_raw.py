@@ -181,9 +181,7 @@ class AmazonRawReader(Reader):
             source=str(review_path),
         )
 
-    def _records(
-        self, path: Path, parse: Callable[[str], Any], report: dict[str, Any]
-    ) -> Iterator[dict]:
+    def _records(self, path: Path, parse: Callable[[str], Any], report: dict[str, Any]) -> Iterator[dict]:
         """The records of a gzipped one-record-per-line file; counts lines and unreadable lines."""
         n_lines = n_bad = 0
         first_bad = None
@@ -393,6 +391,4 @@ def _warn(source: str, report: dict[str, Any]) -> None:
     if bad:
         defects["bad_lines"] = bad
     if defects:
-        log.warning(
-            "%s: repaired or dropped: %s", source, ", ".join(f"{k}={v}" for k, v in defects.items())
-        )
+        log.warning("%s: repaired or dropped: %s", source, ", ".join(f"{k}={v}" for k, v in defects.items()))

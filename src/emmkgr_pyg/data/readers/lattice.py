@@ -70,9 +70,7 @@ class LatticeReader(Reader):
         report: dict[str, Any] = {}
         split = None
         if not self.resplit:
-            split = np.repeat(
-                np.array(list(SPLIT_FILES.values()), dtype=np.int8), [len(u) for u, _ in parts]
-            )
+            split = np.repeat(np.array(list(SPLIT_FILES.values()), dtype=np.int8), [len(u) for u, _ in parts])
             report["split"] = f"LATTICE's own ({', '.join(f'{s}.json' for s in SPLIT_FILES)})"
 
         image_urls: list[list[str]] = []
@@ -92,9 +90,7 @@ class LatticeReader(Reader):
             source=str(split_paths["train"]),
         )
 
-    def _read_urls(
-        self, root: Path, item_ids: list[str], report: dict[str, Any]
-    ) -> list[list[str]]:
+    def _read_urls(self, root: Path, item_ids: list[str], report: dict[str, Any]) -> list[list[str]]:
         """Image URLs per item from the ``asin,imUrl`` CSV; counts rows naming unknown ASINs."""
         path = self.require(root, str(self.url_file), "CSV with columns asin, imUrl")
         index = {a: i for i, a in enumerate(item_ids)}
@@ -142,8 +138,7 @@ def _read_split(path: Path, n_users: int, n_items: int) -> tuple[np.ndarray, np.
     bad = next((k for k, v in data.items() if not isinstance(v, list)), None)
     if bad is not None:
         raise DataError(
-            f"{path}: user '{bad}' maps to {type(data[bad]).__name__}; expected a list of item "
-            "indices."
+            f"{path}: user '{bad}' maps to {type(data[bad]).__name__}; expected a list of item indices."
         )
     lengths = np.fromiter((len(v) for v in data.values()), dtype=np.int64, count=len(data))
     try:
