@@ -4,7 +4,7 @@
 
 1. exact kNN (top-10) through KNNBuilder vs a bare faiss IndexFlatIP vs torch matmul + topk in
    chunks, on a 4096-d "image" and a 384-d text modality (identical neighbours checked);
-2. the approximate indexes (HNSW, IVF) vs exact: time and neighbour recall@10;
+2. the approximate indexes (HNSW, IVF, PCA + re-ranking) vs exact: time and neighbour recall@10;
 3. peak memory (max RSS of a fresh process) of the graph build at two catalogue sizes;
 4. full-graph LightGCNConv forward + backward on the E-MMKG vs PyG's LGConv with edge_index.
 
@@ -95,7 +95,7 @@ def knn_section(feats: dict[str, np.ndarray], repeats: int) -> list[dict]:
                 "neighbour_agreement_with_torch": float(same_set),
             }
         )
-        for index in ("hnsw", "ivf"):
+        for index in ("hnsw", "ivf", "pca"):
             t, (approx, _) = best_of(
                 lambda x=x, index=index: KNNBuilder(index=index, progress=False).neighbors(x, 10), repeats
             )

@@ -181,7 +181,7 @@ def test_edges_cache_is_reused(tmp_path, monkeypatch):
         KNNBuilder(cache_dir=str(tmp_path), symmetric=True, progress=False).edges(x, 3)
 
 
-@pytest.mark.parametrize("index", ["hnsw", "ivf"])
+@pytest.mark.parametrize("index", ["hnsw", "ivf", "pca"])
 def test_approximate_indexes_recall_at_10(index):
     x = clustered()
     exact, _ = KNNBuilder(progress=False).neighbors(x, 10)
@@ -196,6 +196,21 @@ def test_approximate_indexes_recall_at_10(index):
 
 def test_exact_index_is_the_default_and_unknown_index_raises():
     assert KNNBuilder().index == "exact"
-    assert knn_module.INDEX_TYPES == ("exact", "hnsw", "ivf")
+    assert knn_module.INDEX_TYPES == ("exact", "hnsw", "ivf", "pca")
     with pytest.raises(ValueError, match="index 'annoy' is not one of"):
         KNNBuilder(index="annoy")
+
+
+def test_reduced_index_reranks_on_the_full_vectors():
+    rng = np.random.default_rng(3)
+    x = normalize_rows(rng.normal(size=(300, 40)).astype(np.float32))
+    index = knn_module.ReducedIndex(x, dim=8, k_factor=3, sample=100)
+    sim, nbr = index.search(x[:5], 4)
+    # the returned similarities are the exact inner products of the returned ids, best first
+    np.testing.assert_allclose(sim, np.einsum("bkd,bd->bk", x[nbr], x[:5]), rtol=1e-5, atol=1e-6)
+    assert (np.diff(sim, axis=1) <= 1e-7).all()
+    # with every candidate re-ranked (dim = d, k_factor covering N) it is exact search
+    full = knn_module.ReducedIndex(x, dim=40, k_factor=100, sample=300)
+    s2, n2 = full.search(x[:5], 4)
+    ref = np.argsort(-(x[:5] @ x.T), axis=1, kind="stable")[:, :4]
+    np.testing.assert_array_equal(n2, ref)

@@ -20,22 +20,26 @@ from ..utils import atomic_path, stable_hash
 
 log = logging.getLogger(__name__)
 
-INDEX_TYPES = ("exact", "hnsw", "ivf")
+INDEX_TYPES = ("exact", "hnsw", "ivf", "pca")
 
 
 class KNNBuilder:
     """Builds top-n neighbour lists with faiss.
 
     Args:
-        index: ``"exact"`` (``IndexFlatIP``), ``"hnsw"`` (``IndexHNSWFlat``) or ``"ivf"``
-            (``IndexIVFFlat``) (default ``"exact"``).
+        index: ``"exact"`` (``IndexFlatIP``), ``"hnsw"`` (``IndexHNSWFlat``), ``"ivf"``
+            (``IndexIVFFlat``) or ``"pca"`` (exact search among the principal directions, then the
+            ``pca_k_factor x k`` candidates re-ranked on the full vectors: the fastest for
+            high-dimensional features such as 4096-d CNN vectors) (default ``"exact"``).
         batch_size: queries per search call (default ``16384``).
         symmetric: also add the reverse of every edge (default ``False``).
         hnsw_m: HNSW graph degree (default ``32``).
         ef_construction: HNSW build breadth (default ``80``).
         ef_search: HNSW search breadth (default ``64``).
-        ivf_nlist: IVF cells; ``None`` = ``4 sqrt(N)`` (default ``None``).
+        ivf_nlist: IVF cells; ``None`` = ``4 sqrt(N)``, at most ``N / 39`` (default ``None``).
         ivf_nprobe: IVF cells visited per query (default ``16``).
+        pca_dim: dimensions kept by ``"pca"`` (default ``128``).
+        pca_k_factor: candidates per neighbour re-ranked by ``"pca"`` (default ``3``).
         cache_dir: where edges are cached by a hash of features and settings (default: no cache).
         progress: show a progress bar over query batches (default ``True``).
     """
@@ -50,6 +54,8 @@ class KNNBuilder:
         ef_search: int = 64,
         ivf_nlist: int | None = None,
         ivf_nprobe: int = 16,
+        pca_dim: int = 128,
+        pca_k_factor: int = 3,
         cache_dir: str | None = None,
         progress: bool = True,
     ) -> None:
@@ -63,6 +69,8 @@ class KNNBuilder:
         self.ef_search = ef_search
         self.ivf_nlist = ivf_nlist
         self.ivf_nprobe = ivf_nprobe
+        self.pca_dim = pca_dim
+        self.pca_k_factor = pca_k_factor
         self.cache_dir = cache_dir
         self.progress = progress
 
@@ -75,6 +83,8 @@ class KNNBuilder:
             "ef_search",
             "ivf_nlist",
             "ivf_nprobe",
+            "pca_dim",
+            "pca_k_factor",
         )
         return {"v": 1, **{k: getattr(self, k) for k in keys}}
 
@@ -91,7 +101,7 @@ class KNNBuilder:
         if k <= 0:
             return np.zeros((n, 0), dtype=np.int64), np.zeros((n, 0), dtype=np.float32)
         index = self._make_index(x)
-        kk = min(k + 1, n)
+        kk = min(k + 2, n)  # self, the k neighbours, and one more to see a tie at the cut-off
         nbr = np.empty((n, kk), dtype=np.int64)
         sim = np.empty((n, kk), dtype=np.float32)
         starts = range(0, n, self.batch_size)
@@ -102,7 +112,7 @@ class KNNBuilder:
         rows = np.arange(n)
         out_nbr, out_sim = _drop_self(nbr, sim, k, rows)
         # a row whose last candidate ties its k-th neighbour may have tied candidates of smaller
-        # index beyond the cut-off: search those rows again, wider, until the tie is inside
+        # index beyond what was returned: search those rows again, wider, until the tie is inside
         todo = rows[sim[:, -1] >= out_sim[:, -1]] if kk < n else rows[:0]
         while len(todo):
             kk = min(2 * kk, n)
@@ -134,8 +144,10 @@ class KNNBuilder:
                     np.save(f, edge_index)
         return edge_index
 
-    def _make_index(self, x: np.ndarray) -> faiss.Index:
+    def _make_index(self, x: np.ndarray) -> faiss.Index | ReducedIndex:
         n, d = x.shape
+        if self.index == "pca":
+            return ReducedIndex(x, self.pca_dim, self.pca_k_factor)
         if self.index == "exact":
             index = faiss.IndexFlatIP(d)
         elif self.index == "hnsw":
@@ -143,12 +155,13 @@ class KNNBuilder:
             index.hnsw.efConstruction = self.ef_construction
             index.hnsw.efSearch = self.ef_search
         else:
-            nlist = self.ivf_nlist or max(1, int(4 * np.sqrt(n)))
+            # 4 sqrt(N) cells, but at least the 39 training points per cell faiss asks for
+            nlist = self.ivf_nlist or max(1, min(int(4 * np.sqrt(n)), n // 39))
             nlist = min(nlist, n)
             quantizer = faiss.IndexFlatIP(d)
             index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
             rng = np.random.default_rng(0)
-            sample = x[rng.choice(n, size=min(n, 64 * nlist), replace=False)]
+            sample = x[rng.choice(n, size=min(n, 256 * nlist), replace=False)]
             index.train(sample)
             index.nprobe = self.ivf_nprobe
         t0 = time.perf_counter()
@@ -161,6 +174,51 @@ class KNNBuilder:
             time.perf_counter() - t0,
         )
         return index
+
+
+class ReducedIndex:
+    """Exact inner-product search among the top principal directions of ``x`` (from a sample),
+    then exact re-ranking of ``k_factor x kk`` candidates on the full vectors.
+
+    Args:
+        x: the (L2-normalised) vectors, ``[N, d]``.
+        dim: principal directions kept.
+        k_factor: candidates re-ranked per requested neighbour.
+        sample: rows the directions are computed from (default ``1024``).
+    """
+
+    def __init__(self, x: np.ndarray, dim: int = 128, k_factor: int = 3, sample: int = 1024) -> None:
+        self.x = np.ascontiguousarray(x, dtype=np.float32)
+        self.k_factor = k_factor
+        rng = np.random.default_rng(0)
+        rows = x[np.sort(rng.choice(len(x), size=min(len(x), sample), replace=False))]
+        # the right singular vectors of the sample, from its Gram matrix (sample x sample)
+        gram = rows.astype(np.float64) @ rows.T.astype(np.float64)
+        vals, vecs = np.linalg.eigh(gram)
+        top = np.argsort(vals)[::-1][: min(dim, x.shape[1], len(rows))]
+        basis = (rows.T.astype(np.float64) @ vecs[:, top]) / np.sqrt(np.maximum(vals[top], 1e-12))
+        self.basis = np.ascontiguousarray(basis, dtype=np.float32)
+        self.flat = faiss.IndexFlatIP(self.basis.shape[1])
+        self.flat.add(np.ascontiguousarray(x @ self.basis))
+
+    @property
+    def ntotal(self) -> int:
+        return self.flat.ntotal
+
+    def search(self, q: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
+        q = np.ascontiguousarray(q, dtype=np.float32)
+        kc = min(self.k_factor * kk, self.ntotal)
+        _, cand = self.flat.search(np.ascontiguousarray(q @ self.basis), kc)
+        ids = np.ascontiguousarray(np.maximum(cand, 0))
+        exact = np.empty(cand.shape, dtype=np.float32)
+        # inner products with the candidates only, without gathering their vectors
+        faiss.fvec_inner_products_by_idx(
+            faiss.swig_ptr(exact), faiss.swig_ptr(q), faiss.swig_ptr(self.x), faiss.swig_ptr(ids),
+            q.shape[1], len(q), kc,
+        )
+        exact[cand < 0] = -np.inf
+        top = np.argsort(-exact, axis=1, kind="stable")[:, :kk]
+        return np.take_along_axis(exact, top, 1), np.take_along_axis(cand, top, 1)
 
 
 def normalize_rows(features: np.ndarray) -> np.ndarray:
