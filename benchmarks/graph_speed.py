@@ -257,11 +257,12 @@ def main() -> None:
     print("\nfull-graph propagation, 2 layers, forward + backward (ms)")
     print(json.dumps(prop, indent=1))
     print("\npeak memory of the graph build (fresh process, 3 text modalities x 384-d)")
-    print("| items | index | peak RSS MiB | build s | edges |")
-    print("|---|---|---|---|---|")
+    print("| items | index | features MiB | resident before MiB | peak during build MiB | build extra MiB | build s | edges |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in mem:
         print(
-            f"| {r['n_items']} | {r['index']} | {r['peak_rss_mib']:.0f} | {r['build_seconds']:.1f} | {r['edges']} |"
+            f"| {r['n_items']} | {r['index']} | {r['feature_mib']:.0f} | {r['rss_before_build_mib']:.0f} | "
+            f"{r['peak_rss_mib']:.0f} | {r['build_extra_mib']:.0f} | {r['build_seconds']:.1f} | {r['edges']} |"
         )
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "graph_speed.json").write_text(json.dumps(result, indent=2))

@@ -214,3 +214,14 @@ def test_reduced_index_reranks_on_the_full_vectors():
     s2, n2 = full.search(x[:5], 4)
     ref = np.argsort(-(x[:5] @ x.T), axis=1, kind="stable")[:, :4]
     np.testing.assert_array_equal(n2, ref)
+
+
+def test_principal_basis_spans_the_top_singular_vectors():
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(200, 3)) @ rng.normal(size=(3, 12)) + 1e-3 * rng.normal(size=(200, 12))).astype(np.float32)
+    basis = knn_module.principal_basis(x, 3, sample=200)
+    assert basis.shape == (12, 3)
+    np.testing.assert_allclose(basis.T @ basis, np.eye(3), atol=1e-4)  # orthonormal
+    _, _, vt = np.linalg.svd(x.astype(np.float64), full_matrices=False)
+    # same subspace as the top 3 right singular vectors
+    np.testing.assert_allclose(np.linalg.svd(vt[:3] @ basis)[1], 1.0, atol=1e-3)

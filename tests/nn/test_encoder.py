@@ -140,3 +140,21 @@ def test_first_node_type_must_be_item(kg):
     data["item", "has_text", "text"].edge_index = torch.tensor([[0, 1], [0, 1]])
     with pytest.raises(ValueError, match="EMMKGEncoder: the graph's first node type must be 'item'"):
         EMMKGEncoder(data, dim=4)
+
+
+def test_feature_dim_reduces_frozen_features_once(kg):
+    torch.manual_seed(0)
+    dims = {m: kg[m].x.size(1) for m in ("text", "image")}
+    enc = EMMKGEncoder(kg, dim=4, num_layers=1, feature_dim=2)
+    for i, m in enumerate(enc.modalities):
+        basis = getattr(enc, f"basis_{i}")
+        if dims[m] > 2:
+            assert basis.shape == (dims[m], 2) and enc.features(i).shape[1] == 2
+            torch.testing.assert_close(enc.features(i), kg[m].x @ basis)
+            assert enc.proj[i].in_features == 2
+        else:
+            assert basis is None
+        # raw content (a query, a cold-start item) is projected through the same basis
+        torch.testing.assert_close(enc.project(i, kg[m].x), enc.project(i, enc.features(i), reduced=True))
+    with pytest.raises(ValueError, match="feature_dim .* train_features"):
+        EMMKGEncoder(kg, feature_dim=2, train_features=True)

@@ -176,6 +176,17 @@ class KNNBuilder:
         return index
 
 
+def principal_basis(x: np.ndarray, dim: int, sample: int = 1024, seed: int = 0) -> np.ndarray:
+    """The top ``dim`` principal directions (uncentred: right singular vectors) of ``x``, from a
+    seeded sample of its rows via the sample's Gram matrix. Returns ``[d, min(dim, d, sample)]``."""
+    rng = np.random.default_rng(seed)
+    rows = np.asarray(x[np.sort(rng.choice(len(x), size=min(len(x), sample), replace=False))], dtype=np.float64)
+    vals, vecs = np.linalg.eigh(rows @ rows.T)
+    top = np.argsort(vals)[::-1][: min(dim, x.shape[1], len(rows))]
+    basis = (rows.T @ vecs[:, top]) / np.sqrt(np.maximum(vals[top], 1e-12))
+    return np.ascontiguousarray(basis, dtype=np.float32)
+
+
 class ReducedIndex:
     """Exact inner-product search among the top principal directions of ``x`` (from a sample),
     then exact re-ranking of ``k_factor x kk`` candidates on the full vectors.
@@ -190,14 +201,7 @@ class ReducedIndex:
     def __init__(self, x: np.ndarray, dim: int = 128, k_factor: int = 3, sample: int = 1024) -> None:
         self.x = np.ascontiguousarray(x, dtype=np.float32)
         self.k_factor = k_factor
-        rng = np.random.default_rng(0)
-        rows = x[np.sort(rng.choice(len(x), size=min(len(x), sample), replace=False))]
-        # the right singular vectors of the sample, from its Gram matrix (sample x sample)
-        gram = rows.astype(np.float64) @ rows.T.astype(np.float64)
-        vals, vecs = np.linalg.eigh(gram)
-        top = np.argsort(vals)[::-1][: min(dim, x.shape[1], len(rows))]
-        basis = (rows.T.astype(np.float64) @ vecs[:, top]) / np.sqrt(np.maximum(vals[top], 1e-12))
-        self.basis = np.ascontiguousarray(basis, dtype=np.float32)
+        self.basis = principal_basis(x, dim, sample)
         self.flat = faiss.IndexFlatIP(self.basis.shape[1])
         self.flat.add(np.ascontiguousarray(x @ self.basis))
 

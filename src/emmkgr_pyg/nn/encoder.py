@@ -7,6 +7,7 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 
 from ..graph.emmkg import ITEM
+from ..graph.knn import principal_basis
 from ..graph.triples import KGView, kg_view
 from .conv import LightGCNConv
 
@@ -47,6 +48,10 @@ class EMMKGEncoder(torch.nn.Module):
         train_features: make the modality features trainable (default ``False``).
         add_self_loops: add self-loops to :math:`A` (the authors' code; default ``False``).
         backend: sparse backend of :class:`LightGCNConv` (default ``"auto"``).
+        feature_dim: reduce frozen features wider than this to their top principal directions
+            once, at construction; :math:`f_{proj}` then maps the reduced features (a linear
+            :math:`f_{proj}` becomes one restricted to that subspace). Saves the per-step cost of
+            projecting e.g. 4096-d image vectors. ``None`` keeps them (default ``None``).
 
     Shapes:
         - :meth:`forward`: ``{node type: [num nodes of type, d]}``
@@ -63,8 +68,14 @@ class EMMKGEncoder(torch.nn.Module):
         train_features: bool = False,
         add_self_loops: bool = False,
         backend: str = "auto",
+        feature_dim: int | None = None,
     ) -> None:
         super().__init__()
+        if feature_dim is not None and train_features:
+            raise ValueError(
+                "EMMKGEncoder: feature_dim reduces frozen features; it cannot be combined with "
+                "train_features=True (set one of them)."
+            )
         self.dim, self.num_layers = dim, num_layers
         self.projection, self.proj_norm = projection, proj_norm
         self.view: KGView = kg_view(data)
@@ -76,6 +87,12 @@ class EMMKGEncoder(torch.nn.Module):
         self.proj = torch.nn.ModuleList()
         for i, m in enumerate(self.modalities):
             x = data[m].x.float()
+            basis = None
+            if feature_dim is not None and x.size(1) > feature_dim:
+                basis = torch.from_numpy(principal_basis(x.numpy(), feature_dim))
+                x = x @ basis
+            # raw features of new content (queries, cold-start items) go through the same basis
+            self.register_buffer(f"basis_{i}", basis)
             if train_features:
                 self.register_parameter(f"feat_{i}", torch.nn.Parameter(x.clone()))
             else:  # frozen and not saved in checkpoints: they come with the graph
@@ -96,8 +113,12 @@ class EMMKGEncoder(torch.nn.Module):
     def features(self, i: int) -> Tensor:
         return getattr(self, f"feat_{i}")
 
-    def project(self, i: int, x: Tensor) -> Tensor:
-        """:math:`f^{m}_{proj}` of modality ``i`` (position in :attr:`modalities`)."""
+    def project(self, i: int, x: Tensor, reduced: bool = False) -> Tensor:
+        """:math:`f^{m}_{proj}` of modality ``i`` (position in :attr:`modalities`) on raw
+        features, or on already reduced ones (``reduced=True``, the stored node features)."""
+        basis = getattr(self, f"basis_{i}")
+        if basis is not None and not reduced:
+            x = x @ basis
         z = self.proj[i](x)
         if self.proj_norm is not None:
             z = self.proj_norm * torch.nn.functional.normalize(z, dim=-1)
@@ -106,7 +127,7 @@ class EMMKGEncoder(torch.nn.Module):
     def initial_embeddings(self) -> Tensor:
         r""":math:`\mathbf{E}^{MM}`, ``[total nodes, d]``."""
         parts = [self.item_emb.weight]
-        parts += [self.project(i, self.features(i)) for i in range(len(self.modalities))]
+        parts += [self.project(i, self.features(i), reduced=True) for i in range(len(self.modalities))]
         return torch.cat(parts, dim=0)
 
     def propagate(self, x0: Tensor | None = None) -> Tensor:

@@ -184,6 +184,7 @@ class EMMKGR(Recommender):
         kg_loss: keyword arguments of :class:`KGLoss` (default: log-sigmoid, gamma 12).
         item_graph_layers: layers of the authors' item-item fusion; ``0`` = the paper's sum
             (default ``0``).
+        feature_dim: see :class:`EMMKGEncoder` (default ``None``: features as they are).
         backend: sparse backend (default ``"auto"``).
     """
 
@@ -206,6 +207,7 @@ class EMMKGR(Recommender):
         kg_loss: dict[str, Any] | None = None,
         item_graph_layers: int = 0,
         backend: str = "auto",
+        feature_dim: int | None = None,
     ) -> None:
         super().__init__(inter, reg_weight)
         if kg is None:
@@ -220,6 +222,7 @@ class EMMKGR(Recommender):
             train_features=train_features,
             add_self_loops=add_self_loops,
             backend=backend,
+            feature_dim=feature_dim,
         )
         self.relations = RelationPhases(len(self.encoder.view.relations), dim)
         self.kg_loss_fn = KGLoss(**(kg_loss or {}))
