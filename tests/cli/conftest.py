@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -38,3 +39,26 @@ def _run(
 def run_cli():
     """``run_cli("emmkgr-train", "a=b", cwd=tmp_path)``."""
     return _run
+
+
+TINY_EMMKGR = [
+    "dataset=synthetic_tiny",
+    "modality=hashing",
+    "train=quick",
+    "train.epochs=3",
+    "train.progress=false",
+    "model=emmkgr",
+]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, request) -> Path:
+    """A 3-epoch E-MMKGR run on synthetic_tiny, trained once per session through ``emmkgr-train``
+    and copied per test module (the search, eval and plot commands write into their run folder)."""
+    root = tmp_path_factory.getbasetemp() / "tiny_emmkgr"
+    if not (root / "run" / "embeddings.pt").is_file():
+        root.mkdir(parents=True, exist_ok=True)
+        _run("emmkgr-train", *TINY_EMMKGR, "hydra.run.dir=run", f"cache_dir={root / 'cache'}", cwd=root)
+    copy = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1]) / "run"
+    shutil.copytree(root / "run", copy)
+    return copy
