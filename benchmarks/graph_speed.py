@@ -257,7 +257,9 @@ def main() -> None:
     print("\nfull-graph propagation, 2 layers, forward + backward (ms)")
     print(json.dumps(prop, indent=1))
     print("\npeak memory of the graph build (fresh process, 3 text modalities x 384-d)")
-    print("| items | index | features MiB | resident before MiB | peak during build MiB | build extra MiB | build s | edges |")
+    print(
+        "| items | index | features MiB | resident before MiB | peak during build MiB | build extra MiB | build s | edges |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for r in mem:
         print(

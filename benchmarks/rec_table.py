@@ -3,11 +3,14 @@
     python benchmarks/rec_table.py                                 # Office + generated default, all models
     python benchmarks/rec_table.py --datasets amazon_office --models emmkgr,lightgcn --seeds 0,1,2
     python benchmarks/rec_table.py --overrides model.net.kg_layers=3   # extra Hydra overrides for every job
+    python benchmarks/rec_table.py --tag b --models lgmrec --also a     # finish table "a" in a second sweep
 
 Each dataset is one ``emmkgr-train -m`` sweep (models x seeds) into
-``benchmarks/results/rec/<dataset>/``; the table shows mean +- std of Recall@10/20 and NDCG@10/20
-(best mean in bold), E-MMKGR's relative gain over the best other model, seconds per epoch and peak
-memory per model. Writes ``benchmarks/results/rec_table.json`` and ``rec_table.md``.
+``benchmarks/results/rec/<tag or "default">/<dataset>/``; the table shows mean +- std of Recall@10/20
+and NDCG@10/20 (best mean in bold), each E-MMKGR variant's relative gain over the best baseline,
+seconds per epoch (training and validation) and peak memory per model. ``--also`` adds the runs of
+earlier tags (a model run under two tags counts all its runs). Writes
+``benchmarks/results/rec_table[_<tag>].json`` and ``.md``.
 """
 
 from __future__ import annotations
@@ -48,10 +51,10 @@ def sweep(dataset: str, models: str, seeds: str, overrides: list[str], out: Path
     return time.perf_counter() - t0
 
 
-def table(dataset: str, folder: Path) -> tuple[str, dict]:
+def table(dataset: str, folders: list[Path]) -> tuple[str, dict]:
     by_model: dict[str, list[dict]] = {}
     errors: dict[str, list[str]] = {}
-    for run in collect_runs(folder):
+    for run in (r for f in folders if f.is_dir() for r in collect_runs(f)):
         model = next((o.split("=", 1)[1] for o in run["overrides"] if o.startswith("model=")), "?")
         if "results" in run:
             by_model.setdefault(model, []).append(run["results"])
@@ -109,6 +112,12 @@ def main() -> None:
     p.add_argument("--overrides", nargs="*", default=[])
     p.add_argument("--tag", default="", help="sub-folder name for this sweep (default: none)")
     p.add_argument("--summarize-only", action="store_true", help="re-print from existing results")
+    p.add_argument(
+        "--also",
+        nargs="*",
+        default=[],
+        help="tags of earlier sweeps whose runs join the table (to finish a table in parts)",
+    )
     args = p.parse_args()
     out_all, md = {}, []
     for dataset in args.datasets.split(","):
@@ -116,7 +125,7 @@ def main() -> None:
         seconds = (
             None if args.summarize_only else sweep(dataset, args.models, args.seeds, args.overrides, folder)
         )
-        text, data = table(dataset, folder)
+        text, data = table(dataset, [folder, *(RESULTS / "rec" / t / dataset for t in args.also)])
         data["sweep_seconds"] = seconds
         print("\n" + text + "\n", flush=True)
         md.append(text)

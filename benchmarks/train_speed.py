@@ -126,13 +126,17 @@ def bench(ds, epochs: int) -> dict:
     }
     emmkgr = EMMKGR(inter, kg)
     out["emmkgr_epoch_s"] = time_trainer(emmkgr, inter, view, epochs)
-    out["emmkgr_feature_dim256_epoch_s"] = time_trainer(EMMKGR(inter, kg, feature_dim=256), inter, view, epochs)
+    out["emmkgr_feature_dim256_epoch_s"] = time_trainer(
+        EMMKGR(inter, kg, feature_dim=256), inter, view, epochs
+    )
     out["lightgcn_epoch_s"] = time_trainer(LightGCN(inter), inter, None, epochs)
     out["pyg_lightgcn_example_epoch_s"] = time_pyg_lightgcn(inter, epochs, 8192)
     out["pyg_lightgcn_b2048_epoch_s"] = time_pyg_lightgcn(inter, epochs, 2048)
     out["pyg_example_over_emmkgr"] = out["pyg_lightgcn_example_epoch_s"] / out["emmkgr_epoch_s"]
     out["pyg_b2048_over_emmkgr"] = out["pyg_lightgcn_b2048_epoch_s"] / out["emmkgr_epoch_s"]
-    out["pyg_example_over_emmkgr_fd256"] = out["pyg_lightgcn_example_epoch_s"] / out["emmkgr_feature_dim256_epoch_s"]
+    out["pyg_example_over_emmkgr_fd256"] = (
+        out["pyg_lightgcn_example_epoch_s"] / out["emmkgr_feature_dim256_epoch_s"]
+    )
     # full-ranking evaluation of every test user
     test = RankingEvaluator(inter, *ds.interactions.part(TEST))
     emmkgr.eval()

@@ -218,7 +218,9 @@ def test_reduced_index_reranks_on_the_full_vectors():
 
 def test_principal_basis_spans_the_top_singular_vectors():
     rng = np.random.default_rng(0)
-    x = (rng.normal(size=(200, 3)) @ rng.normal(size=(3, 12)) + 1e-3 * rng.normal(size=(200, 12))).astype(np.float32)
+    x = (rng.normal(size=(200, 3)) @ rng.normal(size=(3, 12)) + 1e-3 * rng.normal(size=(200, 12))).astype(
+        np.float32
+    )
     basis = knn_module.principal_basis(x, 3, sample=200)
     assert basis.shape == (12, 3)
     np.testing.assert_allclose(basis.T @ basis, np.eye(3), atol=1e-4)  # orthonormal

@@ -180,7 +180,9 @@ def principal_basis(x: np.ndarray, dim: int, sample: int = 1024, seed: int = 0) 
     """The top ``dim`` principal directions (uncentred: right singular vectors) of ``x``, from a
     seeded sample of its rows via the sample's Gram matrix. Returns ``[d, min(dim, d, sample)]``."""
     rng = np.random.default_rng(seed)
-    rows = np.asarray(x[np.sort(rng.choice(len(x), size=min(len(x), sample), replace=False))], dtype=np.float64)
+    rows = np.asarray(
+        x[np.sort(rng.choice(len(x), size=min(len(x), sample), replace=False))], dtype=np.float64
+    )
     vals, vecs = np.linalg.eigh(rows @ rows.T)
     top = np.argsort(vals)[::-1][: min(dim, x.shape[1], len(rows))]
     basis = (rows.T @ vecs[:, top]) / np.sqrt(np.maximum(vals[top], 1e-12))
@@ -217,8 +219,13 @@ class ReducedIndex:
         exact = np.empty(cand.shape, dtype=np.float32)
         # inner products with the candidates only, without gathering their vectors
         faiss.fvec_inner_products_by_idx(
-            faiss.swig_ptr(exact), faiss.swig_ptr(q), faiss.swig_ptr(self.x), faiss.swig_ptr(ids),
-            q.shape[1], len(q), kc,
+            faiss.swig_ptr(exact),
+            faiss.swig_ptr(q),
+            faiss.swig_ptr(self.x),
+            faiss.swig_ptr(ids),
+            q.shape[1],
+            len(q),
+            kc,
         )
         exact[cand < 0] = -np.inf
         top = np.argsort(-exact, axis=1, kind="stable")[:, :kk]
