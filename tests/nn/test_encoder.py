@@ -154,6 +154,7 @@ def test_feature_dim_reduces_frozen_features_once(kg):
             assert enc.proj[i].in_features == 2
         else:
             assert basis is None
+        assert enc.input_dim(i) == dims[m]  # queries and new items come at the raw width
         # raw content (a query, a cold-start item) is projected through the same basis
         torch.testing.assert_close(enc.project(i, kg[m].x), enc.project(i, enc.features(i), reduced=True))
     with pytest.raises(ValueError, match="feature_dim .* train_features"):

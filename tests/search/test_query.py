@@ -10,12 +10,13 @@ from emmkgr_pyg.search.index import SearchError
 from emmkgr_pyg.search.query import InductivePropagator, QueryEncoder
 
 
-def _encoder(dataset, layers=2, self_loops=False, item_item=False, top_n=3):
+def _encoder(dataset, layers=2, self_loops=False, item_item=False, top_n=3, feature_dim=None):
     kg = build_emmkg(
         dataset, top_n=top_n, item_item=item_item, knn=KNNBuilder(symmetric=True, progress=False)
     )
     torch.manual_seed(0)
-    return EMMKGEncoder(kg, dim=8, num_layers=layers, add_self_loops=self_loops), kg
+    enc = EMMKGEncoder(kg, dim=8, num_layers=layers, add_self_loops=self_loops, feature_dim=feature_dim)
+    return enc, kg
 
 
 def _contents(seed=1):
@@ -89,6 +90,19 @@ def test_paper_mapping_is_the_modality_projection(hand_dataset):
             enc.project(enc.modalities.index("image"), torch.from_numpy(y)), dim=-1
         )
     np.testing.assert_allclose(qe.map({"text": x, "image": y}), (want + zy.numpy()) / 2, rtol=1e-5, atol=1e-6)
+
+
+def test_vector_queries_come_at_the_raw_width_when_features_were_reduced(hand_dataset):
+    enc, _ = _encoder(hand_dataset, feature_dim=3)
+    kinds = {m: "feature" for m in enc.modalities}
+    qe = QueryEncoder(enc, {m: None for m in enc.modalities}, kinds, mapping="paper")
+    x = np.random.default_rng(0).normal(size=(2, 6)).astype(np.float32)  # raw text width 6 > 3
+    i = enc.modalities.index("text")
+    with torch.no_grad():
+        want = torch.nn.functional.normalize(enc.project(i, torch.from_numpy(x)), dim=-1).numpy()
+    np.testing.assert_allclose(qe.encode_vectors(x, "text"), want, rtol=1e-5, atol=1e-6)
+    with pytest.raises(SearchError, match="dimension 3"):
+        qe.encode_vectors(x[:, :3], "text")
 
 
 def test_text_queries_on_a_trained_run(tiny_run):

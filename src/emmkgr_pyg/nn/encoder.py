@@ -113,6 +113,12 @@ class EMMKGEncoder(torch.nn.Module):
     def features(self, i: int) -> Tensor:
         return getattr(self, f"feat_{i}")
 
+    def input_dim(self, i: int) -> int:
+        """Width of modality ``i``'s raw features (what :meth:`project` takes; wider than the stored
+        features when ``feature_dim`` reduced them)."""
+        basis = getattr(self, f"basis_{i}")
+        return int(basis.size(0) if basis is not None else self.features(i).size(1))
+
     def project(self, i: int, x: Tensor, reduced: bool = False) -> Tensor:
         """:math:`f^{m}_{proj}` of modality ``i`` (position in :attr:`modalities`) on raw
         features, or on already reduced ones (``reduced=True``, the stored node features)."""

@@ -309,7 +309,7 @@ class QueryEncoder:
         if modality not in others:
             raise SearchError(f"query_modality={modality}: not a feature modality of the run ({others}).")
         x = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
-        dim = int(self.encoder.features(self.modalities.index(modality)).size(1))
+        dim = self.encoder.input_dim(self.modalities.index(modality))
         if x.shape[1] != dim:
             raise SearchError(f"query vector of dimension {x.shape[1]}; modality '{modality}' has {dim}.")
         return {modality: x}
