@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -33,3 +35,29 @@ def shared():
 def _offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+
+
+TINY_EMMKGR = [
+    "dataset=synthetic_tiny",
+    "modality=hashing",
+    "train=quick",
+    "train.epochs=3",
+    "train.progress=false",
+    "model=emmkgr",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_run_dir(tmp_path_factory) -> Path:
+    """A 3-epoch E-MMKGR run on synthetic_tiny (hashing text, 32-d image vectors), trained once per
+    session through the installed ``emmkgr-train``; do not write into it (copy it first)."""
+    root = tmp_path_factory.getbasetemp() / "tiny_emmkgr"
+    run = root / "run"
+    if not (run / "embeddings.pt").is_file():
+        root.mkdir(parents=True, exist_ok=True)
+        exe = Path(sys.executable).parent / "emmkgr-train"
+        args = [str(exe), *TINY_EMMKGR, "hydra.run.dir=run", f"cache_dir={root / 'cache'}"]
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        proc = subprocess.run(args, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, f"training the tiny run failed:\n{proc.stdout}\n{proc.stderr}"
+    return run

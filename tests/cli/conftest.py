@@ -41,24 +41,10 @@ def run_cli():
     return _run
 
 
-TINY_EMMKGR = [
-    "dataset=synthetic_tiny",
-    "modality=hashing",
-    "train=quick",
-    "train.epochs=3",
-    "train.progress=false",
-    "model=emmkgr",
-]
-
-
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory, request) -> Path:
-    """A 3-epoch E-MMKGR run on synthetic_tiny, trained once per session through ``emmkgr-train``
-    and copied per test module (the search, eval and plot commands write into their run folder)."""
-    root = tmp_path_factory.getbasetemp() / "tiny_emmkgr"
-    if not (root / "run" / "embeddings.pt").is_file():
-        root.mkdir(parents=True, exist_ok=True)
-        _run("emmkgr-train", *TINY_EMMKGR, "hydra.run.dir=run", f"cache_dir={root / 'cache'}", cwd=root)
+def run_dir(tiny_run_dir, tmp_path_factory, request) -> Path:
+    """The session's tiny E-MMKGR run, copied per test module (the search, eval and plot commands
+    write into their run folder)."""
     copy = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1]) / "run"
-    shutil.copytree(root / "run", copy)
+    shutil.copytree(tiny_run_dir, copy)
     return copy

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -15,7 +11,6 @@ from emmkgr_pyg.data.readers.base import finalize
 #: item indices that have each modality (item 2 lacks text, items 0 and 3 lack an image)
 COVERAGE = {"text": [0, 1, 3, 4, 5, 6, 7, 8, 9], "image": [1, 2, 4, 5, 6, 7, 8, 9], "title": list(range(10))}
 DIMS = {"text": 6, "image": 5, "title": 4}
-TINY = ["dataset=synthetic_tiny", "modality=hashing", "train=quick", "train.epochs=3", "train.progress=false"]
 
 
 def make_dataset(n_items: int = 10, seed: int = 0) -> MMDataset:
@@ -41,24 +36,6 @@ def make_dataset(n_items: int = 10, seed: int = 0) -> MMDataset:
 @pytest.fixture
 def hand_dataset() -> MMDataset:
     return make_dataset()
-
-
-def train_tiny_run(root: Path) -> Path:
-    """Train (once; reused while its embeddings exist) a 3-epoch E-MMKGR run on synthetic_tiny."""
-    run = root / "run"
-    if not (run / "embeddings.pt").is_file():
-        root.mkdir(parents=True, exist_ok=True)
-        exe = Path(sys.executable).parent / "emmkgr-train"
-        args = [str(exe), *TINY, "model=emmkgr", "hydra.run.dir=run", f"cache_dir={root / 'cache'}"]
-        proc = subprocess.run(args, cwd=root, capture_output=True, text=True, timeout=600)
-        assert proc.returncode == 0, f"training the tiny run failed:\n{proc.stdout}\n{proc.stderr}"
-    return run
-
-
-@pytest.fixture(scope="session")
-def tiny_run_dir(tmp_path_factory) -> Path:
-    """A trained synthetic_tiny run (hashing text, 32-d image vectors); do not write into it."""
-    return train_tiny_run(tmp_path_factory.getbasetemp() / "tiny_emmkgr")
 
 
 @pytest.fixture(scope="session")
