@@ -83,7 +83,7 @@ def test_loss_matches_mmrec_formula_and_targets_carry_no_gradient():
 
 def test_no_negatives_and_predicted_scores():
     model = make_model()
-    assert model.needs_negatives is False and model.needs_kg is True
+    assert model.needs_features and not model.needs_modal_edges and not model.has_kg_loss
     emb = model.embed()
     with_neg = model.bpr_losses(emb, USER, ITEM, torch.tensor([6] * 10))
     without = model.bpr_losses(emb, USER, ITEM, None)

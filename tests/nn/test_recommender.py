@@ -237,7 +237,8 @@ def test_emmkgr_backward_reaches_every_part(emmkgr_setup):
 def test_emmkgr_needs_the_graph(inter):
     with pytest.raises(ValueError, match=r"EMMKGR: needs the E-MMKG \(kg=None\)"):
         EMMKGR(inter, None)
-    assert EMMKGR.needs_kg and not LightGCN.needs_kg
+    assert EMMKGR.needs_features and EMMKGR.needs_modal_edges and EMMKGR.has_kg_loss
+    assert not (LightGCN.needs_features or LightGCN.needs_modal_edges or LightGCN.has_kg_loss)
 
 
 def dense_item_graph(kg) -> torch.Tensor:

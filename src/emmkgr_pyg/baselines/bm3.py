@@ -49,7 +49,7 @@ class BM3(Recommender):
     over a batch of positive pairs :math:`(u, i)`, with :math:`c(\mathbf{o}, \mathbf{t}) = 1 -
     \cos(\mathbf{o}, \mathbf{t})` averaged (:func:`cosine_loss`), :math:`\bar{\cdot}` a target,
     :math:`\mathbf{f}^m_i = \mathbf{W}^m \mathbf{x}^m_i` and :math:`N` the number of items. No
-    negatives: :attr:`needs_negatives` is ``False`` and :meth:`bpr_losses` ignores ``neg``.
+    negatives: :meth:`bpr_losses` ignores ``neg``.
 
     **More than two modalities:** every modality adds its own ``align`` and ``mask`` terms (the
     sums above run over all of them), with one shared predictor, as the reference does for two.
@@ -76,8 +76,7 @@ class BM3(Recommender):
           ``extra["H_item"]`` ``[N, dim]``
     """
 
-    needs_kg = True
-    needs_negatives = False
+    needs_features = True
 
     def __init__(
         self,

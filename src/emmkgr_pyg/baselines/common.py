@@ -29,7 +29,7 @@ def modality_types(kg: HeteroData | None, owner: str = "baseline") -> list[str]:
     if kg is None:
         raise ValueError(
             f"{owner}: needs the E-MMKG for its modality features (kg=None); build it with "
-            "emmkgr_pyg.graph.build_emmkg (the pipeline does when the model sets needs_kg)."
+            "emmkgr_pyg.graph.build_emmkg (a run does when the model sets needs_features)."
         )
     names = [t for t in kg.node_types if t != ITEM and "x" in kg[t]]
     if not names:

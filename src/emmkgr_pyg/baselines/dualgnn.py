@@ -107,7 +107,7 @@ class DualGNN(Recommender):
         backend: sparse backend of the GCN (default ``"auto"``).
     """
 
-    needs_kg = True
+    needs_features = True
 
     def __init__(
         self,

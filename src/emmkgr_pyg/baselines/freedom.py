@@ -118,7 +118,7 @@ class FREEDOM(Recommender):
           modalities)
     """
 
-    needs_kg = True
+    needs_features = True
 
     def __init__(
         self,

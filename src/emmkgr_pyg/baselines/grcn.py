@@ -84,7 +84,7 @@ class GRCN(Recommender):
         reg_weight: L2 weight (default ``1e-3``; MMRec grid-searches 1e-1 .. 1e-5).
     """
 
-    needs_kg = True
+    needs_features = True
 
     def __init__(
         self,

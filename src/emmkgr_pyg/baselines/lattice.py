@@ -92,7 +92,7 @@ class LATTICE(Recommender):
           (learned and initial edges of :math:`M` modalities)
     """
 
-    needs_kg = True
+    needs_features = True
 
     def __init__(
         self,

@@ -95,7 +95,7 @@ class LGMRec(Recommender):
         backend: sparse backend of the user-item propagation (default ``"auto"``).
     """
 
-    needs_kg = True
+    needs_features = True
 
     def __init__(
         self,

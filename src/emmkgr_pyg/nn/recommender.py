@@ -3,7 +3,7 @@ r"""Recommenders: the shared interface, LightGCN, and E-MMKGR (paper section 3.3
 A recommender computes all embeddings in one pass (:meth:`Recommender.embed`), scores users
 against every item (:meth:`Recommender.score`) and returns its losses as named terms, so that the
 trainer can report them and name the one that is not finite. Models are built from the training
-interaction graph and, when :attr:`Recommender.needs_kg`, the E-MMKG.
+interaction graph and, when :attr:`Recommender.needs_features`, the E-MMKG.
 """
 
 from __future__ import annotations
@@ -46,10 +46,12 @@ class KGBatch:
 class Recommender(torch.nn.Module):
     """Base class of every recommender trained by :class:`emmkgr_pyg.train.Trainer`."""
 
-    #: whether the model needs the E-MMKG (the trainer builds it only then)
-    needs_kg: bool = False
-    #: whether the model trains on BPR triples (False: positives only, e.g. BM3)
-    needs_negatives: bool = True
+    #: reads modality features from the E-MMKG (a run builds the graph's modality nodes only then)
+    needs_features: bool = False
+    #: propagates over the E-MMKG's modal-modal (kNN) edges (a run builds them only then)
+    needs_modal_edges: bool = False
+    #: trains a knowledge-graph loss (:meth:`kg_losses`; the trainer draws KG batches only then)
+    has_kg_loss: bool = False
 
     def __init__(self, inter: InteractionGraph, reg_weight: float = 1e-4) -> None:
         super().__init__()
@@ -188,7 +190,9 @@ class EMMKGR(Recommender):
         backend: sparse backend (default ``"auto"``).
     """
 
-    needs_kg = True
+    needs_features = True
+    needs_modal_edges = True
+    has_kg_loss = True
 
     def __init__(
         self,
