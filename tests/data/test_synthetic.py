@@ -126,7 +126,7 @@ def test_review_modality_uses_training_interactions_only(medium):
     train = inter.split == TRAIN
     n_train = np.bincount(inter.item[train], minlength=ds.n_items)
     assert np.array_equal(review.item_index, np.flatnonzero(n_train))
-    cap = reader.max_reviews_per_item
+    cap = reader.options.max_reviews_per_item
     for i, text in zip(review.item_index, review.raw, strict=True):
         snippets = world.review[train & (inter.item == i)]
         assert text == " ".join(snippets[:cap])
