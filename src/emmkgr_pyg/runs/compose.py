@@ -25,9 +25,11 @@ from ..graph.emmkg import build_emmkg, graph_stats
 from ..graph.interaction import InteractionGraph
 from ..graph.triples import kg_view
 from ..nn.recommender import Recommender
-from ..train.trainer import TrainConfig, Trainer
+from ..train.sampled import trainer_class
+from ..train.trainer import TrainConfig
 from ..utils import atomic_path, peak_rss_mib, reset_peak_rss, seed_everything, write_json
 from . import artifacts
+from .threads import apply_threads
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,7 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     reset_peak_rss()  # per job, also inside a multirun process
+    log.info("torch threads: %d", apply_threads(cfg.train.get("threads", "auto")))
     dataset, prep = prepare_dataset(cfg.dataset, cfg.modality, cfg.cache_dir, progress=cfg.train.progress)
     inter = InteractionGraph.from_dataset(dataset)
     model_cls = model_class(cfg)
@@ -102,7 +105,7 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         for p in (VALID, TEST)
     )
     view = kg_view(kg) if kg is not None and model_cls.has_kg_loss else None
-    trainer = Trainer(model, inter, valid, test, tcfg, kg=view, out_dir=run_dir)
+    trainer = trainer_class(tcfg.propagation)(model, inter, valid, test, tcfg, kg=view, out_dir=run_dir)
     if cfg.get("resume") and (run_dir / artifacts.LAST).is_file():
         trainer.resume(run_dir / artifacts.LAST)
     state = trainer.fit()

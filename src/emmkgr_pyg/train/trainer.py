@@ -70,6 +70,10 @@ class TrainConfig:
     seed: int = 999
     progress: bool = True
     max_seconds: float | None = None
+    # mini-batch mode and run settings, read by runs/compose.py and train/sampled.py
+    propagation: str = "full"
+    fanout: int | tuple[int, ...] = 16
+    threads: int | str = "auto"
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
