@@ -13,15 +13,30 @@ interactions; title/description/review at 384-d and a 4096-d image):
 - negative sampling throughput (samples per second).
 
 Prints a table; writes benchmarks/results/train_speed.json.
+
+    python benchmarks/train_speed.py --shared [--epochs 3]
+
+measures instead the E-MMKGR epoch of the Office dataset when its MiniLM features are cached, else
+of the generated default (``dataset=synthetic``, hashing text), alone and beside one busy
+single-threaded process (a Python loop), each setting in a fresh subprocess (the OpenMP wait policy
+is read when torch loads): ``train.threads`` auto and 1, wait policy PASSIVE (the package's
+default) and ACTIVE (OpenMP's). Writes benchmarks/results/train_speed_shared.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
+# isort: off
+import emmkgr_pyg  # noqa: F401  (first: sets the OpenMP wait policy before torch loads)
+
+# isort: on
 import numpy as np
 import torch
 from torch_geometric.nn.models import LightGCN as PyGLightGCN
@@ -63,6 +78,88 @@ def clothing():
     )
     ds, _ = encode_dataset(raw, specs, progress=False)
     return ds, "generated (hashing 384-d text, 4096-d image)"
+
+
+def default_generated():
+    raw = SyntheticReader().read(None, "synthetic")
+    specs = resolve_modalities(
+        raw, {"text_encoder": HashingTextEncoder(dim=384), "include": None, "exclude": [], "extra": {}}
+    )
+    ds, _ = encode_dataset(raw, specs, progress=False)
+    return ds, "generated default (hashing 384-d text, 512-d image)"
+
+
+def office_cached(root: str, cache: str):
+    """Office with MiniLM features when they are cached, else ``None`` (encoding would dominate)."""
+    try:
+        ds, features = office(root, cache)
+    except Exception:  # noqa: BLE001 - data or model missing: fall back to the generated default
+        return None
+    return None if "encoded now" in features else (ds, features)
+
+
+def epoch_only(args) -> None:
+    """Child process of ``--shared``: one E-MMKGR epoch time as JSON on stdout."""
+    from emmkgr_pyg.runs.threads import apply_threads
+
+    threads = apply_threads(args.threads)
+    made = office_cached(args.office_root, args.cache_dir) if args.dataset == "office" else None
+    ds, features = made or default_generated()
+    inter = InteractionGraph.from_dataset(ds)
+    kg = build_emmkg(ds, top_n=10, knn=KNNBuilder(index="exact", symmetric=True, progress=False))
+    torch.manual_seed(0)
+    seconds = time_trainer(EMMKGR(inter, kg), inter, kg_view(kg), args.epochs)
+    print(json.dumps({"epoch_s": seconds, "threads": threads, "features": features, "items": ds.n_items}))
+
+
+def shared_machine(args) -> None:
+    """Epoch alone vs beside one busy process, per setting, measured side by side in one run."""
+    script = str(Path(__file__).resolve())
+    settings = [("auto", "PASSIVE"), ("1", "PASSIVE"), ("auto", "ACTIVE")]
+    office_features = Path(args.cache_dir).expanduser() / "amazon_office"  # FeatureCache's folder
+    dataset = "office" if office_features.is_dir() else "synthetic"
+    results = {"load_average_at_start": os.getloadavg(), "cores": len(os.sched_getaffinity(0))}
+
+    def child(threads: str, policy: str) -> dict:
+        env = {**os.environ, "OMP_WAIT_POLICY": policy}
+        env.pop("OMP_NUM_THREADS", None)
+        cmd = [sys.executable, script, "--epoch-only", "--threads", threads, "--dataset", dataset]
+        cmd += [
+            "--epochs",
+            str(args.epochs),
+            "--office-root",
+            args.office_root,
+            "--cache-dir",
+            args.cache_dir,
+        ]
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    for threads, policy in settings:
+        alone = child(threads, policy)
+        busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        try:
+            beside = child(threads, policy)
+        finally:
+            busy.kill()
+            busy.wait()
+        results[f"threads={threads} {policy}"] = {
+            "alone_epoch_s": alone["epoch_s"],
+            "beside_busy_epoch_s": beside["epoch_s"],
+            "slowdown": beside["epoch_s"] / alone["epoch_s"],
+            "threads": alone["threads"],
+            "features": alone["features"],
+        }
+    print(f"cores {results['cores']}, load average at start {results['load_average_at_start']}")
+    print("\n| setting | alone (s/epoch) | beside a busy process (s/epoch) | slowdown |\n|---|---|---|---|")
+    for key, r in results.items():
+        if isinstance(r, dict):
+            print(
+                f"| {key} | {r['alone_epoch_s']:.2f} | {r['beside_busy_epoch_s']:.2f} | {r['slowdown']:.2f}x |"
+            )
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "train_speed_shared.json").write_text(json.dumps(results, indent=2))
+    print(f"\nwrote {RESULTS / 'train_speed_shared.json'}")
 
 
 def time_trainer(model, inter, view, epochs: int, batch_size: int = 2048) -> float:
@@ -166,7 +263,15 @@ def main() -> None:
     )
     p.add_argument("--cache-dir", default="~/.cache/emmkgr-pyg")
     p.add_argument("--datasets", default="office,clothing")
+    p.add_argument("--shared", action="store_true", help="epoch alone vs beside one busy process")
+    p.add_argument("--epoch-only", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--threads", default="auto", help=argparse.SUPPRESS)
+    p.add_argument("--dataset", default="synthetic", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.epoch_only:
+        return epoch_only(args)
+    if args.shared:
+        return shared_machine(args)
     print(f"torch threads: {torch.get_num_threads()}")
     results = {}
     makers = {"office": lambda: office(args.office_root, args.cache_dir), "clothing": clothing}

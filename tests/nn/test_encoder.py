@@ -165,3 +165,29 @@ def test_feature_dim_reduces_frozen_features_once(kg):
         torch.testing.assert_close(enc.project(i, kg[m].x), enc.project(i, enc.features(i), reduced=True))
     with pytest.raises(ValueError, match="feature_dim .* train_features"):
         EMMKGEncoder(kg, feature_dim=2, train_features=True)
+
+
+def test_feature_dim_auto_reduces_only_features_wider_than_four_times_dim(kg):
+    # text is 5-d, image 3-d: with dim=1 the threshold is 4, so only text is reduced (to at most
+    # 4 directions: its 3 rows span 3)
+    enc = EMMKGEncoder(kg, dim=1, num_layers=1, feature_dim="auto")
+    text, image = enc.modalities.index("text"), enc.modalities.index("image")
+    assert getattr(enc, f"basis_{text}").size(0) == 5 and enc.features(text).size(1) <= 4
+    assert getattr(enc, f"basis_{image}") is None and enc.features(image).size(1) == 3
+    assert enc.input_dim(enc.modalities.index("text")) == 5
+    trained = EMMKGEncoder(kg, dim=1, feature_dim="auto", train_features=True)  # nothing to reduce
+    assert all(getattr(trained, f"basis_{i}") is None for i in range(len(trained.modalities)))
+
+
+def test_float16_features_stay_float16_and_propagate_like_float32(kg):
+    half = kg.clone()
+    for m in ("text", "image"):
+        half[m].x = kg[m].x.half()
+    torch.manual_seed(0)
+    enc32 = EMMKGEncoder(kg, dim=4)
+    enc16 = EMMKGEncoder(half, dim=4)
+    enc16.load_state_dict(enc32.state_dict())
+    assert enc16.features(0).dtype == torch.float16
+    out16 = enc16.propagate()
+    assert out16.dtype == torch.float32
+    torch.testing.assert_close(out16, enc32.propagate(), atol=2e-3, rtol=2e-3)

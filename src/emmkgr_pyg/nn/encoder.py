@@ -51,7 +51,9 @@ class EMMKGEncoder(torch.nn.Module):
         feature_dim: reduce frozen features wider than this to their top principal directions
             once, at construction; :math:`f_{proj}` then maps the reduced features (a linear
             :math:`f_{proj}` becomes one restricted to that subspace). Saves the per-step cost of
-            projecting e.g. 4096-d image vectors. ``None`` keeps them (default ``None``).
+            projecting e.g. 4096-d image vectors. ``"auto"``: ``4 * dim`` for frozen features
+            (none with ``train_features``). ``None`` keeps them (default ``None``). Frozen float16
+            features stay float16 (half the memory); rows are cast when projected.
 
     Shapes:
         - :meth:`forward`: ``{node type: [num nodes of type, d]}``
@@ -68,9 +70,11 @@ class EMMKGEncoder(torch.nn.Module):
         train_features: bool = False,
         add_self_loops: bool = False,
         backend: str = "auto",
-        feature_dim: int | None = None,
+        feature_dim: int | str | None = None,
     ) -> None:
         super().__init__()
+        if feature_dim == "auto":
+            feature_dim = None if train_features else 4 * dim
         if feature_dim is not None and train_features:
             raise ValueError(
                 "EMMKGEncoder: feature_dim reduces frozen features; it cannot be combined with "
@@ -86,11 +90,12 @@ class EMMKGEncoder(torch.nn.Module):
         self.item_emb = torch.nn.Embedding(self.n_items, dim)
         self.proj = torch.nn.ModuleList()
         for i, m in enumerate(self.modalities):
-            x = data[m].x.float()
+            x = data[m].x
+            x = x if x.dtype == torch.float16 and not train_features else x.float()
             basis = None
             if feature_dim is not None and x.size(1) > feature_dim:
                 basis = torch.from_numpy(principal_basis(x.numpy(), feature_dim))
-                x = x @ basis
+                x = x.float() @ basis
             # raw features of new content (queries, cold-start items) go through the same basis
             self.register_buffer(f"basis_{i}", basis)
             if train_features:
@@ -123,6 +128,7 @@ class EMMKGEncoder(torch.nn.Module):
         """:math:`f^{m}_{proj}` of modality ``i`` (position in :attr:`modalities`) on raw
         features, or on already reduced ones (``reduced=True``, the stored node features)."""
         basis = getattr(self, f"basis_{i}")
+        x = x.float()  # float16 features; a no-op for float32
         if basis is not None and not reduced:
             x = x @ basis
         z = self.proj[i](x)
