@@ -40,7 +40,7 @@ def setup():
     return inter, kg
 
 
-def make(setup, model_cls, fanout=-1, add_self_loops=False, **cfg):
+def make(setup, model_cls, fanout=-1, add_self_loops=False, sampler="torch", **cfg):
     inter, kg = setup
     torch.manual_seed(0)
     kw = {"add_self_loops": add_self_loops} if model_cls is EMMKGR else {}
@@ -50,14 +50,22 @@ def make(setup, model_cls, fanout=-1, add_self_loops=False, **cfg):
             p.add_(0.1 * torch.randn_like(p))
     ev = RankingEvaluator(inter, inter.user[:2].numpy(), inter.item[:2].numpy())
     config = TrainConfig(
-        epochs=1, batch_size=16, progress=False, seed=0, propagation="sampled", fanout=fanout, **cfg
+        epochs=1,
+        batch_size=16,
+        progress=False,
+        seed=0,
+        propagation="sampled",
+        fanout=fanout,
+        sampler=sampler,
+        **cfg,
     )
     return SampledTrainer(model, inter, ev, None, config, kg=kg_view(kg)), model
 
 
+@pytest.mark.parametrize("sampler", ["pyg", "torch"])
 @pytest.mark.parametrize("add_self_loops", [False, True])
-def test_full_fanout_gives_the_full_embeddings_of_the_batch(setup, add_self_loops):
-    trainer, model = make(setup, EMMKGR, add_self_loops=add_self_loops)
+def test_full_fanout_gives_the_full_embeddings_of_the_batch(setup, add_self_loops, sampler):
+    trainer, model = make(setup, EMMKGR, add_self_loops=add_self_loops, sampler=sampler)
     users, items = torch.tensor([0, 3, 7]), torch.tensor([1, 2, 9, 15])
     inter_sub = trainer.inter_sampler(torch.cat([users, items + trainer.n_users]))
     kg_ids = torch.tensor([21, 4, 30])  # item 4 and two modality nodes
@@ -72,8 +80,9 @@ def test_full_fanout_gives_the_full_embeddings_of_the_batch(setup, add_self_loop
     torch.testing.assert_close(emb.extra["H_mm"], full.extra["H_mm"][h_mm_ids], atol=1e-6, rtol=1e-5)
 
 
-def test_full_fanout_gives_the_full_losses_and_gradients(setup):
-    trainer, model = make(setup, EMMKGR)
+@pytest.mark.parametrize("sampler", ["pyg", "torch"])
+def test_full_fanout_gives_the_full_losses_and_gradients(setup, sampler):
+    trainer, model = make(setup, EMMKGR, sampler=sampler)
     g = torch.Generator().manual_seed(1)
     users, pos, neg = next(iter(BPRSampler(trainer.inter, 16, g)))
     kg = next(iter(KGNegativeSampler(kg_view(setup[1]), batch_size=8, generator=g)))
@@ -91,8 +100,8 @@ def test_full_fanout_gives_the_full_losses_and_gradients(setup):
         torch.testing.assert_close(a, p.grad, atol=1e-6, rtol=1e-5)
 
 
-def test_small_fanout_rescales_by_full_over_sampled_in_degree(setup):
-    trainer, _ = make(setup, LightGCN, fanout=2)
+def test_pyg_small_fanout_rescales_by_full_over_sampled_in_degree(setup):
+    trainer, _ = make(setup, LightGCN, fanout=2, sampler="pyg")
     sub = trainer.inter_sampler(torch.tensor([0, 1, 2]))
     targets = sub.edge_index[1]
     sampled = torch.bincount(targets, minlength=sub.num_nodes).float()
@@ -101,6 +110,26 @@ def test_small_fanout_rescales_by_full_over_sampled_in_degree(setup):
     scale = trainer.inter_sampler.in_degree[sub.n_id][targets] / sampled[targets]
     assert float(scale.min()) > 1.0
     torch.testing.assert_close(sub.edge_weight, full_w * scale)
+
+
+def test_torch_small_fanout_draws_k_edges_worth_degree_over_k(setup):
+    trainer, _ = make(setup, LightGCN, fanout=[3, 2])
+    sampler = trainer.inter_sampler
+    seeds = torch.tensor([0, 5, 240 + 7])  # two users (6 items each) and an item
+    sub = sampler(seeds)
+    assert sub.n_id[:3].tolist() == seeds.tolist() and sub.batch_size == 3
+    src, dst = sub.n_id[sub.edge_index[0]], sub.n_id[sub.edge_index[1]]
+    deg = sampler.in_degree.float()
+    per_target = torch.bincount(sub.edge_index[1], minlength=sub.num_nodes)
+    assert per_target[:2].tolist() == [3, 3]
+    k = torch.where(torch.isin(sub.edge_index[1], torch.arange(3)), 3.0, 2.0)  # hop 1 or hop 2
+    scale = torch.where(deg[dst] > k, deg[dst] / k, torch.ones_like(k))
+    torch.testing.assert_close(sub.edge_weight, (deg[src] * deg[dst]).rsqrt() * scale)
+    edges = set(zip(trainer.inter.user.tolist(), trainer.inter.item.tolist(), strict=True))
+    for s_, d_ in zip(src.tolist(), dst.tolist(), strict=True):  # every sampled edge is real
+        u, i = (d_, s_ - 240) if d_ < 240 else (s_, d_ - 240)
+        assert (u, i) in edges
+    assert int(sampler.local.max()) == -1  # the global -> local map is reset
 
 
 @pytest.mark.parametrize("schedule", ["sum", "alternating"])
@@ -134,6 +163,8 @@ def test_unsupported_model_and_bad_fanout_raise(setup):
         hop_fanouts([5, 5, 5], 2)
     with pytest.raises(ValueError, match="positive"):
         hop_fanouts(0, 2)
+    with pytest.raises(ValueError, match="train.sampler: 'fast' is not one of"):
+        make(setup, LightGCN, sampler="fast")
 
 
 def test_gather_blocks_and_local_ids():

@@ -3,84 +3,25 @@
 ``train.propagation=sampled`` (``train.fanout``: neighbours kept per node and hop, ``-1`` = all)
 trains with :class:`SampledTrainer`: each step samples, with PyG's
 :class:`~torch_geometric.loader.NeighborLoader`, the neighbourhood of the batch's users and items
-on the user-item graph, and of the batch's items and KG triples' nodes on the E-MMKG, and
+on the user-item graph, and of the batch's items and KG triples' nodes on the E-MMKG (or with
+the vectorised sampler of :mod:`.neighbors`, ``train.sampler``), and
 propagates over those subgraphs only (:mod:`emmkgr_pyg.nn.sampled`). Validation, test and the
 exported embeddings still use one full pass (under ``no_grad``).
 """
 
 from __future__ import annotations
 
-import importlib.util
-import warnings
-
 import torch
 from torch import Tensor
-from torch_geometric.data import Data
 
 from ..graph.interaction import InteractionGraph
 from ..graph.triples import KGView
-from ..nn.conv import lightgcn_norm
 from ..nn.recommender import EMMKGR, KGBatch, Recommender
 from ..nn.sampled import interaction_model, sampled_embeddings
+from .neighbors import hop_fanouts, make_neighbor_sampler
 from .trainer import Trainer
 
 PROPAGATIONS = ("full", "sampled")
-
-
-def require_sampling_backend() -> None:
-    """PyG's neighbour samplers run on pyg-lib or torch-sparse; say which to install otherwise."""
-    if not any(importlib.util.find_spec(m) for m in ("pyg_lib", "torch_sparse")):
-        raise ImportError(
-            "train.propagation=sampled: PyG's NeighborLoader needs pyg-lib or torch-sparse; install "
-            "the 'sparse' extra (pip install 'emmkgr-pyg[sparse]', wheels in ../shared/wheels) or "
-            "set train.propagation=full."
-        )
-
-
-def hop_fanouts(fanout: int | list[int] | tuple[int, ...], num_layers: int) -> list[int]:
-    """Neighbours per hop: one number for every hop, or one per hop (``-1`` = all)."""
-    hops = [int(fanout)] * num_layers if isinstance(fanout, int) else [int(f) for f in fanout]
-    if len(hops) != num_layers or any(f == 0 or f < -1 for f in hops):
-        raise ValueError(
-            f"SampledTrainer: fanout {fanout} must be one positive number (or -1 = all) or one per "
-            f"hop ({num_layers} hops)."
-        )
-    return hops
-
-
-class NeighborhoodSampler:
-    """L-hop neighbourhoods of seed nodes in one graph, as subgraphs whose ``edge_weight`` are the
-    full graph's normalised entries, rescaled per target by full / sampled in-degree.
-
-    Args:
-        edge_index: the full graph's edges ``[2, E]`` (messages flow from row 0 to row 1).
-        num_nodes: its number of nodes.
-        fanouts: neighbours kept per node at each hop (``-1`` = all).
-        add_self_loops: normalise :math:`A + I`, as the layer the model uses does.
-    """
-
-    def __init__(
-        self, edge_index: Tensor, num_nodes: int, fanouts: list[int], add_self_loops: bool = False
-    ) -> None:
-        from torch_geometric.loader import NeighborLoader
-
-        require_sampling_backend()
-        ei, ew = lightgcn_norm(edge_index, num_nodes, add_self_loops=add_self_loops)
-        self.in_degree = torch.bincount(ei[1], minlength=num_nodes).float()
-        self.full = all(f == -1 for f in fanouts)
-        data = Data(edge_index=ei, edge_weight=ew, num_nodes=num_nodes)
-        with warnings.catch_warnings():  # torch-sparse's sampler is deprecated in favour of pyg-lib
-            warnings.filterwarnings("ignore", message=".*without a 'pyg-lib' installation")
-            self.loader = NeighborLoader(data, num_neighbors=fanouts, batch_size=1)
-
-    def __call__(self, seeds: Tensor) -> Data:
-        """The subgraph around ``seeds`` (unique global ids); its first nodes are the seeds."""
-        sub = self.loader(seeds)
-        if not self.full:
-            sampled = torch.bincount(sub.edge_index[1], minlength=sub.num_nodes).float()
-            scale = self.in_degree[sub.n_id] / sampled.clamp(min=1)
-            sub.edge_weight = sub.edge_weight * scale[sub.edge_index[1]]
-        return sub
 
 
 def local_ids(seeds: Tensor, ids: Tensor) -> Tensor:
@@ -120,13 +61,14 @@ class SampledTrainer(Trainer):
         super().__init__(model, inter, valid, test, config, kg=kg, out_dir=out_dir)
         cf = interaction_model(model)
         self.n_users = inter.n_users
-        self.inter_sampler = NeighborhoodSampler(
-            inter.edge_index(), inter.num_nodes, hop_fanouts(config.fanout, cf.num_layers)
+        self.inter_sampler = make_neighbor_sampler(
+            config.sampler, inter.edge_index(), inter.num_nodes, hop_fanouts(config.fanout, cf.num_layers)
         )
         self.kg_sampler = None
         if isinstance(model, EMMKGR):
             enc = model.encoder
-            self.kg_sampler = NeighborhoodSampler(
+            self.kg_sampler = make_neighbor_sampler(
+                config.sampler,
                 enc.view.edge_index,
                 enc.view.num_nodes,
                 hop_fanouts(config.fanout, enc.num_layers),

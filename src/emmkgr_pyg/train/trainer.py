@@ -73,6 +73,7 @@ class TrainConfig:
     # mini-batch mode and run settings, read by runs/compose.py and train/sampled.py
     propagation: str = "full"
     fanout: int | tuple[int, ...] = 16
+    sampler: str = "auto"
     threads: int | str = "auto"
 
     def __post_init__(self) -> None:

@@ -1,0 +1,189 @@
+"""The pipeline at catalogue sizes up to a million items, each stage timed with its peak memory.
+
+    python benchmarks/scale.py --sizes 23033,100000,300000,1000000 [--fanout 10,5]
+
+Per size, in a fresh subprocess (so that peak memory is per size): a generated catalogue with the
+embedded default's mix (``conf/dataset/synthetic_<size>.yaml`` where it exists: 1.5 users and 15
+interactions per item, title/description/review text and a 512-d image), then
+
+1. ``prepare``: generate, split and encode (the hashing text encoder, 384-d: MiniLM would take
+   hours at a million items on two cores); features kept as float16;
+2. ``knn``: HNSW kNN (top 10, symmetric) of every modality;
+3. ``emmkg``: the E-MMKG and its homogeneous view;
+4. ``train``: E-MMKGR built and one training epoch with ``propagation=sampled``;
+5. ``eval``: one full pass under ``no_grad`` and full ranking (all items, training items masked)
+   of a fixed sample of test users, in batches;
+6. ``index``: the HNSW search index over :math:`H^{MM}`;
+7. ``query``: one text query encoded and searched.
+
+Each stage's seconds and peak RSS (``VmHWM``, reset before the stage) are printed as a table and
+written to benchmarks/results/scale.json as ``{size: {stage: {seconds, peak_rss_mib}}}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+# isort: off
+import emmkgr_pyg  # noqa: F401  (first: sets the OpenMP wait policy before torch loads)
+
+# isort: on
+import numpy as np
+import torch
+import yaml
+
+from emmkgr_pyg.data.dataset import TEST
+from emmkgr_pyg.data.encoders import HashingTextEncoder
+from emmkgr_pyg.data.features import encode_dataset, resolve_modalities
+from emmkgr_pyg.data.synthetic import SyntheticReader
+from emmkgr_pyg.eval.ranking import RankingEvaluator
+from emmkgr_pyg.graph import InteractionGraph, KNNBuilder, build_emmkg, kg_view
+from emmkgr_pyg.nn import EMMKGR
+from emmkgr_pyg.search.index import ItemIndex, ItemMeta
+from emmkgr_pyg.search.query import QueryEncoder
+from emmkgr_pyg.train import TrainConfig
+from emmkgr_pyg.train.sampled import SampledTrainer
+from emmkgr_pyg.utils import peak_rss_mib, reset_peak_rss
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+CONFIGS = {100_000: "synthetic_100k", 300_000: "synthetic_300k", 1_000_000: "synthetic_1m"}
+STAGES = ("prepare", "knn", "emmkg", "train", "eval", "index", "query")
+
+
+def reader_options(size: int) -> dict:
+    """The generator's options of a size: its config file, else the default's ratios."""
+    name = CONFIGS.get(size)
+    if name:
+        cfg = yaml.safe_load((ROOT / "conf" / "dataset" / f"{name}.yaml").read_text())["reader"]
+        return {k: v for k, v in cfg.items() if k != "_target_"}
+    return {"n_users": size * 3 // 2, "n_items": size, "n_interactions": size * 15, "image_dim": 512}
+
+
+@contextmanager
+def stage(record: dict, name: str):
+    reset_peak_rss()
+    t0 = time.perf_counter()
+    yield
+    record[name] = {"seconds": round(time.perf_counter() - t0, 2), "peak_rss_mib": round(peak_rss_mib(), 1)}
+    print(f"  {name}: {record[name]}", file=sys.stderr, flush=True)
+
+
+def run_size(size: int, args) -> dict:
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    rec: dict = {}
+    with stage(rec, "prepare"):
+        raw = SyntheticReader(**reader_options(size)).read(None, f"synthetic_{size}")
+        enc = HashingTextEncoder(dim=384)
+        specs = resolve_modalities(raw, {"text_encoder": enc, "include": None, "exclude": [], "extra": {}})
+        ds, _ = encode_dataset(raw, specs, progress=False)
+        del raw, specs
+        for m, mod in list(ds.modalities.items()):  # compact: float16, raw texts dropped
+            ds.catalog.modalities[m] = type(mod)(
+                mod.name, mod.kind, mod.item_index, None, mod.features.astype(np.float16)
+            )
+        inter = InteractionGraph.from_dataset(ds)
+    knn = KNNBuilder(index="hnsw", symmetric=True, progress=False, cache_dir=str(args.work / "knn"))
+    with stage(rec, "knn"):
+        for mod in ds.modalities.values():
+            knn.edges(mod.features, 10)
+    with stage(rec, "emmkg"):
+        kg = build_emmkg(ds, top_n=10, knn=knn)
+        view = kg_view(kg)
+    with stage(rec, "train"):
+        torch.manual_seed(0)
+        model = EMMKGR(inter, kg)
+        fanout = [int(f) for f in args.fanout.split(",")]
+        cfg = TrainConfig(epochs=1, progress=False, seed=0, propagation="sampled", fanout=fanout)
+        test_u, test_i = ds.interactions.part(TEST)
+        users = np.random.default_rng(0).choice(
+            np.unique(test_u), size=min(args.eval_users, len(np.unique(test_u))), replace=False
+        )
+        keep = np.isin(test_u, users)
+        test = RankingEvaluator(inter, test_u[keep], test_i[keep], batch_size=args.eval_batch)
+        trainer = SampledTrainer(model, inter, test, None, cfg, kg=view)
+        steps = trainer.bpr.__len__()
+        trainer.train_epoch()
+    rec["train"]["steps"] = steps
+    with stage(rec, "eval"):
+        model.eval()
+        with torch.no_grad():
+            emb = model.embed()
+            metrics = test.evaluate(lambda u: model.score(emb, u), prefix="test/")
+    rec["eval"]["users"] = test.num_users
+    rec["eval"]["Recall@20"] = round(metrics["test/Recall@20"], 4)
+    h_mm = emb.extra["H_mm"][: ds.n_items].numpy()
+    with stage(rec, "index"):
+        index = ItemIndex(h_mm, ItemMeta.from_catalog(ds.catalog), kind="hnsw")
+    with stage(rec, "query"):
+        kinds = {m: ds.modalities[m].kind for m in model.encoder.modalities}
+        f_enc = {m: (enc if k == "text" else None) for m, k in kinds.items()}
+        q = QueryEncoder(model.encoder, f_enc, kinds).encode_text(["red cotton summer dress"])
+        scores, pos = index.search(q, 10)
+    rec["query"]["top_score"] = round(float(scores[0, 0]), 4)
+    rec["sizes"] = {
+        "users": ds.n_users,
+        "items": ds.n_items,
+        "train_interactions": int(inter.user.numel()),
+        "kg_nodes": view.num_nodes,
+        "kg_edges": int(view.triples.size(1)),
+    }
+    return rec
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--sizes", default="23033,100000,300000,1000000")
+    p.add_argument("--fanout", default="10,5", help="sampled training: neighbours per hop")
+    p.add_argument("--eval-users", type=int, default=2000, help="test users ranked against all items")
+    p.add_argument("--eval-batch", type=int, default=128)
+    p.add_argument("--work", type=Path, default=Path("/tmp/emmkgr-scale"), help="kNN cache")
+    p.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.one:
+        args.out.write_text(json.dumps(run_size(args.one, args)))
+        return
+    path = RESULTS / "scale.json"
+    results = json.loads(path.read_text()) if path.is_file() else {}
+    RESULTS.mkdir(exist_ok=True)
+    for size in (int(s) for s in args.sizes.split(",")):
+        print(f"size {size}:", flush=True)
+        out = args.work / f"scale_{size}.json"
+        args.work.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, __file__, "--one", str(size), "--out", str(out), "--fanout", args.fanout]
+        cmd += [
+            "--eval-users",
+            str(args.eval_users),
+            "--eval-batch",
+            str(args.eval_batch),
+            "--work",
+            str(args.work),
+        ]
+        proc = subprocess.run(cmd)
+        if proc.returncode != 0:
+            results[str(size)] = {"error": f"exit code {proc.returncode}"}
+        else:
+            results[str(size)] = json.loads(out.read_text())
+        path.write_text(json.dumps(results, indent=2))
+    sizes = [s for s in results if "error" not in results[s]]
+    print("\n| stage | " + " | ".join(f"{int(s):,} items" for s in sizes) + " |")
+    print("|---|" + "---|" * len(sizes))
+    for name in STAGES:
+        cells = [
+            f"{results[s][name]['seconds']:.1f} s / {results[s][name]['peak_rss_mib'] / 1024:.2f} GiB"
+            for s in sizes
+        ]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()
