@@ -21,6 +21,13 @@ of the generated default (``dataset=synthetic``, hashing text), alone and beside
 single-threaded process (a Python loop), each setting in a fresh subprocess (the OpenMP wait policy
 is read when torch loads): ``train.threads`` auto and 1, wait policy PASSIVE (the package's
 default) and ACTIVE (OpenMP's). Writes benchmarks/results/train_speed_shared.json.
+
+    python benchmarks/train_speed.py --clothing-ratio [--steps 10]
+
+times ``--steps`` steps (after two warm-up steps) of E-MMKGR (full, and sampled with fan-out 10,5)
+and of PyG's LightGCN example at Clothing scale, side by side, and gives epoch times as seconds per
+step times steps per epoch (a full epoch of each takes too long on a shared 2-core machine).
+Writes benchmarks/results/train_speed_clothing_ratio.json.
 """
 
 from __future__ import annotations
@@ -162,6 +169,86 @@ def shared_machine(args) -> None:
     print(f"\nwrote {RESULTS / 'train_speed_shared.json'}")
 
 
+def seconds_per_step(step, steps: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        step()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return (time.perf_counter() - t0) / steps
+
+
+def clothing_ratio(args) -> None:
+    """E-MMKGR (full, the default at this size; and sampled) vs PyG's LightGCN example at Clothing
+    scale, side by side: seconds per step over ``--steps`` timed steps, times steps per epoch."""
+    from emmkgr_pyg.train.sampled import SampledTrainer
+
+    ds, features = clothing()
+    inter = InteractionGraph.from_dataset(ds)
+    kg = build_emmkg(ds, top_n=10, knn=KNNBuilder(index="hnsw", symmetric=True, progress=False))
+    view = kg_view(kg)
+    ev = RankingEvaluator(inter, inter.user[:1].numpy(), inter.item[:1].numpy())
+    out = {"features": features, "threads": torch.get_num_threads(), "timed_steps": args.steps}
+
+    def emmkgr_step(trainer):
+        batches, kg_batches = iter(trainer.bpr), trainer.kg.cycle()
+
+        def step():
+            users, pos, neg = next(batches)
+            if isinstance(trainer, SampledTrainer):
+                losses = trainer.batch_losses(users, pos, neg, next(kg_batches))
+            else:
+                emb = trainer.model.embed()
+                losses = trainer.model.bpr_losses(emb, users, pos, neg)
+                losses.update(trainer.model.kg_losses(emb, next(kg_batches)))
+            trainer._step(trainer.optimizer, losses, {})
+
+        return step
+
+    for name, extra in (
+        ("emmkgr_full", {}),
+        ("emmkgr_sampled", {"propagation": "sampled", "fanout": [10, 5], "sampler": "torch"}),
+    ):
+        torch.manual_seed(0)
+        cfg = TrainConfig(epochs=1, progress=False, seed=0, **extra)
+        cls = SampledTrainer if extra else Trainer
+        trainer = cls(EMMKGR(inter, kg), inter, ev, None, cfg, kg=view)
+        s = seconds_per_step(emmkgr_step(trainer), args.steps)
+        out[name] = {"s_per_step": s, "steps_per_epoch": len(trainer.bpr), "epoch_s": s * len(trainer.bpr)}
+
+    n_users, n_items = inter.n_users, inter.n_items
+    edge_index = inter.edge_index()
+    label = torch.stack([inter.user, inter.item + n_users])
+    model = PyGLightGCN(num_nodes=n_users + n_items, embedding_dim=64, num_layers=2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.001)
+    gen = torch.Generator().manual_seed(0)
+
+    def pyg_step():  # one step of PyG's examples/lightgcn.py (batch 8192)
+        index = torch.randint(label.size(1), (8192,), generator=gen)
+        pos = label[:, index]
+        neg = torch.stack([pos[0], torch.randint(n_users, n_users + n_items, (index.numel(),))])
+        eli = torch.cat([pos, neg], dim=1)
+        optimizer.zero_grad()
+        pos_rank, neg_rank = model(edge_index, eli).chunk(2)
+        model.recommendation_loss(pos_rank, neg_rank, node_id=eli.unique()).backward()
+        optimizer.step()
+
+    s = seconds_per_step(pyg_step, args.steps)
+    steps = (label.size(1) + 8191) // 8192
+    out["pyg_lightgcn_example"] = {"s_per_step": s, "steps_per_epoch": steps, "epoch_s": s * steps}
+    print(f"Clothing scale ({features}), {out['threads']} threads, {args.steps} timed steps each")
+    print("\n| model | s/step | steps/epoch | epoch (s) | / PyG example epoch |\n|---|---|---|---|---|")
+    base = out["pyg_lightgcn_example"]["epoch_s"]
+    for name in ("emmkgr_full", "emmkgr_sampled", "pyg_lightgcn_example"):
+        r = out[name]
+        print(
+            f"| {name} | {r['s_per_step']:.3f} | {r['steps_per_epoch']} | {r['epoch_s']:.1f} | {r['epoch_s'] / base:.2f} |"
+        )
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "train_speed_clothing_ratio.json").write_text(json.dumps(out, indent=2))
+    print(f"\nwrote {RESULTS / 'train_speed_clothing_ratio.json'}")
+
+
 def time_trainer(model, inter, view, epochs: int, batch_size: int = 2048) -> float:
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, progress=False, seed=0)
     ev = RankingEvaluator(inter, inter.user[:1].numpy(), inter.item[:1].numpy())
@@ -264,6 +351,10 @@ def main() -> None:
     p.add_argument("--cache-dir", default="~/.cache/emmkgr-pyg")
     p.add_argument("--datasets", default="office,clothing")
     p.add_argument("--shared", action="store_true", help="epoch alone vs beside one busy process")
+    p.add_argument(
+        "--clothing-ratio", action="store_true", help="E-MMKGR vs PyG example per epoch, from timed steps"
+    )
+    p.add_argument("--steps", type=int, default=10, help="timed steps per model (--clothing-ratio)")
     p.add_argument("--epoch-only", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--threads", default="auto", help=argparse.SUPPRESS)
     p.add_argument("--dataset", default="synthetic", help=argparse.SUPPRESS)
@@ -272,6 +363,8 @@ def main() -> None:
         return epoch_only(args)
     if args.shared:
         return shared_machine(args)
+    if args.clothing_ratio:
+        return clothing_ratio(args)
     print(f"torch threads: {torch.get_num_threads()}")
     results = {}
     makers = {"office": lambda: office(args.office_root, args.cache_dir), "clothing": clothing}
