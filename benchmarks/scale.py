@@ -167,6 +167,8 @@ def main() -> None:
             "--work",
             str(args.work),
         ]
+        cmd += ["--train-steps", str(args.train_steps), "--hnsw-m", str(args.hnsw_m)]
+        cmd += ["--ef-construction", str(args.ef_construction)]
         proc = subprocess.run(cmd)
         if proc.returncode != 0:
             results[str(size)] = {"error": f"exit code {proc.returncode}"}
@@ -182,6 +184,13 @@ def main() -> None:
             for s in sizes
         ]
         print(f"| {name} | " + " | ".join(cells) + " |")
+    if any("epoch_s_estimated" in results[s]["train"] for s in sizes):
+        cells = [
+            f"{results[s]['train'].get('epoch_s_estimated', results[s]['train']['seconds'])} s "
+            f"({results[s]['train'].get('timed_steps', 'all')} of {results[s]['train']['steps_per_epoch']} steps timed)"
+            for s in sizes
+        ]
+        print("| train epoch, estimated | " + " | ".join(cells) + " |")
     print(f"\nwrote {path}")
 
 
