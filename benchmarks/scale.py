@@ -8,9 +8,11 @@ interactions per item, title/description/review text and a 512-d image), then
 
 1. ``prepare``: generate, split and encode (the hashing text encoder, 384-d: MiniLM would take
    hours at a million items on two cores); features kept as float16;
-2. ``knn``: HNSW kNN (top 10, symmetric) of every modality;
+2. ``knn``: HNSW kNN (top 10, symmetric; ``--hnsw-m``, ``--ef-construction``) of every modality;
 3. ``emmkg``: the E-MMKG and its homogeneous view;
-4. ``train``: E-MMKGR built and one training epoch with ``propagation=sampled``;
+4. ``train``: E-MMKGR built and one training epoch with ``propagation=sampled`` (or, with
+   ``--train-steps``, that many steps; the epoch is then estimated as seconds per step times steps
+   per epoch, and the table says so);
 5. ``eval``: one full pass under ``no_grad`` and full ranking (all items, training items masked)
    of a fixed sample of test users, in batches;
 6. ``index``: the HNSW search index over :math:`H^{MM}`;
@@ -76,6 +78,22 @@ def stage(record: dict, name: str):
     print(f"  {name}: {record[name]}", file=sys.stderr, flush=True)
 
 
+class TruncatedSampler:
+    """The first ``steps`` batches of a BPR sampler (``--train-steps``)."""
+
+    def __init__(self, sampler, steps: int) -> None:
+        self.sampler, self.steps = sampler, steps
+
+    def __len__(self) -> int:
+        return min(self.steps, len(self.sampler))
+
+    def __iter__(self):
+        for i, batch in enumerate(self.sampler):
+            if i == self.steps:
+                return
+            yield batch
+
+
 def run_size(size: int, args) -> dict:
     torch.set_num_threads(len(os.sched_getaffinity(0)))
     rec: dict = {}
@@ -90,7 +108,14 @@ def run_size(size: int, args) -> dict:
                 mod.name, mod.kind, mod.item_index, None, mod.features.astype(np.float16)
             )
         inter = InteractionGraph.from_dataset(ds)
-    knn = KNNBuilder(index="hnsw", symmetric=True, progress=False, cache_dir=str(args.work / "knn"))
+    knn = KNNBuilder(
+        index="hnsw",
+        symmetric=True,
+        hnsw_m=args.hnsw_m,
+        ef_construction=args.ef_construction,
+        progress=False,
+        cache_dir=str(args.work / "knn"),
+    )
     with stage(rec, "knn"):
         for mod in ds.modalities.values():
             knn.edges(mod.features, 10)
@@ -109,9 +134,17 @@ def run_size(size: int, args) -> dict:
         keep = np.isin(test_u, users)
         test = RankingEvaluator(inter, test_u[keep], test_i[keep], batch_size=args.eval_batch)
         trainer = SampledTrainer(model, inter, test, None, cfg, kg=view)
-        steps = trainer.bpr.__len__()
+        steps = len(trainer.bpr)
+        if args.train_steps:
+            trainer.bpr = TruncatedSampler(trainer.bpr, args.train_steps)
+            t0 = time.perf_counter()
         trainer.train_epoch()
-    rec["train"]["steps"] = steps
+    rec["train"]["steps_per_epoch"] = steps
+    if args.train_steps:
+        per_step = (time.perf_counter() - t0) / min(args.train_steps, steps)
+        rec["train"]["timed_steps"] = min(args.train_steps, steps)
+        rec["train"]["s_per_step"] = round(per_step, 3)
+        rec["train"]["epoch_s_estimated"] = round(per_step * steps, 1)
     with stage(rec, "eval"):
         model.eval()
         with torch.no_grad():
@@ -144,6 +177,9 @@ def main() -> None:
     p.add_argument("--fanout", default="10,5", help="sampled training: neighbours per hop")
     p.add_argument("--eval-users", type=int, default=2000, help="test users ranked against all items")
     p.add_argument("--eval-batch", type=int, default=128)
+    p.add_argument("--train-steps", type=int, default=0, help="time this many steps (0: the epoch)")
+    p.add_argument("--hnsw-m", type=int, default=32)
+    p.add_argument("--ef-construction", type=int, default=80)
     p.add_argument("--work", type=Path, default=Path("/tmp/emmkgr-scale"), help="kNN cache")
     p.add_argument("--one", type=int, help=argparse.SUPPRESS)
     p.add_argument("--out", type=Path, help=argparse.SUPPRESS)
