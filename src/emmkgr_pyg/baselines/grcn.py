@@ -104,6 +104,7 @@ class GRCN(Recommender):
         self.prototypes = torch.nn.ModuleList(
             _ModalPrototypes(self.n_users, x.size(1), dim) for x in features.values()
         )
+        # one (U + N) x d table, Xavier over U + N as in MMRec (nn.blocks.IDEmbedding draws two)
         self.id_embedding = torch.nn.Parameter(torch.empty(self.n_users + self.n_items, dim))
         self.confidence = torch.nn.Parameter(torch.empty(self.n_users + self.n_items, len(self.modalities)))
         # first E edges user -> item, then item -> user; node ids: users, then items
