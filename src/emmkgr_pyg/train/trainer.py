@@ -206,7 +206,7 @@ class Trainer:
         kg_batches = self.kg.cycle() if self.use_kg and self.kg_optimizer is None else None
         for users, pos, neg in tqdm(self.bpr, desc=f"epoch {epoch}", total=len(self.bpr), **bar_kw):
             emb = self.model.embed()
-            losses = self.model.bpr_losses(emb, users, pos, neg)
+            losses = self.model.rec_losses(emb, users, pos, neg)
             if kg_batches is not None:
                 kg_losses = self.model.kg_losses(emb, next(kg_batches))
                 losses.update({k: self.cfg.lambda_kg * v for k, v in kg_losses.items()})
