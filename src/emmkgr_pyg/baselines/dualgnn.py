@@ -21,7 +21,7 @@ from torch_geometric.utils import softmax
 
 from ..graph.interaction import InteractionGraph
 from ..nn.blocks import FrozenFeatures, bpr_loss, layer_sum
-from ..nn.conv import LightGCNConv, sparse_adjacency, spmm_cached
+from ..nn.conv import LightGCNConv, sparse_adjacency, spmm_with_transpose
 from ..nn.recommender import Embeddings, Recommender
 from .common import dense_modal_features
 
@@ -178,7 +178,7 @@ class DualGNN(Recommender):
         reps = self.modality_embeddings()
         user = torch.einsum("um,mud->ud", self.user_weight, torch.stack([r[: self.n_users] for r in reps]))
         item = sum(r[self.n_users :] for r in reps)
-        user = user + spmm_cached(self.user_graph, self.user_graph_t, user)
+        user = user + spmm_with_transpose(self.user_graph, self.user_graph_t, user)
         return Embeddings(user, item)
 
     def rec_losses(self, emb: Embeddings, users: Tensor, pos: Tensor, neg: Tensor) -> dict[str, Tensor]:

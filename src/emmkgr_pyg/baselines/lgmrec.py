@@ -17,7 +17,7 @@ from torch_geometric.data import HeteroData
 
 from ..graph.interaction import InteractionGraph
 from ..nn.blocks import FrozenFeatures, IDEmbedding, bpr_loss, last_layer, layer_mean
-from ..nn.conv import LightGCNConv, spmm_cached
+from ..nn.conv import LightGCNConv, spmm_with_transpose
 from ..nn.recommender import Embeddings, Recommender
 from .common import dense_modal_features
 
@@ -147,7 +147,7 @@ class LGMRec(Recommender):
 
     def _users_of(self, item_values: Tensor) -> Tensor:
         """:math:`R\\,Y` for an item-indexed ``Y``."""
-        return spmm_cached(self.adj, self.adj_t, item_values)
+        return spmm_with_transpose(self.adj, self.adj_t, item_values)
 
     def collaborative(self) -> Tensor:
         """:math:`H^C` ``[U + N, dim]``."""
