@@ -1,4 +1,4 @@
-"""Search on a trained run folder: its item embeddings (``embeddings.pt``, :mod:`.artifacts`), the
+"""Search on a trained run folder: its item embeddings (:data:`.artifacts.EMBEDDINGS`), the
 faiss index saved beside it, and the search evaluation of a loaded run (E-MMKGR against the vector
 baseline on each query set)."""
 
