@@ -1,13 +1,12 @@
-"""InductivePropagator against the dense reference: the new item appended to the whole graph and
-the encoder's layers run from scratch."""
+"""InductivePropagator against the dense reference (``reference_propagation``, tests/conftest.py):
+the new item appended to the whole graph and the encoder's layers run from scratch."""
 
 import numpy as np
 import pytest
 import torch
 
-from emmkgr_pyg.graph.emmkg import ITEM, build_emmkg
-from emmkgr_pyg.graph.knn import KNNBuilder, normalize_rows
-from emmkgr_pyg.nn.conv import LightGCNConv
+from emmkgr_pyg.graph.emmkg import build_emmkg
+from emmkgr_pyg.graph.knn import KNNBuilder
 from emmkgr_pyg.nn.encoder import EMMKGEncoder
 from emmkgr_pyg.nn.inductive import InductivePropagator
 
@@ -30,55 +29,28 @@ def _contents(seed=1):
     ]
 
 
-def full_propagation(encoder, kg, contents, top_n, item_item=False):
-    """One new item appended to the whole graph (zero id embedding, projected modality nodes,
-    item-modal and top-n modal-modal edges, and with ``item_item`` one edge to each item owning one
-    of those neighbours; every edge both ways), the encoder's L layers run from scratch with a fresh
-    :class:`LightGCNConv`. Returns its H^MM ``[d]``."""
-    view = encoder.view
-    n = view.num_nodes
-    with torch.no_grad():
-        rows = [encoder.initial_embeddings(), torch.zeros(1, encoder.dim)]
-        pairs, owners = [], set()
-        node = n + 1
-        for i, m in enumerate(encoder.modalities):
-            if m not in contents:
-                continue
-            x = np.asarray(contents[m], dtype=np.float32).reshape(1, -1)
-            rows.append(encoder.project(i, torch.from_numpy(x)))
-            sims = normalize_rows(encoder.features(i).numpy()) @ normalize_rows(x)[0]
-            nbr = np.argsort(-sims, kind="stable")[:top_n]
-            pairs += [(n, node)] + [(node, int(j) + view.offsets[m]) for j in nbr]
-            owners |= {int(kg[m].item[j]) + view.offsets[ITEM] for j in nbr}
-            node += 1
-        if item_item:
-            pairs += [(n, o) for o in sorted(owners)]
-        both = pairs + [(b, a) for a, b in pairs]
-        edge_index = torch.cat([encoder.edge_index, torch.tensor(both, dtype=torch.long).t()], dim=1)
-        x0 = torch.cat(rows)
-        conv = LightGCNConv(add_self_loops=encoder.conv.add_self_loops)
-        h, out = x0, x0.clone()
-        for _ in range(encoder.num_layers):
-            h = conv(h, edge_index)
-            out = out + h
-    return (out / (encoder.num_layers + 1))[n]
+def _owners(encoder, kg):
+    """The item of each modality node, per modality."""
+    return {m: kg[m].item for m in encoder.modalities}
 
 
 @pytest.mark.parametrize("layers", [1, 2])
 @pytest.mark.parametrize("self_loops", [False, True])
-def test_new_items_get_their_exact_embedding_in_the_extended_graph(tiny_dataset, layers, self_loops):
+def test_new_items_get_their_exact_embedding_in_the_extended_graph(
+    tiny_dataset, reference_propagation, layers, self_loops
+):
     enc, kg = _encoder(tiny_dataset, layers, self_loops)
     contents = _contents()
     got = InductivePropagator(enc, kg, top_n=3).embed(contents)
     assert got.shape == (3, 8)
     for j, c in enumerate(contents):
-        torch.testing.assert_close(got[j], full_propagation(enc, kg, c, 3), atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(got[j], reference_propagation(enc, c, 3), atol=1e-5, rtol=1e-4)
 
 
-def test_deeper_encoders_are_close_but_approximate(tiny_dataset):
+def test_deeper_encoders_are_close_but_approximate(tiny_dataset, reference_propagation):
     enc, kg = _encoder(tiny_dataset, layers=3)
     got = InductivePropagator(enc, kg, top_n=3).embed(_contents()[:1])[0]
-    want = full_propagation(enc, kg, _contents()[0], 3)
+    want = reference_propagation(enc, _contents()[0], 3)
     assert torch.nn.functional.cosine_similarity(got, want, dim=0) > 0.95
     assert not torch.allclose(got, want, atol=1e-4)
 
@@ -93,16 +65,16 @@ def test_batch_items_are_embedded_independently(tiny_dataset):
 
 
 @pytest.mark.parametrize("self_loops", [False, True])
-def test_item_item_graphs_attach_to_the_neighbours_items(tiny_dataset, self_loops):
+def test_item_item_graphs_attach_to_the_neighbours_items(tiny_dataset, reference_propagation, self_loops):
     # one layer: exact (existing nodes enter at layer 0 only); item-item edges found through both
     # modalities are one edge
     enc, kg = _encoder(tiny_dataset, layers=1, self_loops=self_loops, item_item=True)
     contents = _contents()
     got = InductivePropagator(enc, kg, top_n=3).embed(contents)
     for j, c in enumerate(contents):
-        want = full_propagation(enc, kg, c, 3, item_item=True)
+        want = reference_propagation(enc, c, 3, item_owner=_owners(enc, kg))
         torch.testing.assert_close(got[j], want, atol=1e-5, rtol=1e-4)
-        assert not torch.allclose(want, full_propagation(enc, kg, c, 3), atol=1e-4)  # the edges count
+        assert not torch.allclose(want, reference_propagation(enc, c, 3), atol=1e-4)  # the edges count
 
 
 def test_propagator_errors_name_the_fix(tiny_dataset):

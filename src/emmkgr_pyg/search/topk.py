@@ -13,6 +13,10 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
         return np.zeros((scores.shape[0], 0), dtype=np.int64)
     if k < scores.shape[1]:
         part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        # argpartition picks any of the items tied at the k-th score: those rows, stably
+        kth = np.take_along_axis(scores, part, 1).min(1, keepdims=True)
+        for r in np.flatnonzero((scores >= kth).sum(1) > k):
+            part[r] = np.argsort(-scores[r], kind="stable")[:k]
     else:
         part = np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
     vals = np.take_along_axis(scores, part, 1)
