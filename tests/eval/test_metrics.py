@@ -1,4 +1,5 @@
-"""hit_metrics against hand computation, ranx (an independent implementation) and its error paths."""
+"""hit_metrics against hand computation, a slow reference, ranx (an independent implementation) and
+its error paths."""
 
 import math
 
@@ -39,7 +40,37 @@ def test_one_ranking_by_hand():
     assert late["MRR@5"] == 0.0 and late["MRR@10"] == pytest.approx(0.1) and late["MRR"] == pytest.approx(0.1)
 
 
+def slow_reference(hits, n_rel, name):
+    """The module docstring's formula for one row, in Python loops."""
+    metric, _, cut = name.partition("@")
+    k = int(cut) if cut else len(hits)
+    h = [float(x) for x in hits[:k]]
+    if metric == "Recall":
+        return sum(h) / n_rel
+    if metric == "Precision":
+        return sum(h) / k
+    if metric == "NDCG":
+        dcg = sum(x / math.log2(r + 2) for r, x in enumerate(h))
+        return dcg / sum(1 / math.log2(r + 2) for r in range(min(n_rel, k)))
+    if metric == "MAP":
+        return sum(h[r] * sum(h[: r + 1]) / (r + 1) for r in range(len(h))) / min(n_rel, k)
+    return next((1 / (r + 1) for r, x in enumerate(h) if x), 0.0)
+
+
+def test_matches_a_slow_reference_on_random_rows():
+    rng = np.random.default_rng(0)
+    hits = rng.random((40, 15)) < 0.2
+    n_rel = hits.sum(1) + rng.integers(0, 4, 40)  # some relevant items rank below the matrix
+    n_rel = np.maximum(n_rel, 1)
+    names = [*NAMES, "Recall@15", "NDCG@20", "MAP@20", "MRR@20"]
+    got = hit_metrics(hits, n_rel, names)
+    for name in names:
+        want = [slow_reference(hits[u], int(n_rel[u]), name) for u in range(len(hits))]
+        np.testing.assert_allclose(got[name].numpy(), want, rtol=0, atol=1e-12, err_msg=name)
+
+
 def test_matches_ranx_on_hand_made_rankings():
+    # ranx is not a dependency (it brings numba, pandas, ir-datasets); run where it is installed
     ranx = pytest.importorskip("ranx")
     hits, n_rel = _hits(RANKINGS)
     ours = hit_metrics(torch.from_numpy(hits), torch.from_numpy(n_rel), NAMES)
