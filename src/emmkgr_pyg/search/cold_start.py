@@ -26,7 +26,8 @@ class ColdStart:
 
     Args:
         encoder: a :class:`QueryEncoder` of the run with the ``propagated`` mapping (it holds the
-            :math:`f_{enc}` of every modality and the :class:`InductivePropagator`).
+            :math:`f_{enc}` of every modality and the
+            :class:`~emmkgr_pyg.nn.inductive.InductivePropagator`).
         index: the item index new items join.
     """
 
