@@ -21,6 +21,10 @@ from .conv import LightGCNConv, lightgcn_norm
 from .encoder import EMMKGEncoder
 from .kge import KGLoss, RelationPhases, rotate_distance
 
+#: keys of :meth:`Recommender.export_embeddings` (a run saves them as ``embeddings.pt``;
+#: :mod:`emmkgr_pyg.runs.artifacts` re-exports them): H_item, the users, E-MMKGR's H^MM item rows
+ITEM, USER, MM_ITEM = "item", "user", "H_mm_item"
+
 
 @dataclass
 class Embeddings:
@@ -98,7 +102,7 @@ class Recommender(torch.nn.Module):
 
     def export_embeddings(self, emb: Embeddings) -> dict[str, Tensor]:
         """What a trained run saves for search and analysis (``item`` always)."""
-        return {"item": emb.item, "user": emb.user}
+        return {ITEM: emb.item, USER: emb.user}
 
 
 class LightGCN(Recommender):
@@ -278,7 +282,7 @@ class EMMKGR(Recommender):
     def export_embeddings(self, emb: Embeddings) -> dict[str, Tensor]:
         out = super().export_embeddings(emb)
         h_mm = emb.extra["H_mm"]
-        out["H_mm_item"] = h_mm[: self.n_items]
+        out[MM_ITEM] = h_mm[: self.n_items]
         for m, h in self.encoder.split(h_mm).items():
             if m != "item":
                 out[f"H_mm_{m}"] = h
