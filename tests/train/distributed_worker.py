@@ -2,7 +2,7 @@
 with ``RANK``/``WORLD_SIZE``/``MASTER_ADDR``/``MASTER_PORT`` set by hand).
 
     python distributed_worker.py OUT [--model emmkgr] [--schedule alternating]
-        [--fail crash|hang --fail-rank 1 --fail-epoch 2] [--timeout 600]
+        [--fail crash|hang --fail-rank 1 --fail-epoch 2] [--timeout 600] [--lr 0.01 --patience 100]
 
 Rank 0 writes OUT (torch.save): the trained parameters, the history and the best metrics.
 """
@@ -43,8 +43,11 @@ CONFIG = {
 }
 
 
-def train(dataset: MMDataset, model: str, schedule: str, parallel: DataParallel, fail=None) -> dict[str, Any]:
-    """Train on ``dataset``; ``fail=(how, rank, epoch)`` makes that rank crash or hang there."""
+def train(
+    dataset: MMDataset, model: str, schedule: str, parallel: DataParallel, fail=None, **config: Any
+) -> dict[str, Any]:
+    """Train on ``dataset`` (``config`` overrides :data:`CONFIG`); ``fail=(how, rank, epoch)`` makes
+    that rank crash or hang there."""
     seed_everything(0)
     inter = InteractionGraph.from_dataset(dataset)
     valid = RankingEvaluator(inter, *dataset.interactions.part(VALID), ks=(5, 10))
@@ -55,7 +58,13 @@ def train(dataset: MMDataset, model: str, schedule: str, parallel: DataParallel,
         kg = build_emmkg(dataset, top_n=3, knn=KNNBuilder(progress=False))
         net, view = EMMKGR(inter, kg, dim=8, num_layers=2, kg_layers=2), kg_view(kg)
     trainer = Trainer(
-        net, inter, valid, test, TrainConfig(**CONFIG, schedule=schedule), kg=view, parallel=parallel
+        net,
+        inter,
+        valid,
+        test,
+        TrainConfig(**{**CONFIG, **config}, schedule=schedule),
+        kg=view,
+        parallel=parallel,
     )
     if fail is not None and fail[1] == parallel.rank:
         how, _, at_epoch = fail
@@ -94,11 +103,14 @@ def main() -> None:
     p.add_argument("--fail-rank", type=int, default=1)
     p.add_argument("--fail-epoch", type=int, default=2)
     p.add_argument("--timeout", type=float, default=600.0)
+    p.add_argument("--lr", type=float, default=CONFIG["lr"])
+    p.add_argument("--patience", type=int, default=CONFIG["patience"])
     args = p.parse_args()
     torch.set_num_threads(1)
     parallel = init_data_parallel(timeout_s=args.timeout)
     fail = (args.fail, args.fail_rank, args.fail_epoch) if args.fail else None
-    result = train(_make_dataset(), args.model, args.schedule, parallel, fail)
+    config = {"lr": args.lr, "patience": args.patience}
+    result = train(_make_dataset(), args.model, args.schedule, parallel, fail, **config)
     if parallel.is_main:
         torch.save(result, args.out)
     close_data_parallel()

@@ -91,6 +91,16 @@ def test_two_ranks_train_the_model_one_process_trains(dataset, tmp_path, model, 
     assert alone["history"][-1]["loss/bpr"] != alone["history"][0]["loss/bpr"]
 
 
+def test_rank_0_decides_when_every_rank_stops(tmp_path):
+    # lr 0: validation never improves, so rank 0 stops after epoch 2 of 3 (patience 1); a rank that
+    # kept training on its own would wait for rank 0 in the next all-reduce and time out
+    args = ("--lr", "0", "--patience", "1", "--timeout", "30")
+    proc = _torchrun(str(tmp_path / "early.pt"), *args, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    history = torch.load(tmp_path / "early.pt", weights_only=False)["history"]
+    assert [h["epoch"] for h in history] == [1, 2]
+
+
 def test_a_crashed_rank_ends_the_job_with_an_error(tmp_path):
     start = time.monotonic()
     proc = _torchrun(str(tmp_path / "x.pt"), "--fail", "crash", "--timeout", "30", timeout=240)
