@@ -126,7 +126,7 @@ def main() -> None:
     p.add_argument("--device", default="cuda")
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--tiny", action="store_true", help="synthetic_tiny's size: a dry run of the path")
-    p.add_argument("--budget-s", type=float, default=420.0, help="start no stage after this many seconds")
+    p.add_argument("--budget-s", type=float, default=400.0, help="start no stage after this many seconds")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "gpu_check.json")
     args = p.parse_args()
     device = torch.device(args.device)
@@ -141,6 +141,7 @@ def main() -> None:
         "stages": {},
     }
     state: dict[str, Any] = {}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
 
     def stage(name: str, fn: Callable[[], dict[str, Any] | None]) -> None:
         if time.perf_counter() - start > args.budget_s:
@@ -157,6 +158,7 @@ def main() -> None:
         if device.type == "cuda":
             out["peak_mem_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 3)
         report["stages"][name] = out
+        args.out.write_text(json.dumps(report, indent=2))  # kept if a later stage is cut off
         print(
             f"[gpu_check] {name}: {json.dumps({k: v for k, v in out.items() if k != 'traceback'})}",
             flush=True,
@@ -210,7 +212,6 @@ def main() -> None:
         print(
             f"| {label} | {f'{value:.3f}' if isinstance(value, float) else got.get('error', got.get('skipped', '-'))} |"
         )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     print(f"\nwrote {args.out} ({report['total_s']:.0f} s)")
     failed = [n for n, s in report["stages"].items() if "error" in s]
