@@ -1,6 +1,6 @@
 """Training and evaluation speed on one GPU at Amazon-Clothing scale: what ``gpu_check.sh`` runs.
 
-    python benchmarks/gpu_check.py [--device cuda] [--epochs 2] [--budget-s 420] [--out FILE]
+    python benchmarks/gpu_check.py [--device cuda] [--epochs 2] [--budget-s 400] [--out FILE]
     python benchmarks/gpu_check.py --device cpu --tiny          # the same path on tiny data
 
 Stages, each timed and kept apart so that one failure leaves the others' numbers: the generated
