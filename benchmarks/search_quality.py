@@ -32,8 +32,8 @@ import numpy as np
 from emmkgr_pyg.cli.eval_search import query_sets
 from emmkgr_pyg.eval.search_eval import METRIC_NAMES, QuerySetConfig, SearchQuery, evaluate
 from emmkgr_pyg.graph.knn import normalize_rows
+from emmkgr_pyg.runs import load_run
 from emmkgr_pyg.search import ItemIndex, ItemMeta, QueryEncoder, VectorBaseline, run_embeddings
-from emmkgr_pyg.train.pipeline import load_run
 from emmkgr_pyg.utils import markdown_table
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -48,6 +48,7 @@ from emmkgr_pyg.data.features import encode_dataset, resolve_modalities
 from emmkgr_pyg.data.synthetic import SyntheticReader
 from emmkgr_pyg.graph import InteractionGraph, KNNBuilder, build_emmkg
 from emmkgr_pyg.nn import EMMKGR
+from emmkgr_pyg.runs import load_run
 from emmkgr_pyg.search import (
     InductivePropagator,
     ItemFilter,
@@ -57,7 +58,6 @@ from emmkgr_pyg.search import (
     VectorBaseline,
     run_embeddings,
 )
-from emmkgr_pyg.train.pipeline import load_run
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MAPPINGS = ("paper", "propagated")

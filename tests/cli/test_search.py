@@ -85,8 +85,8 @@ def test_a_folder_without_a_trained_model_is_refused(run_cli, tmp_path):
 
 
 def test_cold_start_items_saved_in_the_index_are_served(run_cli, run_dir, tmp_path):
+    from emmkgr_pyg.runs import load_run
     from emmkgr_pyg.search import ColdStart, ItemMeta, open_index
-    from emmkgr_pyg.train.pipeline import load_run
 
     run_dir = shutil.copytree(run_dir, tmp_path / "run")  # this test writes into the run's index
     run = load_run(run_dir)

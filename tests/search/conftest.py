@@ -40,7 +40,7 @@ def hand_dataset() -> MMDataset:
 
 @pytest.fixture(scope="session")
 def tiny_run(tiny_run_dir):
-    from emmkgr_pyg.train.pipeline import load_run
+    from emmkgr_pyg.runs import load_run
 
     return load_run(tiny_run_dir)
 

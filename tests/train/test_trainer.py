@@ -108,13 +108,13 @@ def test_non_finite_bpr_names_the_epoch_and_the_term(make_trainer, monkeypatch):
     trainer = make_trainer(epochs=1)
     trainer.fit()
     model = trainer.model
-    real = model.bpr_losses
+    real = model.rec_losses
 
     def nan_bpr(*args, **kwargs):
         losses = real(*args, **kwargs)
         return {**losses, "bpr": losses["bpr"] * float("nan")}
 
-    monkeypatch.setattr(model, "bpr_losses", nan_bpr)
+    monkeypatch.setattr(model, "rec_losses", nan_bpr)
     trainer.cfg.epochs = 3
     with pytest.raises(NonFiniteLossError, match=r"epoch 2: loss term 'bpr' is nan"):
         trainer.fit()

@@ -32,6 +32,7 @@ from ..eval.search_eval import (
     results_table,
     save_queries,
 )
+from ..runs import load_run
 from ..search.index import ItemIndex, ItemMeta, SearchError, VectorBaseline, run_embeddings
 from ..search.query import QueryEncoder
 from ..utils import markdown_table, stable_hash, write_json, write_text
@@ -123,7 +124,6 @@ def evaluate_run(
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="eval_search")
 def main(cfg: DictConfig) -> None:
-    from ..train.pipeline import load_run
 
     try:
         if not cfg.run_dir:

@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 
 from ..data.dataset import MMDataset
 from ..graph.knn import normalize_rows
+from ..runs import load_run
 from ..search.index import SearchError, run_embeddings
 from . import CONFIG_PATH
 
@@ -107,7 +108,6 @@ def plot(panels: list[tuple[str, np.ndarray]], labels: np.ndarray, title: str, o
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="plot")
 def main(cfg: DictConfig) -> None:
-    from ..train.pipeline import load_run
 
     try:
         if not cfg.run_dir:

@@ -21,6 +21,7 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
+from ..runs import load_run
 from ..search.index import ItemFilter, ItemMeta, SearchError, VectorBaseline, open_index
 from ..search.query import QueryEncoder
 from ..search.similar import similar_items
@@ -71,7 +72,6 @@ def _short(title: str | None, width: int = 80) -> str:
 
 def run_search(cfg: DictConfig) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Answer one query as ``conf/search.yaml`` describes it: (request, result rows)."""
-    from ..train.pipeline import load_run
 
     run_dir = _check(cfg, "emmkgr-search")
     if cfg.method not in METHODS:
@@ -137,7 +137,6 @@ def run_similar(cfg: DictConfig) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 
 def _catalog_meta(run_dir: Path) -> ItemMeta:
-    from ..train.pipeline import load_run
 
     return ItemMeta.from_catalog(load_run(run_dir).dataset.catalog)
 

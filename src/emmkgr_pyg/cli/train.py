@@ -19,7 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from ..train.pipeline import run_training
+from ..runs import run_training
 from ..utils import write_json
 from . import CONFIG_PATH
 

@@ -1,5 +1,7 @@
-"""LightGCNConv, the E-MMKG encoder, RotatE scoring and the recommenders."""
+"""LightGCNConv, the E-MMKG encoder, RotatE scoring, the pieces every model shares, and the
+recommenders."""
 
+from .blocks import FrozenFeatures, IDEmbedding, bpr_loss, id_layer_mean, last_layer, layer_mean, layer_sum
 from .conv import LightGCNConv, lightgcn_norm
 from .encoder import EMMKGEncoder
 from .kge import KGLoss, RelationPhases, rotate_distance
@@ -9,12 +11,19 @@ __all__ = [
     "EMMKGR",
     "EMMKGEncoder",
     "Embeddings",
+    "FrozenFeatures",
+    "IDEmbedding",
     "KGBatch",
     "KGLoss",
     "LightGCN",
     "LightGCNConv",
     "Recommender",
     "RelationPhases",
+    "bpr_loss",
+    "id_layer_mean",
+    "last_layer",
+    "layer_mean",
+    "layer_sum",
     "lightgcn_norm",
     "rotate_distance",
 ]

@@ -37,7 +37,7 @@ class ColdStart:
 
     @classmethod
     def from_run(cls, run: Any, index: ItemIndex, top_n: int | None = None) -> ColdStart:
-        """For a :class:`~emmkgr_pyg.train.pipeline.TrainedRun` of E-MMKGR and its index."""
+        """For a :class:`~emmkgr_pyg.runs.TrainedRun` of E-MMKGR and its index."""
         return cls(QueryEncoder.from_run(run, mapping="propagated", top_n=top_n), index)
 
     def embed(self, contents: Sequence[Mapping[str, Any]]) -> np.ndarray:

@@ -233,7 +233,7 @@ class QueryEncoder:
         query_modality: str = "all",
         top_n: int | None = None,
     ) -> QueryEncoder:
-        """The query encoder of a :class:`~emmkgr_pyg.train.pipeline.TrainedRun` of E-MMKGR."""
+        """The query encoder of a :class:`~emmkgr_pyg.runs.TrainedRun` of E-MMKGR."""
         encoder = getattr(run.model, "encoder", None)
         if not isinstance(encoder, EMMKGEncoder):
             raise SearchError(

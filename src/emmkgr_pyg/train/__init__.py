@@ -1,4 +1,4 @@
-"""Training loops, samplers, early stopping, checkpoints and the training pipeline."""
+"""Training loops, samplers, early stopping and checkpoints."""
 
 from .distributed import DataParallel, close_data_parallel, init_data_parallel
 from .samplers import BPRSampler, KGNegativeSampler

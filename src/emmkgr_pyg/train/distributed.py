@@ -8,7 +8,7 @@ of the whole global batch and the parameters stay identical. Rank 0 evaluates, c
 writes the run folder; it alone decides when training stops.
 
 Why an explicit all-reduce instead of wrapping the model in ``DistributedDataParallel``: a
-recommender here is not driven through ``forward`` but through ``embed()``, ``bpr_losses()`` and
+recommender here is not driven through ``forward`` but through ``embed()``, ``rec_losses()`` and
 ``kg_losses()``, each step propagates over the full graph, and which parameters receive a gradient
 changes between steps (the alternating schedule). DDP's reducer assumes one ``forward`` per step
 over a fixed set of used parameters. Summing share-weighted gradients after ``backward`` computes
