@@ -22,11 +22,6 @@ TINY = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="until run_training calls init_data_parallel and passes parallel= to Trainer "
-    "(the wiring in the helper-d report); then remove this marker",
-)
 def test_torchrun_trains_one_model_on_two_ranks(run_cli, tmp_path):
     exe = Path(sys.executable).parent / "emmkgr-train"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
