@@ -86,15 +86,16 @@ class RankingEvaluator:
     def hits(self, score_fn: Callable[[Tensor], Tensor], users: Tensor) -> tuple[Tensor, Tensor]:
         """``(hits [B, kmax] bool, n_heldout [B])`` of a batch of users."""
         scores = score_fn(users).float().clone()  # never write into the scorer's tensor
+        dev = scores.device  # the model's (a GPU's): masks go there, hits come back
         rows, items = self._rows(self.train_indptr, self.train_items, users)
-        scores[rows, items] = -torch.inf
+        scores[rows.to(dev), items.to(dev)] = -torch.inf
         kmax = min(self.ks[-1], self.n_items)
         top = torch.topk(scores, kmax, dim=1).indices
         truth = torch.zeros_like(scores, dtype=torch.bool)
         rows, items = self._rows(self.heldout_indptr, self.heldout_items, users)
-        truth[rows, items] = True
+        truth[rows.to(dev), items.to(dev)] = True
         n_true = self.heldout_indptr[users + 1] - self.heldout_indptr[users]
-        return torch.gather(truth, 1, top), n_true
+        return torch.gather(truth, 1, top).cpu(), n_true
 
     def evaluate(self, score_fn: Callable[[Tensor], Tensor], prefix: str = "") -> dict[str, float]:
         """Metrics averaged over the evaluated users, keyed ``f"{prefix}{metric}@{k}"``."""

@@ -27,7 +27,7 @@ from ..graph.triples import kg_view
 from ..nn.recommender import Recommender
 from ..train.distributed import close_data_parallel, init_data_parallel
 from ..train.trainer import TrainConfig, Trainer
-from ..utils import atomic_path, peak_rss_mib, reset_peak_rss, seed_everything, write_json
+from ..utils import atomic_path, peak_rss_mib, reset_peak_rss, resolve_device, seed_everything, write_json
 from . import artifacts
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         if parallel.is_main:
             write_json(run_dir / artifacts.GRAPH_STATS, stats)
     seed_everything(int(cfg.seed))
-    model = build_model(cfg, inter, kg)
+    model = build_model(cfg, inter, kg).to(resolve_device(cfg.get("device", "auto")))
     tcfg = train_config(cfg)
     valid, test = (
         RankingEvaluator(inter, *dataset.interactions.part(p), ks=tcfg.ks, batch_size=tcfg.eval_batch_size)
@@ -119,7 +119,7 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         return {}
 
     best = torch.load(run_dir / artifacts.BEST, map_location="cpu", weights_only=True)
-    model.load_state_dict(best["model"])
+    model.load_state_dict(best["model"])  # onto the model's device
     model.eval()
     with torch.no_grad():
         artifacts.save_embeddings(run_dir, model.export_embeddings(model.embed()))

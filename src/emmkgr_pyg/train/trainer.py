@@ -11,6 +11,7 @@ Schedules (``schedule``):
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -97,6 +98,20 @@ class TrainState:
     eval_seconds: float = 0.0
 
 
+def to_device(batch: Any, device: torch.device) -> Any:
+    """A batch (a tensor, a tuple of them, or a dataclass of them such as ``KGBatch``) on
+    ``device``; tensors already there are returned as they are."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, tuple):
+        return tuple(to_device(b, device) for b in batch)
+    if dataclasses.is_dataclass(batch):
+        return dataclasses.replace(
+            batch, **{f.name: to_device(getattr(batch, f.name), device) for f in dataclasses.fields(batch)}
+        )
+    return batch
+
+
 class Trainer:
     """Trains a :class:`Recommender` under the MMRec protocol.
 
@@ -123,6 +138,8 @@ class Trainer:
         parallel: DataParallel | None = None,
     ) -> None:
         self.model, self.inter, self.valid, self.test = model, inter, valid, test
+        # batches are drawn on the CPU and moved to where the model is (see runs: device=...)
+        self.device = next(iter(model.parameters()), torch.empty(0)).device
         self.cfg = config
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.generator = torch.Generator().manual_seed(config.seed)
@@ -208,6 +225,7 @@ class Trainer:
         if self.use_kg and self.kg_optimizer is not None:
             for batch in tqdm(self.kg, desc=f"epoch {epoch} KG", total=len(self.kg), **bar_kw):
                 batch, share = self.parallel.shard(batch)
+                batch = to_device(batch, self.device)
                 losses = self.model.kg_losses(self.model.embed_kg(), batch)
                 losses = {k: self.cfg.lambda_kg * share * v for k, v in losses.items()}
                 self._step(self.kg_optimizer, losses, sums)
@@ -216,10 +234,12 @@ class Trainer:
         kg_batches = self.kg.cycle() if self.use_kg and self.kg_optimizer is None else None
         for batch in tqdm(self.bpr, desc=f"epoch {epoch}", total=len(self.bpr), **bar_kw):
             (users, pos, neg), share = self.parallel.shard(batch)
+            users, pos, neg = to_device((users, pos, neg), self.device)
             emb = self.model.embed()
             losses = {k: share * v for k, v in self.model.rec_losses(emb, users, pos, neg).items()}
             if kg_batches is not None:
                 kg_batch, kg_share = self.parallel.shard(next(kg_batches))
+                kg_batch = to_device(kg_batch, self.device)
                 kg_losses = self.model.kg_losses(emb, kg_batch)
                 losses.update({k: self.cfg.lambda_kg * kg_share * v for k, v in kg_losses.items()})
             self._step(self.optimizer, losses, sums)
