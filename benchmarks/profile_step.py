@@ -45,7 +45,7 @@ def one_step(trainer) -> None:
         losses = trainer.batch_losses(users, pos, neg, batch)
     else:
         emb = trainer.model.embed()
-        losses = trainer.model.bpr_losses(emb, users, pos, neg)
+        losses = trainer.model.rec_losses(emb, users, pos, neg)
         losses.update(trainer.model.kg_losses(emb, batch))
     trainer._step(trainer.optimizer, losses, {})
 

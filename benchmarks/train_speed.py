@@ -199,7 +199,7 @@ def clothing_ratio(args) -> None:
                 losses = trainer.batch_losses(users, pos, neg, next(kg_batches))
             else:
                 emb = trainer.model.embed()
-                losses = trainer.model.bpr_losses(emb, users, pos, neg)
+                losses = trainer.model.rec_losses(emb, users, pos, neg)
                 losses.update(trainer.model.kg_losses(emb, next(kg_batches)))
             trainer._step(trainer.optimizer, losses, {})
 

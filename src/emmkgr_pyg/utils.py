@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 
 @contextlib.contextmanager
@@ -154,3 +155,16 @@ def peak_rss_mib() -> float | None:
     except OSError:
         pass
     return None
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """The device a run trains on: ``"auto"`` is this process's GPU when CUDA is available (its
+    ``LOCAL_RANK`` under ``torchrun``), else the CPU; anything else is taken as a torch device."""
+    if device == "auto":
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device}: CUDA is not available here; use device=auto or device=cpu.")
+    return dev

@@ -227,3 +227,20 @@ def test_principal_basis_spans_the_top_singular_vectors():
     _, _, vt = np.linalg.svd(x.astype(np.float64), full_matrices=False)
     # same subspace as the top 3 right singular vectors
     np.testing.assert_allclose(np.linalg.svd(vt[:3] @ basis)[1], 1.0, atol=1e-3)
+
+
+def test_exact_search_goes_to_the_gpus_when_faiss_has_them(monkeypatch):
+    moved = []
+
+    def to_gpus(index):
+        moved.append(index)
+        return index  # the CPU index stands in for the GPU copy
+
+    monkeypatch.setattr(knn_module.faiss, "get_num_gpus", lambda: 1, raising=False)
+    monkeypatch.setattr(knn_module.faiss, "index_cpu_to_all_gpus", to_gpus, raising=False)
+    x = np.random.default_rng(0).normal(size=(20, 4)).astype("float32")
+    nbr, _ = KNNBuilder(progress=False).neighbors(x, 3)
+    assert len(moved) == 1
+    monkeypatch.setattr(knn_module.faiss, "get_num_gpus", lambda: 0, raising=False)
+    again, _ = KNNBuilder(progress=False).neighbors(x, 3)
+    assert len(moved) == 1 and np.array_equal(nbr, again)

@@ -91,7 +91,7 @@ def test_full_fanout_gives_the_full_losses_and_gradients(setup, sampler):
     grads = [p.grad.clone() for p in model.parameters()]
     model.zero_grad()
     full_emb = model.embed()
-    full = {**model.bpr_losses(full_emb, users, pos, neg), **model.kg_losses(full_emb, kg)}
+    full = {**model.rec_losses(full_emb, users, pos, neg), **model.kg_losses(full_emb, kg)}
     assert sampled.keys() == full.keys() == {"bpr", "reg", "kg"}
     for k in full:
         torch.testing.assert_close(sampled[k], full[k], atol=1e-6, rtol=1e-5)
@@ -147,7 +147,7 @@ def test_lightgcn_sampled_matches_full_trainer_loss_with_full_fanout(setup):
     g = torch.Generator().manual_seed(2)
     users, pos, neg = next(iter(BPRSampler(trainer.inter, 16, g)))
     sampled = trainer.batch_losses(users, pos, neg, None)
-    full = model.bpr_losses(model.embed(), users, pos, neg)
+    full = model.rec_losses(model.embed(), users, pos, neg)
     torch.testing.assert_close(sampled["bpr"], full["bpr"])
     assert isinstance(trainer, Trainer)
 

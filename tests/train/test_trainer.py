@@ -108,13 +108,13 @@ def test_non_finite_bpr_names_the_epoch_and_the_term(make_trainer, monkeypatch):
     trainer = make_trainer(epochs=1)
     trainer.fit()
     model = trainer.model
-    real = model.bpr_losses
+    real = model.rec_losses
 
     def nan_bpr(*args, **kwargs):
         losses = real(*args, **kwargs)
         return {**losses, "bpr": losses["bpr"] * float("nan")}
 
-    monkeypatch.setattr(model, "bpr_losses", nan_bpr)
+    monkeypatch.setattr(model, "rec_losses", nan_bpr)
     trainer.cfg.epochs = 3
     with pytest.raises(NonFiniteLossError, match=r"epoch 2: loss term 'bpr' is nan"):
         trainer.fit()
@@ -213,3 +213,33 @@ def test_bad_schedule_raises():
         TrainConfig(ks=[5, 10])
     with pytest.raises(ValueError, match="metric 'AUC@20'"):
         TrainConfig(metric="AUC@20")
+
+
+def test_to_device_moves_every_field_of_a_batch():
+    from emmkgr_pyg.nn.recommender import KGBatch
+    from emmkgr_pyg.train.trainer import to_device
+
+    t = torch.arange(3)
+    batch = KGBatch(t, t, t, t.view(3, 1), t.view(3, 1))
+    moved = to_device(batch, torch.device("meta"))
+    assert all(
+        getattr(moved, f).device.type == "meta" for f in ("head", "rel", "tail", "neg_head", "neg_tail")
+    )
+    users, pos, neg = to_device((t, t, t), torch.device("meta"))
+    assert (users.device.type, pos.device.type, neg.device.type) == ("meta",) * 3
+    assert to_device(t, torch.device("cpu")) is t  # already there: not copied
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none here)")
+@pytest.mark.parametrize("model", ["lightgcn", "emmkgr"])
+def test_training_on_the_gpu_matches_the_cpu(make_trainer, model):
+    cpu = make_trainer(model, epochs=2)
+    cpu.fit()
+    gpu = make_trainer(model, epochs=2)
+    gpu.model.cuda()
+    gpu.device = torch.device("cuda")
+    gpu.optimizer = torch.optim.Adam(gpu.model.parameters(), lr=BASE["lr"])
+    gpu.fit()
+    assert gpu.state.best_epoch == cpu.state.best_epoch
+    for k, v in cpu.state.best_valid.items():
+        assert gpu.state.best_valid[k] == pytest.approx(v, abs=1e-3), k

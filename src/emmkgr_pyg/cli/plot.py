@@ -22,7 +22,8 @@ from omegaconf import DictConfig
 from ..data.dataset import MMDataset
 from ..graph.knn import normalize_rows
 from ..runs import load_run
-from ..search.index import SearchError, run_embeddings
+from ..runs.search import run_embeddings
+from ..search import SearchError
 from . import CONFIG_PATH
 
 log = logging.getLogger("emmkgr-plot")

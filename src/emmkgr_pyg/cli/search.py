@@ -22,9 +22,8 @@ import numpy as np
 from omegaconf import DictConfig
 
 from ..runs import load_run
-from ..search.index import ItemFilter, ItemMeta, SearchError, VectorBaseline, open_index
-from ..search.query import QueryEncoder
-from ..search.similar import similar_items
+from ..runs.search import open_index
+from ..search import ItemFilter, ItemMeta, QueryEncoder, SearchError, VectorBaseline, similar_items
 from ..utils import markdown_table
 from . import CONFIG_PATH
 
@@ -72,7 +71,6 @@ def _short(title: str | None, width: int = 80) -> str:
 
 def run_search(cfg: DictConfig) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Answer one query as ``conf/search.yaml`` describes it: (request, result rows)."""
-
     run_dir = _check(cfg, "emmkgr-search")
     if cfg.method not in METHODS:
         raise SearchError(f"method={cfg.method}: choose one of {METHODS}.")

@@ -150,6 +150,8 @@ class KNNBuilder:
             return ReducedIndex(x, self.pca_dim, self.pca_k_factor)
         if self.index == "exact":
             index = faiss.IndexFlatIP(d)
+            if getattr(faiss, "get_num_gpus", lambda: 0)() > 0:  # faiss-gpu installed, a GPU present
+                index = faiss.index_cpu_to_all_gpus(index)
         elif self.index == "hnsw":
             index = faiss.IndexHNSWFlat(d, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efConstruction = self.ef_construction

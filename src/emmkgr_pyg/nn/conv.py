@@ -123,10 +123,6 @@ def spmm_with_transpose(adj_t: Adj, adj: Adj | None, x: Tensor) -> Tensor:
     return _CSRMatmul.apply(adj_t, adj, x)
 
 
-# The old name, still imported by baselines/dualgnn.py and baselines/lgmrec.py.
-spmm_cached = spmm_with_transpose
-
-
 class LightGCNConv(MessagePassing):
     r"""The LightGCN graph convolution of `"LightGCN: Simplifying and Powering Graph Convolution
     Network for Recommendation" <https://arxiv.org/abs/2002.02126>`_, over the union adjacency of a

@@ -29,7 +29,7 @@ from .recommender import EMMKGR, Embeddings, LightGCN, Recommender
 def gather_blocks(n_id: Tensor, starts: list[int], lookups: list) -> Tensor:
     """Rows ``n_id`` of the concatenation of node blocks (block ``b`` starts at global id
     ``starts[b]``; ``lookups[b](local ids)`` gives its rows), without building the whole table."""
-    block = torch.bucketize(n_id, torch.tensor(starts[1:], dtype=n_id.dtype), right=True)
+    block = torch.bucketize(n_id, torch.tensor(starts[1:], dtype=n_id.dtype, device=n_id.device), right=True)
     parts, order = [], []
     for b, fn in enumerate(lookups):
         idx = (block == b).nonzero().view(-1)
@@ -38,7 +38,7 @@ def gather_blocks(n_id: Tensor, starts: list[int], lookups: list) -> Tensor:
             order.append(idx)
     out = torch.cat(parts)
     perm = torch.empty_like(n_id)
-    perm[torch.cat(order)] = torch.arange(n_id.numel())
+    perm[torch.cat(order)] = torch.arange(n_id.numel(), device=n_id.device)
     return out[perm]
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ..nn.recommender import ITEM, MM_ITEM, USER
 from ..utils import atomic_path
 
 RESULTS = "results.json"
@@ -24,14 +25,26 @@ GRAPH_STATS = "graph_stats.json"
 HISTORY = "history.jsonl"
 ERROR = "error.json"
 
-#: the item embedding of every model (:math:`\mathbf{H}_{item}`, what recommendation scores)
-ITEM = "item"
-#: the user embedding of every model
-USER = "user"
-#: E-MMKGR's :math:`\mathbf{H}^{MM}` item rows (what search indexes, Eq. 7)
-MM_ITEM = "H_mm_item"
+# embeddings.pt keys, named where the models produce them: ITEM (H_item, what recommendation
+# scores), USER, MM_ITEM (E-MMKGR's H^MM item rows, what search indexes, Eq. 7)
 #: item embeddings of a run that search can index
 SEARCHABLE = (MM_ITEM, ITEM)
+
+__all__ = [
+    "BEST",
+    "EMBEDDINGS",
+    "ERROR",
+    "GRAPH_STATS",
+    "HISTORY",
+    "ITEM",
+    "LAST",
+    "MM_ITEM",
+    "RESULTS",
+    "SEARCHABLE",
+    "USER",
+    "load_embeddings",
+    "save_embeddings",
+]
 
 
 def save_embeddings(run_dir: str | Path, embeddings: dict[str, Tensor]) -> Path:

@@ -19,7 +19,7 @@ from ..graph.triples import KGView
 from ..nn.recommender import EMMKGR, KGBatch, Recommender
 from ..nn.sampled import interaction_model, sampled_embeddings
 from .neighbors import hop_fanouts, make_neighbor_sampler
-from .trainer import Trainer
+from .trainer import Trainer, to_device
 
 PROPAGATIONS = ("full", "sampled")
 
@@ -57,8 +57,14 @@ class SampledTrainer(Trainer):
         config,
         kg: KGView | None = None,
         out_dir=None,
+        parallel=None,
     ) -> None:
-        super().__init__(model, inter, valid, test, config, kg=kg, out_dir=out_dir)
+        super().__init__(model, inter, valid, test, config, kg=kg, out_dir=out_dir, parallel=parallel)
+        if self.parallel.enabled:
+            raise ValueError(
+                "SampledTrainer: sampled propagation trains in one process; run it without torchrun "
+                "or set train.propagation=full."
+            )
         cf = interaction_model(model)
         self.n_users = inter.n_users
         self.inter_sampler = make_neighbor_sampler(
@@ -91,10 +97,14 @@ class SampledTrainer(Trainer):
                 else [items, kg.head, kg.tail, kg.neg_head.view(-1), kg.neg_tail.view(-1)]
             )
             kg_sub = self.kg_sampler(seeds_after(items, torch.cat(kg_ids)))
+        inter_sub, kg_sub = (None if g is None else g.to(self.device) for g in (inter_sub, kg_sub))
         emb = sampled_embeddings(self.model, inter_sub, kg_sub)
         losses: dict[str, Tensor] = {}
         if users is not None:
-            lu, lp, ln = local_ids(u, users), local_ids(items, pos), local_ids(items, neg)
+            lu, lp, ln = to_device(
+                (local_ids(u, users), local_ids(items, pos), local_ids(items, neg)), self.device
+            )
+            users, pos, neg = to_device((users, pos, neg), self.device)
             diff = (emb.user[lu] * (emb.item[lp] - emb.item[ln])).sum(-1)
             losses["bpr"] = -torch.nn.functional.logsigmoid(diff).mean()
             ego = self.model.ego_embeddings(users, pos, neg)
@@ -110,7 +120,7 @@ class SampledTrainer(Trainer):
                 local_ids(seeds, kg.neg_head),
                 local_ids(seeds, kg.neg_tail),
             )
-            kg_losses = self.model.kg_losses(emb, local)
+            kg_losses = self.model.kg_losses(emb, to_device(local, self.device))
             losses.update({k: self.cfg.lambda_kg * v for k, v in kg_losses.items()})
         return losses
 

@@ -11,6 +11,7 @@ Schedules (``schedule``):
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -26,6 +27,7 @@ from ..graph.interaction import InteractionGraph
 from ..graph.triples import KGView
 from ..nn.recommender import Recommender
 from ..utils import atomic_path
+from .distributed import DataParallel
 from .samplers import BPRSampler, KGNegativeSampler
 
 log = logging.getLogger(__name__)
@@ -101,6 +103,20 @@ class TrainState:
     eval_seconds: float = 0.0
 
 
+def to_device(batch: Any, device: torch.device) -> Any:
+    """A batch (a tensor, a tuple of them, or a dataclass of them such as ``KGBatch``) on
+    ``device``; tensors already there are returned as they are."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, tuple):
+        return tuple(to_device(b, device) for b in batch)
+    if dataclasses.is_dataclass(batch):
+        return dataclasses.replace(
+            batch, **{f.name: to_device(getattr(batch, f.name), device) for f in dataclasses.fields(batch)}
+        )
+    return batch
+
+
 class Trainer:
     """Trains a :class:`Recommender` under the MMRec protocol.
 
@@ -111,6 +127,8 @@ class Trainer:
         config: a :class:`TrainConfig`.
         kg: the E-MMKG's triples (for models with KG losses).
         out_dir: where ``last.pt`` and ``best.pt`` go (default: no checkpoints).
+        parallel: this process's rank in a data-parallel job (default: one process); see
+            :mod:`emmkgr_pyg.train.distributed`.
     """
 
     def __init__(
@@ -122,8 +140,11 @@ class Trainer:
         config: TrainConfig,
         kg: KGView | None = None,
         out_dir: str | Path | None = None,
+        parallel: DataParallel | None = None,
     ) -> None:
         self.model, self.inter, self.valid, self.test = model, inter, valid, test
+        # batches are drawn on the CPU and moved to where the model is (see runs: device=...)
+        self.device = next(iter(model.parameters()), torch.empty(0)).device
         self.cfg = config
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.generator = torch.Generator().manual_seed(config.seed)
@@ -140,11 +161,15 @@ class Trainer:
                 generator=self.generator,
             )
         self.use_kg = self.kg is not None
-        params = [p for p in model.parameters() if p.requires_grad]
+        self.params = params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
         self.kg_optimizer = None
         if self.use_kg and config.schedule == "alternating":
             self.kg_optimizer = torch.optim.Adam(params, lr=config.kg_lr or config.lr)
+        # data parallel: every rank starts from rank 0's parameters, draws the same global batches
+        # (same seeded generator) and trains on its slice of each
+        self.parallel = parallel or DataParallel()
+        self.parallel.broadcast_module(model)
         self.state = TrainState()
 
     # -- checkpoints -------------------------------------------------------------------------
@@ -161,7 +186,7 @@ class Trainer:
         }
 
     def save(self, name: str, payload: dict[str, Any] | None = None) -> None:
-        if self.out_dir is None:
+        if self.out_dir is None or not self.parallel.is_main:
             return
         with atomic_path(self.out_dir / name) as tmp:
             torch.save(payload if payload is not None else self._checkpoint(), tmp)
@@ -181,16 +206,17 @@ class Trainer:
     # -- training ----------------------------------------------------------------------------
 
     def _step(self, optimizer: torch.optim.Optimizer, losses: dict[str, torch.Tensor], sums: dict) -> None:
-        total = sum(losses.values())
-        for name, value in losses.items():
-            if not torch.isfinite(value):
+        optimizer.zero_grad(set_to_none=True)
+        sum(losses.values()).backward()
+        # summed over ranks (data parallel) before the check, so that every rank raises together
+        values = self.parallel.all_reduce(self.params, losses)
+        for name, value in values.items():
+            if not math.isfinite(value):
                 raise NonFiniteLossError(
-                    f"epoch {self.state.epoch + 1}: loss term '{name}' is {float(value.detach())}; lower the "
+                    f"epoch {self.state.epoch + 1}: loss term '{name}' is {value}; lower the "
                     "learning rate or the loss weights, or check the input features."
                 )
-            sums[name] = sums.get(name, 0.0) + float(value.detach())
-        optimizer.zero_grad(set_to_none=True)
-        total.backward()
+            sums[name] = sums.get(name, 0.0) + value
         optimizer.step()
 
     def train_epoch(self) -> dict[str, float]:
@@ -199,22 +225,28 @@ class Trainer:
         self.model.on_epoch_start()
         sums: dict[str, float] = {}
         counts: dict[str, int] = {}
-        bar_kw = {"leave": False, "disable": not self.cfg.progress}
+        bar_kw = {"leave": False, "disable": not (self.cfg.progress and self.parallel.is_main)}
         epoch = self.state.epoch + 1
         if self.use_kg and self.kg_optimizer is not None:
             for batch in tqdm(self.kg, desc=f"epoch {epoch} KG", total=len(self.kg), **bar_kw):
+                batch, share = self.parallel.shard(batch)
+                batch = to_device(batch, self.device)
                 losses = self.model.kg_losses(self.model.embed_kg(), batch)
-                losses = {k: self.cfg.lambda_kg * v for k, v in losses.items()}
+                losses = {k: self.cfg.lambda_kg * share * v for k, v in losses.items()}
                 self._step(self.kg_optimizer, losses, sums)
                 for k in losses:
                     counts[k] = counts.get(k, 0) + 1
         kg_batches = self.kg.cycle() if self.use_kg and self.kg_optimizer is None else None
-        for users, pos, neg in tqdm(self.bpr, desc=f"epoch {epoch}", total=len(self.bpr), **bar_kw):
+        for batch in tqdm(self.bpr, desc=f"epoch {epoch}", total=len(self.bpr), **bar_kw):
+            (users, pos, neg), share = self.parallel.shard(batch)
+            users, pos, neg = to_device((users, pos, neg), self.device)
             emb = self.model.embed()
-            losses = self.model.bpr_losses(emb, users, pos, neg)
+            losses = {k: share * v for k, v in self.model.rec_losses(emb, users, pos, neg).items()}
             if kg_batches is not None:
-                kg_losses = self.model.kg_losses(emb, next(kg_batches))
-                losses.update({k: self.cfg.lambda_kg * v for k, v in kg_losses.items()})
+                kg_batch, kg_share = self.parallel.shard(next(kg_batches))
+                kg_batch = to_device(kg_batch, self.device)
+                kg_losses = self.model.kg_losses(emb, kg_batch)
+                losses.update({k: self.cfg.lambda_kg * kg_share * v for k, v in kg_losses.items()})
             self._step(self.optimizer, losses, sums)
             for k in losses:
                 counts[k] = counts.get(k, 0) + 1
@@ -239,7 +271,7 @@ class Trainer:
                 "epoch": st.epoch,
                 **{f"loss/{k}": v for k, v in losses.items()},
             }
-            if st.epoch % cfg.eval_every == 0 or st.epoch == cfg.epochs:
+            if self.parallel.is_main and (st.epoch % cfg.eval_every == 0 or st.epoch == cfg.epochs):
                 t1 = time.perf_counter()
                 valid = self.evaluate(self.valid, "valid/")
                 record.update(valid)
@@ -256,8 +288,10 @@ class Trainer:
             st.history.append(record)
             self._log(record)
             self.save("last.pt")
-            if cfg.max_seconds and time.perf_counter() - start > cfg.max_seconds:
-                log.info("stopping: max_seconds=%s reached", cfg.max_seconds)
+            timed_out = bool(cfg.max_seconds) and time.perf_counter() - start > cfg.max_seconds
+            if self.parallel.decide(timed_out or st.bad_evals >= cfg.patience):  # rank 0 decides
+                if timed_out:
+                    log.info("stopping: max_seconds=%s reached", cfg.max_seconds)
                 break
         return st
 
