@@ -58,7 +58,7 @@ def subgraph_layer_mean(x0: Tensor, sub: Data, num_layers: int) -> Tensor:
 
 def interaction_x0(cf: LightGCN, n_id: Tensor) -> Tensor:
     """Layer-0 embeddings of user-item graph nodes (users ``0..U-1``, items ``U..``)."""
-    return gather_blocks(n_id, [0, cf.n_users], [cf.user_emb, cf.item_emb])
+    return gather_blocks(n_id, [0, cf.n_users], [cf.ids.user, cf.ids.item])
 
 
 def emmkg_x0(encoder: EMMKGEncoder, n_id: Tensor) -> Tensor:

@@ -16,6 +16,7 @@ from torch import Tensor
 
 from ..graph.interaction import InteractionGraph
 from ..graph.triples import KGView
+from ..nn.blocks import bpr_loss
 from ..nn.recommender import EMMKGR, KGBatch, Recommender
 from ..nn.sampled import interaction_model, sampled_embeddings
 from .neighbors import hop_fanouts, make_neighbor_sampler
@@ -105,8 +106,7 @@ class SampledTrainer(Trainer):
                 (local_ids(u, users), local_ids(items, pos), local_ids(items, neg)), self.device
             )
             users, pos, neg = to_device((users, pos, neg), self.device)
-            diff = (emb.user[lu] * (emb.item[lp] - emb.item[ln])).sum(-1)
-            losses["bpr"] = -torch.nn.functional.logsigmoid(diff).mean()
+            losses["bpr"] = bpr_loss(emb.user[lu], emb.item[lp], emb.item[ln])
             ego = self.model.ego_embeddings(users, pos, neg)
             if ego and self.model.reg_weight:
                 sq = sum(e.pow(2).sum() for e in ego)
