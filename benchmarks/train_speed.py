@@ -24,8 +24,8 @@ default) and ACTIVE (OpenMP's). Writes benchmarks/results/train_speed_shared.jso
 
     python benchmarks/train_speed.py --clothing-ratio [--steps 10]
 
-times ``--steps`` steps (after two warm-up steps) of E-MMKGR (full, and sampled with fan-out 10,5)
-and of PyG's LightGCN example at Clothing scale, side by side, and gives epoch times as seconds per
+times ``--steps`` steps (after two warm-up steps) of E-MMKGR (full, and sampled with fan-out 10,5;
+each also with ``feature_dim=auto``) and of PyG's LightGCN example at Clothing scale, side by side, and gives epoch times as seconds per
 step times steps per epoch (a full epoch of each takes too long on a shared 2-core machine).
 Writes benchmarks/results/train_speed_clothing_ratio.json.
 """
@@ -205,14 +205,17 @@ def clothing_ratio(args) -> None:
 
         return step
 
-    for name, extra in (
-        ("emmkgr_full", {}),
-        ("emmkgr_sampled", {"propagation": "sampled", "fanout": [10, 5], "sampler": "torch"}),
+    sampled = {"propagation": "sampled", "fanout": [10, 5], "sampler": "torch"}
+    for name, extra, model_kw in (
+        ("emmkgr_full", {}, {}),
+        ("emmkgr_sampled", sampled, {}),
+        ("emmkgr_full_feature_dim_auto", {}, {"feature_dim": "auto"}),
+        ("emmkgr_sampled_feature_dim_auto", sampled, {"feature_dim": "auto"}),
     ):
         torch.manual_seed(0)
         cfg = TrainConfig(epochs=1, progress=False, seed=0, **extra)
         cls = SampledTrainer if extra else Trainer
-        trainer = cls(EMMKGR(inter, kg), inter, ev, None, cfg, kg=view)
+        trainer = cls(EMMKGR(inter, kg, **model_kw), inter, ev, None, cfg, kg=view)
         s = seconds_per_step(emmkgr_step(trainer), args.steps)
         out[name] = {"s_per_step": s, "steps_per_epoch": len(trainer.bpr), "epoch_s": s * len(trainer.bpr)}
 
@@ -239,7 +242,13 @@ def clothing_ratio(args) -> None:
     print(f"Clothing scale ({features}), {out['threads']} threads, {args.steps} timed steps each")
     print("\n| model | s/step | steps/epoch | epoch (s) | / PyG example epoch |\n|---|---|---|---|---|")
     base = out["pyg_lightgcn_example"]["epoch_s"]
-    for name in ("emmkgr_full", "emmkgr_sampled", "pyg_lightgcn_example"):
+    names = (
+        "emmkgr_full",
+        "emmkgr_sampled",
+        "emmkgr_full_feature_dim_auto",
+        "emmkgr_sampled_feature_dim_auto",
+    )
+    for name in (*names, "pyg_lightgcn_example"):
         r = out[name]
         print(
             f"| {name} | {r['s_per_step']:.3f} | {r['steps_per_epoch']} | {r['epoch_s']:.1f} | {r['epoch_s'] / base:.2f} |"
