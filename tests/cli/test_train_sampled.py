@@ -19,7 +19,8 @@ def test_sampled_run_writes_results(run_cli, tmp_path):
         "hydra.run.dir=run",
         f"cache_dir={tmp_path / 'cache'}",
     ]
-    run_cli("emmkgr-train", *args, cwd=tmp_path)
+    proc = run_cli("emmkgr-train", *args, cwd=tmp_path, threads=2)
+    assert "torch threads: 1" in proc.stdout + proc.stderr  # train.threads wins over OMP_NUM_THREADS
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["epochs"] == 2
     assert results["config"]["train"]["propagation"] == "sampled"
