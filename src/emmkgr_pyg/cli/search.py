@@ -43,8 +43,9 @@ def _check(cfg: DictConfig, prog: str) -> Path:
     run_dir = Path(cfg.run_dir)
     if not run_dir.is_dir():
         raise SearchError(f"run_dir={run_dir}: no such folder; give a run folder of emmkgr-train.")
-    if int(cfg.top_k) < 1:
-        raise SearchError(f"top_k={cfg.top_k}: ask for at least one result.")
+    top_k = cfg.top_k
+    if isinstance(top_k, bool) or not isinstance(top_k, int | float) or top_k != int(top_k) or top_k < 1:
+        raise SearchError(f"top_k={top_k}: give a whole number of results, at least 1 (e.g. top_k=10).")
     return run_dir
 
 
