@@ -109,6 +109,12 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         RankingEvaluator(inter, *dataset.interactions.part(p), ks=tcfg.ks, batch_size=tcfg.eval_batch_size)
         for p in (VALID, TEST)
     )
+    if valid.num_users == 0:
+        raise DataError(
+            f"dataset '{dataset.name}': no user has a validation interaction, so early stopping "
+            "would pick an untrained model; use a split that holds some out for validation "
+            "(the MMRec rule gives every user with 3+ interactions one) or more interactions."
+        )
     view = kg_view(kg) if kg is not None and model_cls.has_kg_loss else None
     trainer = Trainer(model, inter, valid, test, tcfg, kg=view, out_dir=run_dir, parallel=parallel)
     if cfg.get("resume") and (run_dir / artifacts.LAST).is_file():
@@ -118,7 +124,7 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     if not parallel.is_main:
         return {}
 
-    best = torch.load(run_dir / artifacts.BEST, map_location="cpu", weights_only=True)
+    best = artifacts.load_tensors(run_dir / artifacts.BEST)
     model.load_state_dict(best["model"])  # onto the model's device
     model.eval()
     with torch.no_grad():
@@ -143,6 +149,7 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         "peak_rss_mib": peak_rss_mib(),
         "world_size": parallel.world_size,
         "dataset_stats": dataset.stats(),
+        "catalog_fingerprint": artifacts.catalog_fingerprint(dataset),
         "prepare": prep,
         "graph_stats": stats,
         "config": OmegaConf.to_container(cfg, resolve=True),
