@@ -21,6 +21,11 @@ from filelock import FileLock
 log = logging.getLogger(__name__)
 
 
+class ConfigError(ValueError):
+    """A setting out of its range or a combination that cannot work; the message names the
+    setting (as a config key) and the fix."""
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.
