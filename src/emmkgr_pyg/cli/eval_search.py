@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ from ..eval.search_eval import (
 from ..search.index import ItemIndex, ItemMeta, SearchError, VectorBaseline, run_embeddings
 from ..search.query import QueryEncoder
 from ..utils import markdown_table, stable_hash, write_json, write_text
-from . import CONFIG_PATH
+from . import CONFIG_PATH, USER_ERRORS, fail
 
 log = logging.getLogger("emmkgr-eval-search")
 MANIFEST = "search_queries.json"
@@ -149,9 +148,8 @@ def main(cfg: DictConfig) -> None:
             cfg.batch_size,
             cfg.progress,
         )
-    except (SearchError, FileNotFoundError) as e:
-        print(f"emmkgr-eval-search: {e}", file=sys.stderr)
-        sys.exit(2)
+    except (SearchError, *USER_ERRORS) as e:
+        fail("emmkgr-eval-search", e)
     settings = {
         "run_dir": str(cfg.run_dir),
         "dataset": run.dataset.name,
