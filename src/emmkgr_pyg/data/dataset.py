@@ -107,12 +107,36 @@ class Catalog:
                 raise DataError(
                     f"Catalog field '{name}' has {len(getattr(self, name))} entries for {n} items."
                 )
+        self._check_types()
         for m in self.modalities.values():
             if len(m.item_index) and (m.item_index.min() < 0 or m.item_index.max() >= n):
                 raise DataError(
                     f"Modality '{m.name}' names item index {int(m.item_index.max())} but the "
                     f"catalogue has {n} items."
                 )
+
+    def _check_types(self) -> None:
+        """Every field of every item has its documented type (a reader names the file first)."""
+        from .text import check_surrogates, check_text, describe_value  # text imports DataError
+
+        for i, item_id in enumerate(self.item_ids):
+            if not isinstance(item_id, str):
+                raise DataError(
+                    f"Catalog: item index {i} has id {item_id!r} ({type(item_id).__name__}); item ids "
+                    "must be strings."
+                )
+            where = f"Catalog item '{item_id}'"
+            check_text(self.title[i], where, "title")
+            check_text(self.brand[i], where, "brand")
+            for name in ("categories", "image_urls"):
+                value = getattr(self, name)[i]
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    raise DataError(
+                        f"{where}: field '{name}' is {describe_value(value)}; it must "
+                        "be a list of strings (empty when unknown)."
+                    )
+                for v in value:
+                    check_surrogates(v, where, name)
 
     @property
     def n_items(self) -> int:
