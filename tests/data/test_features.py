@@ -91,6 +91,28 @@ def test_extra_modality_from_files_and_from_a_modality(tmp_path):
         resolve_modalities(ds, _cfg(extra={"x": {"source": str(tmp_path / "bad.json")}}))
 
 
+def test_extra_feature_files_that_cannot_be_used_are_named(tmp_path):
+    ds = _dataset()
+    path = tmp_path / "caption.npy"
+    extra = {"caption": {"source": str(path)}}
+    np.save(path, np.ones(5))
+    with pytest.raises(DataError, match=r"caption\.npy: an array of shape \(5,\); features must be 2-D"):
+        resolve_modalities(ds, _cfg(extra=extra))
+    feats = np.ones((5, 2))
+    feats[3] = [np.nan, 1.0]  # half NaN: neither a feature row nor the "missing" mark
+    np.save(path, feats)
+    with pytest.raises(
+        DataError, match=r"caption\.npy: NaN or inf in 1 rows that are not all NaN \(first: row 3\)"
+    ):
+        resolve_modalities(ds, _cfg(extra=extra))
+    for content in (b"", b"garbage"):
+        path.write_bytes(content)
+        with pytest.raises(
+            DataError, match=r"caption\.npy: not a readable \.npy file of features of modality 'caption'"
+        ):
+            resolve_modalities(ds, _cfg(extra=extra))
+
+
 class CountingEncoder(HashingTextEncoder):
     calls = 0
 

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..utils import load_checked_npy, save_npy, stable_hash, write_json
-from .dataset import DataError, MMDataset, Modality
+from .dataset import DataError, MMDataset, Modality, check_feature_rows, load_npy
 from .encoders import Encoder, PrecomputedEncoder
 
 log = logging.getLogger(__name__)
@@ -228,15 +228,20 @@ def _extra_modality(dataset: MMDataset, name: str, entry: Mapping[str, Any]) -> 
             f"'{dataset.name}' ({sorted(dataset.modalities)})."
         )
     if path.suffix == ".npy":
-        arr = np.load(path)
-        if arr.ndim != 2 or arr.shape[0] != dataset.n_items:
-            raise DataError(
-                f"{path}: {arr.shape[0] if arr.ndim else 0} rows, expected {dataset.n_items} (one "
-                f"per item of '{dataset.name}', row = item index). Re-export it for every item; "
-                "mark items without the modality with a row of NaN."
-            )
+        arr = load_npy(path, f"features of modality '{name}'")
+        fix = (
+            f"Re-export it for every item of '{dataset.name}'; mark items without the modality with "
+            "a row of NaN."
+        )
+        check_feature_rows(arr, path, dataset.n_items, fix)
         present = ~np.isnan(arr).all(1)
         idx = np.where(present)[0]
+        bad = ~np.isfinite(arr[idx]).all(1)
+        if bad.any():
+            raise DataError(
+                f"{path}: NaN or inf in {int(bad.sum())} rows that are not all NaN (first: row "
+                f"{int(idx[bad][0])}); a missing item is a row of NaN only. {fix}"
+            )
         return Modality(name, entry.get("kind") or "feature", idx, features=arr[idx])
     if path.suffix == ".json":
         texts = json.loads(path.read_text(encoding="utf-8"))

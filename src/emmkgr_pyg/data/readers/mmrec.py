@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ...utils import atomic_path, save_npy
-from ..dataset import Catalog, DataError, MMDataset, Modality
+from ..dataset import Catalog, DataError, MMDataset, Modality, check_feature_rows, load_npy
 from ..text import check_surrogates, check_text, describe_value
 from .base import Reader, finalize
 
@@ -78,23 +78,13 @@ class MMRecReader(Reader):
         feats = {}
         for m in names:
             path = self.require(root, f"{m}_feat.npy", f"features of modality '{m}'")
-            feats[m] = (path, _load_npy(path, "features"))
+            feats[m] = (path, load_npy(path, "features"))
         modalities = {}
         for m, (path, arr) in feats.items():
-            if arr.ndim != 2:
-                raise DataError(
-                    f"{path}: an array of shape {arr.shape}; features must be 2-D [{n_items} items, "
-                    f"dim] (row = itemID). Re-export the features for every item of {inter_path.name}."
-                )
-            if arr.shape[0] != n_items:
-                raise DataError(
-                    f"{path}: {arr.shape[0]} rows, expected {n_items} (one per item, row = itemID). "
-                    f"Re-export the features for every item of {inter_path.name}."
-                )
+            fix = f"Re-export the features for every item of {inter_path.name} (row = itemID)."
+            check_feature_rows(arr, path, n_items, fix)
             idx_path = root / f"{m}_items.npy"
             idx = _read_item_index(idx_path, n_items) if idx_path.is_file() else np.arange(n_items)
-            if not np.issubdtype(arr.dtype, np.number):
-                raise DataError(f"{path}: dtype {arr.dtype}; features must be numbers. Re-export them.")
             bad = ~np.isfinite(arr[idx]).all(1)
             if bad.any():
                 rows = idx[bad]
@@ -312,21 +302,9 @@ def _meta_line(path: Path, lineno: int, line: str) -> dict:
     return row
 
 
-def _load_npy(path: Path, what: str) -> np.ndarray:
-    """An ``.npy`` array, or a :class:`DataError` naming the file when it cannot be read."""
-    try:
-        return np.load(path, allow_pickle=False)
-    except Exception as e:  # noqa: BLE001 - empty (EOFError), garbage (ValueError), pickled objects
-        reason = " ".join(str(e).split()) or "no data"
-        raise DataError(
-            f"{path}: not a readable .npy file of {what} ({type(e).__name__}: {reason}); it is empty, "
-            "truncated or not written by numpy.save. Export it again."
-        ) from e
-
-
 def _read_item_index(path: Path, n_items: int) -> np.ndarray:
     """``<modality>_items.npy``: sorted, distinct itemIDs in ``0..n_items-1``."""
-    idx = _load_npy(path, "item indices")
+    idx = load_npy(path, "item indices")
     if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer):
         raise DataError(
             f"{path}: an array of shape {idx.shape} and dtype {idx.dtype}; it must be a 1-D integer "
