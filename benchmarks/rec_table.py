@@ -1,6 +1,6 @@
 """Recommendation quality in the shape of the paper's Table 2: every model, several seeds, one protocol.
 
-    python benchmarks/rec_table.py                                 # Office + generated default, all models
+    python benchmarks/rec_table.py                                 # Office + generated default, every conf/model
     python benchmarks/rec_table.py --datasets amazon_office --models emmkgr,lightgcn --seeds 0,1,2
     python benchmarks/rec_table.py --overrides model.net.kg_layers=3   # extra Hydra overrides for every job
     python benchmarks/rec_table.py --tag b --models lgmrec --also a     # finish table "a" in a second sweep
@@ -23,13 +23,33 @@ import sys
 import time
 from pathlib import Path
 
+import emmkgr_pyg.conf
+
 from emmkgr_pyg.eval.summary import collect_runs
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-ALL_MODELS = "lightgcn,lightgcn_pyg,grcn,dualgnn,lattice,bm3,freedom,lgmrec,emmkgr,emmkgr_ii"
+#: the table's row order; a conf/model config not named here follows, by name
+ORDER = (
+    "lightgcn",
+    "lightgcn_pyg",
+    "grcn",
+    "dualgnn",
+    "lattice",
+    "bm3",
+    "freedom",
+    "lgmrec",
+    "emmkgr",
+    "emmkgr_ii",
+)
 METRICS = ("test/Recall@10", "test/Recall@20", "test/NDCG@10", "test/NDCG@20")
 DATASET_ARGS = {"amazon_office": [f"dataset.root={SHARED / 'amazon-office-2014'}"]}
+
+
+def all_models() -> str:
+    """Every model config of the installed package (``conf/model/*.yaml``), in :data:`ORDER` first."""
+    found = {p.stem for p in (Path(emmkgr_pyg.conf.__file__).parent / "model").glob("*.yaml")}
+    return ",".join([m for m in ORDER if m in found] + sorted(found - set(ORDER)))
 
 
 def sweep(dataset: str, models: str, seeds: str, overrides: list[str], out: Path) -> float:
@@ -107,7 +127,7 @@ def table(dataset: str, folders: list[Path]) -> tuple[str, dict]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--datasets", default="amazon_office,synthetic")
-    p.add_argument("--models", default=ALL_MODELS)
+    p.add_argument("--models", default=all_models(), help="default: every conf/model config")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--overrides", nargs="*", default=[])
     p.add_argument("--tag", default="", help="sub-folder name for this sweep (default: none)")

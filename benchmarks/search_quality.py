@@ -29,15 +29,18 @@ from typing import Any
 
 import numpy as np
 
-from emmkgr_pyg.cli.eval_search import query_sets
-from emmkgr_pyg.eval.search_eval import METRIC_NAMES, QuerySetConfig, SearchQuery, evaluate
+from emmkgr_pyg.eval.query_store import query_sets
+from emmkgr_pyg.eval.search_eval import METRIC_NAMES, evaluate
+from emmkgr_pyg.eval.search_queries import QuerySetConfig, SearchQuery
 from emmkgr_pyg.graph.knn import normalize_rows
-from emmkgr_pyg.search import ItemIndex, ItemMeta, QueryEncoder, VectorBaseline, run_embeddings
-from emmkgr_pyg.train.pipeline import load_run
+from emmkgr_pyg.runs import load_run
+from emmkgr_pyg.runs.artifacts import ITEM, MM_ITEM
+from emmkgr_pyg.runs.search import run_embeddings
+from emmkgr_pyg.search import ItemIndex, ItemMeta, QueryEncoder, VectorBaseline
 from emmkgr_pyg.utils import markdown_table
 
 RESULTS = Path(__file__).resolve().parent / "results"
-DEFAULT = ("propagated", "all", "H_mm_item")  # conf/search/default.yaml
+DEFAULT = ("propagated", "all", MM_ITEM)  # conf/search/default.yaml
 FUSION_WEIGHT = 0.1
 
 
@@ -72,11 +75,9 @@ def bench_run(run_dir: str, qcfg: QuerySetConfig) -> dict[str, Any]:
     out: dict[str, Any] = {"counts": {s: len(q) for s, q in sets.items()}}
     out["vector_baseline"] = score("vector_baseline", lambda b: baseline.scores(raw_of(b, mods)))
     meta = ItemMeta.from_catalog(ds.catalog)
-    indexes = {e: ItemIndex(run_embeddings(run_dir, e), meta, e) for e in ("H_mm_item", "item")}
+    indexes = {e: ItemIndex(run_embeddings(run_dir, e), meta, e) for e in (MM_ITEM, ITEM)}
     # a mix of both: the sum of the L2-normalised H^MM and H_item
-    mix = normalize_rows(run_embeddings(run_dir, "H_mm_item")) + normalize_rows(
-        run_embeddings(run_dir, "item")
-    )
+    mix = normalize_rows(run_embeddings(run_dir, MM_ITEM)) + normalize_rows(run_embeddings(run_dir, ITEM))
     indexes["mix"] = ItemIndex(mix, meta, "mix")
     variants: dict[str, Any] = {}
     for mapping in ("paper", "propagated"):
@@ -88,7 +89,7 @@ def bench_run(run_dir: str, qcfg: QuerySetConfig) -> dict[str, Any]:
                     name, lambda b, qe=qe, index=index: index.scores(qe.map(raw_of(b, qe.query_modalities)))
                 )
     out["emmkgr"] = variants
-    h = normalize_rows(run_embeddings(run_dir, "H_mm_item"))
+    h = normalize_rows(run_embeddings(run_dir, MM_ITEM))
 
     def oracle(x: np.ndarray):
         def fn(batch: list[SearchQuery]) -> np.ndarray:
@@ -97,7 +98,7 @@ def bench_run(run_dir: str, qcfg: QuerySetConfig) -> dict[str, Any]:
 
         return fn
 
-    diag = {"oracle centroid H_mm_item": score("oracle H_mm_item", oracle(h))}
+    diag = {f"oracle centroid {MM_ITEM}": score(f"oracle {MM_ITEM}", oracle(h))}
     for m in mods:
         single = VectorBaseline.from_dataset(ds, [m])
         diag[f"vector baseline, {m} only"] = score(
@@ -113,7 +114,7 @@ def bench_run(run_dir: str, qcfg: QuerySetConfig) -> dict[str, Any]:
         "fusion",
         lambda b: (
             baseline.scores(raw_of(b, mods))
-            + FUSION_WEIGHT * indexes["H_mm_item"].scores(qe.map(raw_of(b, qe.query_modalities)))
+            + FUSION_WEIGHT * indexes[MM_ITEM].scores(qe.map(raw_of(b, qe.query_modalities)))
         ),
     )
     out["diagnostics"] = diag

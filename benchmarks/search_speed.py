@@ -47,17 +47,10 @@ from emmkgr_pyg.data.encoders import HashingTextEncoder, SentenceTransformerEnco
 from emmkgr_pyg.data.features import encode_dataset, resolve_modalities
 from emmkgr_pyg.data.synthetic import SyntheticReader
 from emmkgr_pyg.graph import InteractionGraph, KNNBuilder, build_emmkg
-from emmkgr_pyg.nn import EMMKGR
-from emmkgr_pyg.search import (
-    InductivePropagator,
-    ItemFilter,
-    ItemIndex,
-    ItemMeta,
-    QueryEncoder,
-    VectorBaseline,
-    run_embeddings,
-)
-from emmkgr_pyg.train.pipeline import load_run
+from emmkgr_pyg.nn import EMMKGR, InductivePropagator
+from emmkgr_pyg.runs import load_run
+from emmkgr_pyg.runs.search import run_embeddings
+from emmkgr_pyg.search import ItemFilter, ItemIndex, ItemMeta, QueryEncoder, VectorBaseline
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MAPPINGS = ("paper", "propagated")

@@ -61,3 +61,51 @@ def tiny_run_dir(tmp_path_factory) -> Path:
         proc = subprocess.run(args, cwd=root, env=env, capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, f"training the tiny run failed:\n{proc.stdout}\n{proc.stderr}"
     return run
+
+
+def full_propagation(encoder, contents: dict, top_n: int, item_owner: dict | None = None):
+    """Dense reference of one new item attached to a trained E-MMKG (``InductivePropagator``):
+    append it to the whole graph (zero id embedding, projected modality nodes, item-modal and top-n
+    modal-modal edges, and with ``item_owner`` ({modality: item of each node}) one edge to each item
+    owning one of those neighbours; every edge both ways) and run the encoder's L layers from
+    scratch with a fresh ``LightGCNConv``. Returns the new item's H^MM ``[d]``."""
+    import numpy as np
+
+    from emmkgr_pyg.graph.emmkg import ITEM
+    from emmkgr_pyg.graph.knn import normalize_rows
+    from emmkgr_pyg.nn.conv import LightGCNConv
+
+    view = encoder.view
+    n = view.num_nodes
+    with torch.no_grad():
+        rows = [encoder.initial_embeddings(), torch.zeros(1, encoder.dim)]
+        pairs, owners = [], set()
+        node = n + 1
+        for i, m in enumerate(encoder.modalities):
+            if m not in contents:
+                continue
+            x = np.asarray(contents[m], dtype=np.float32).reshape(1, -1)
+            rows.append(encoder.project(i, torch.from_numpy(x)))
+            sims = normalize_rows(encoder.features(i).numpy()) @ normalize_rows(x)[0]
+            nbr = np.argsort(-sims, kind="stable")[:top_n]
+            pairs += [(n, node)] + [(node, int(j) + view.offsets[m]) for j in nbr]
+            if item_owner is not None:
+                owners |= {int(item_owner[m][j]) + view.offsets[ITEM] for j in nbr}
+            node += 1
+        pairs += [(n, o) for o in sorted(owners)]
+        both = pairs + [(b, a) for a, b in pairs]
+        edge_index = torch.cat([encoder.edge_index, torch.tensor(both, dtype=torch.long).t()], dim=1)
+        x0 = torch.cat(rows)
+        conv = LightGCNConv(add_self_loops=encoder.conv.add_self_loops)
+        h, out = x0, x0.clone()
+        for _ in range(encoder.num_layers):
+            h = conv(h, edge_index)
+            out = out + h
+    return (out / (encoder.num_layers + 1))[n]
+
+
+@pytest.fixture
+def reference_propagation():
+    """``reference_propagation(encoder, {modality: raw features}, top_n, item_owner=None)``: see
+    :func:`full_propagation` (the nn and search suites both check against it)."""
+    return full_propagation

@@ -34,6 +34,7 @@ fi
 stamp_now=$(cat pyproject.toml $(find src conf -type f \( -name '*.py' -o -name '*.yaml' \) | sort) | sha256sum | cut -c1-16)
 stamp_file="$venv/.emmkgr-pyg-installed"
 if [ "$(cat "$stamp_file" 2>/dev/null)" != "$stamp_now" ]; then
+  rm -rf build  # setuptools never clears build/lib: a module deleted from src would ship again
   if [ -d "$wheels" ]; then
     echo "[setup] installing emmkgr-pyg[sparse,dev] (torch-scatter/torch-sparse from $wheels)"
     "${pip[@]}" --find-links "$wheels" ".[sparse,dev]"

@@ -68,7 +68,7 @@ def test_loss_matches_mmrec_formula_and_targets_carry_no_gradient():
     model = make_model(reg_weight=0.1, cl_weight=2.0)
     users, items = USER[:6], ITEM[:6]
     params = [p for p in model.parameters() if p.requires_grad]
-    losses = model.bpr_losses(model.embed(), users, items, neg=None)
+    losses = model.rec_losses(model.embed(), users, items, neg=None)
     assert set(losses) == {"rec", "align", "mask", "reg"}
     ours = torch.autograd.grad(sum(losses.values()), params)
     ref_loss = mmrec_loss(model, users, items)
@@ -83,18 +83,18 @@ def test_loss_matches_mmrec_formula_and_targets_carry_no_gradient():
 
 def test_no_negatives_and_predicted_scores():
     model = make_model()
-    assert model.needs_negatives is False and model.needs_kg is True
+    assert model.needs_features and not model.needs_modal_edges and not model.has_kg_loss
     emb = model.embed()
-    with_neg = model.bpr_losses(emb, USER, ITEM, torch.tensor([6] * 10))
-    without = model.bpr_losses(emb, USER, ITEM, None)
+    with_neg = model.rec_losses(emb, USER, ITEM, torch.tensor([6] * 10))
+    without = model.rec_losses(emb, USER, ITEM, None)
     for k in with_neg:
         torch.testing.assert_close(with_neg[k], without[k])
     # scores are p(h_u) . p(h_i); h is LightGCN plus the item id embedding
     ref = LightGCN(InteractionGraph(5, 7, USER, ITEM), dim=6, num_layers=1)
-    ref.user_emb.weight.data.copy_(model.user_emb.weight)
-    ref.item_emb.weight.data.copy_(model.item_emb.weight)
+    ref.ids.user.weight.data.copy_(model.ids.user.weight)
+    ref.ids.item.weight.data.copy_(model.ids.item.weight)
     h_user, h_item = ref.propagate()
-    h_item = h_item + model.item_emb.weight
+    h_item = h_item + model.ids.item.weight
     expected = model.predictor(h_user)[[1, 3]] @ model.predictor(h_item).t()
     torch.testing.assert_close(model.score(emb, torch.tensor([1, 3])), expected)
     with pytest.raises(ValueError, match="dropout"):

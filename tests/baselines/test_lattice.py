@@ -71,11 +71,11 @@ def test_learned_graph_gradients_match_dense_formula():
     kg = hand_kg()
     model = make_model(kg)
     target = torch.randn(9, 6, generator=torch.Generator().manual_seed(1))
-    params = [model.modal_weight, model.item_emb.weight, model.features.tables["text"].weight]
+    params = [model.modal_weight, model.ids.item.weight, model.features.tables["text"].weight]
     params += [model.features.proj[m].weight for m in model.modalities]
     h = model.item_graph_embeddings()
     ours = torch.autograd.grad((F.normalize(h, dim=1) * target).sum(), params)
-    dense_h = dense_item_adj(model, kg, 3, 0.7) @ model.item_emb.weight
+    dense_h = dense_item_adj(model, kg, 3, 0.7) @ model.ids.item.weight
     torch.testing.assert_close(h, dense_h)
     ref = torch.autograd.grad((F.normalize(dense_h, dim=1) * target).sum(), params)
     for a, b in zip(ours, ref, strict=True):
@@ -102,7 +102,7 @@ def test_neighbours_reselected_per_epoch_and_in_eval():
     model.eval()
     with torch.no_grad():
         emb = model.embed()
-    h = dense_item_adj(model, kg, 3, 0.7) @ model.item_emb.weight
+    h = dense_item_adj(model, kg, 3, 0.7) @ model.ids.item.weight
     torch.testing.assert_close(emb.extra["H_item_graph"], h)
 
 
@@ -119,7 +119,7 @@ def test_user_item_operator_is_random_walk_with_self_loops():
 
 def test_losses_and_bad_settings():
     model = make_model(hand_kg())
-    losses = model.bpr_losses(model.embed(), USER[:4], ITEM[:4], torch.tensor([5, 6, 7, 7]))
+    losses = model.rec_losses(model.embed(), USER[:4], ITEM[:4], torch.tensor([5, 6, 7, 7]))
     assert set(losses) == {"bpr", "reg"} and all(torch.isfinite(v) for v in losses.values())
     with pytest.raises(ValueError, match="lambda_coeff"):
         LATTICE(InteractionGraph(5, 9, USER, ITEM), hand_kg(), lambda_coeff=1.5)

@@ -29,7 +29,7 @@ def test_embeddings_match_dense_hypergraph_formula(hand_graph):
     adj = d[:, None] * adj * d[None, :]
     with torch.no_grad():
         emb = model.embed()
-        e = torch.cat([model.user_emb.weight, model.item_emb.weight])
+        e = torch.cat([model.ids.user.weight, model.ids.item.weight])
         cge = (e + adj @ e + adj @ adj @ e) / 3
         local, glob, hyper_user, hyper_item = cge.clone(), 0, [], []
         for j, m in enumerate(["text", "image", "audio"]):
@@ -59,7 +59,7 @@ def test_losses_average_the_contrastive_term_over_modality_pairs(hand_graph):
     users, pos, neg = torch.tensor([0, 1, 5]), torch.tensor([1, 2, 3]), torch.tensor([4, 4, 0])
     with torch.no_grad():
         emb = model.embed()
-        losses = model.bpr_losses(emb, users, pos, neg)
+        losses = model.rec_losses(emb, users, pos, neg)
 
         def infonce(a, p, c):
             a, p, c = F.normalize(a), F.normalize(p), F.normalize(c)

@@ -85,8 +85,9 @@ def test_a_folder_without_a_trained_model_is_refused(run_cli, tmp_path):
 
 
 def test_cold_start_items_saved_in_the_index_are_served(run_cli, run_dir, tmp_path):
-    from emmkgr_pyg.search import ColdStart, ItemMeta, open_index
-    from emmkgr_pyg.train.pipeline import load_run
+    from emmkgr_pyg.runs import load_run
+    from emmkgr_pyg.runs.search import open_index
+    from emmkgr_pyg.search import ColdStart, ItemMeta
 
     run_dir = shutil.copytree(run_dir, tmp_path / "run")  # this test writes into the run's index
     run = load_run(run_dir)
@@ -121,16 +122,16 @@ def test_cold_start_items_saved_in_the_index_are_served(run_cli, run_dir, tmp_pa
 def test_root_configs_compose_with_valid_search_settings(root):
     from hydra import compose, initialize_config_module
 
-    from emmkgr_pyg.search import EMBEDDINGS, MAPPINGS
-    from emmkgr_pyg.search.index import INDEX_KINDS
+    from emmkgr_pyg.runs.artifacts import SEARCHABLE
+    from emmkgr_pyg.search import INDEX_KINDS, MAPPINGS
 
     with initialize_config_module(config_module="emmkgr_pyg.conf", version_base="1.3"):
         cfg = compose(config_name=root, overrides=["run_dir=/runs/x"])
     assert cfg.run_dir == "/runs/x"
     if root == "plot":
-        assert cfg.out == "/runs/x/embedding_plot.png" and cfg.embedding in EMBEDDINGS
+        assert cfg.out == "/runs/x/embedding_plot.png" and cfg.embedding in SEARCHABLE
         return
     s = cfg.search
-    assert s.mapping in MAPPINGS and s.embedding in EMBEDDINGS and s.index in INDEX_KINDS
+    assert s.mapping in MAPPINGS and s.embedding in SEARCHABLE and s.index in INDEX_KINDS
     if root == "eval_search":
         assert cfg.query_dir == "/runs/x" and cfg.out_dir == "/runs/x"

@@ -1,7 +1,13 @@
 import json
 import re
+from pathlib import Path
 
+import emmkgr_pyg.conf
 import pytest
+import yaml
+from hydra.utils import get_class
+
+CONF = Path(emmkgr_pyg.conf.__file__).parent
 
 TINY = [
     "dataset=synthetic_tiny",
@@ -113,40 +119,116 @@ def test_errors_a_person_can_act_on_are_one_line(run_cli, tmp_path, overrides, m
     assert not (tmp_path / "run" / "results.json").exists()
 
 
-MODELS = "lightgcn,lightgcn_pyg,grcn,dualgnn,lattice,bm3,freedom,lgmrec,emmkgr"
+MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))  # a new yaml is trained too
 
 
-@pytest.mark.parametrize(
-    "sweep, n_jobs",
-    [
-        (f"model={MODELS}", 9),
-        ("+experiment=no_kg_loss,no_modal_modal,with_item_item,authors", 4),
-        ("modality.exclude=[image],[title]", 2),
-    ],
-    ids=["every-model", "ablations", "modality-removed"],
-)
-def test_every_model_and_ablation_trains(run_cli, tmp_path, sweep, n_jobs):
+def _sweep(run_cli, tmp_path, swept: str) -> dict[str, Path]:
+    """A 1-epoch ``-m`` sweep of ``swept`` (``key=a,b``) on the tiny shop: ``{value: the job's
+    folder}``; no job may fail."""
     run_cli(
         "emmkgr-train",
         "-m",
         *TINY,
         "train.epochs=1",
-        sweep,
+        swept,
         "hydra.sweep.dir=s",
         f"cache_dir={tmp_path / 'c'}",
         cwd=tmp_path,
     )
     jobs = [p for p in (tmp_path / "s").iterdir() if p.is_dir()]
-    errors = [
-        (p.name, json.loads((p / "error.json").read_text())["error"])
-        for p in jobs
-        if (p / "error.json").exists()
-    ]
+    errors = [(p.name, _read(p / "error.json")["error"]) for p in jobs if (p / "error.json").exists()]
     assert not errors
-    assert len(jobs) == n_jobs
+    key = swept.split("=", 1)[0] + "="
+    out = {}
     for job in jobs:
-        res = json.loads((job / "results.json").read_text())
+        res = _read(job / "results.json")
         assert res["epochs"] == 1 and 0 <= res["test/Recall@20"] <= 1
+        overrides = yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text())
+        out[next(o.removeprefix(key) for o in overrides if o.startswith(key))] = job
+    return out
+
+
+def _read(path: Path):
+    return json.loads(path.read_text())
+
+
+def _history(job: Path) -> list[dict]:
+    return [json.loads(line) for line in (job / "history.jsonl").read_text().splitlines()]
+
+
+def _kg_loss_trained(job: Path) -> bool:
+    return any("loss/kg" in r for r in _history(job))
+
+
+def _similar_edges(stats: dict) -> dict[str, int]:
+    return {k: v for k, v in stats["edges"].items() if "__similar_" in k}
+
+
+def test_every_model_trains_and_gets_the_graph_its_flags_ask_for(run_cli, tmp_path):
+    jobs = _sweep(run_cli, tmp_path, f"model={','.join(MODELS)}")
+    assert sorted(jobs) == MODELS
+    for model, job in jobs.items():
+        res = _read(job / "results.json")
+        assert res["model"] == model
+        cls = get_class(res["config"]["model"]["net"]["_target_"])
+        stats = job / "graph_stats.json"
+        assert stats.is_file() == cls.needs_features, model
+        if cls.needs_features:
+            assert bool(_similar_edges(_read(stats))) == cls.needs_modal_edges, model
+        assert _kg_loss_trained(job) == cls.has_kg_loss, model
+    layers = {
+        m: _read(jobs[m] / "results.json")["config"]["model"]["net"]["item_graph_layers"]
+        for m in ("emmkgr", "emmkgr_ii")
+    }
+    assert layers == {"emmkgr": 0, "emmkgr_ii": 1}
+
+
+def test_ablations_take_effect(run_cli, tmp_path, tiny_run_dir):
+    """Each experiment against the plain E-MMKGR run of the same shop (``tiny_run_dir``)."""
+    ref_stats = _read(tiny_run_dir / "graph_stats.json")
+    ref_res = _read(tiny_run_dir / "results.json")
+    assert _similar_edges(ref_stats) and "item__similar_item__item" not in ref_stats["edges"]
+    assert _kg_loss_trained(tiny_run_dir)
+    jobs = _sweep(run_cli, tmp_path, "+experiment=no_kg_loss,no_modal_modal,with_item_item,authors")
+    assert sorted(jobs) == ["authors", "no_kg_loss", "no_modal_modal", "with_item_item"]
+    run = jobs
+    stats = {name: _read(job / "graph_stats.json") for name, job in run.items()}
+    config = {name: _read(job / "results.json")["config"] for name, job in run.items()}
+
+    # no_kg_loss: the full graph, BPR only
+    assert config["no_kg_loss"]["train"]["lambda_kg"] == 0
+    assert not _kg_loss_trained(run["no_kg_loss"])
+    assert stats["no_kg_loss"]["edges"] == ref_stats["edges"]
+
+    # no_modal_modal: the item-modal edges only, and the KG loss on them
+    assert not _similar_edges(stats["no_modal_modal"])
+    assert stats["no_modal_modal"]["edges"] == {
+        k: v for k, v in ref_stats["edges"].items() if "__similar_" not in k
+    }
+    assert _kg_loss_trained(run["no_modal_modal"])
+
+    # with_item_item: the full graph plus A_ii
+    edges = stats["with_item_item"]["edges"]
+    assert edges.pop("item__similar_item__item") > 0 and edges == ref_stats["edges"]
+
+    # authors: alternating schedule, margin loss, self-loops, trainable features, item-item fusion
+    net = config["authors"]["model"]["net"]
+    assert config["authors"]["train"]["schedule"] == "alternating"
+    assert net["kg_loss"]["variant"] == "margin" and net["item_graph_layers"] == 1
+    assert net["add_self_loops"] and net["train_features"] and net["proj_norm"] == 1.0
+    # the feature tables become parameters: one row per modality node, the modality's width
+    mods = ref_res["dataset_stats"]["modalities"]
+    n_features = sum(ref_stats["nodes"][m] * mods[m]["dim"] for m in mods)
+    assert _read(run["authors"] / "results.json")["n_parameters"] == ref_res["n_parameters"] + n_features
+    assert _kg_loss_trained(run["authors"])
+
+
+def test_a_removed_modality_leaves_the_graph(run_cli, tmp_path):
+    jobs = _sweep(run_cli, tmp_path, "modality.exclude=[image],[title]")
+    assert sorted(jobs) == ["[image]", "[title]"]
+    for removed in ("image", "title"):
+        nodes = _read(jobs[f"[{removed}]"] / "graph_stats.json")["nodes"]
+        assert removed not in nodes and len(nodes) == 4  # item and three modalities
 
 
 def test_a_fifth_modality_from_configuration_alone(run_cli, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -11,12 +12,22 @@ import textwrap
 import pytest
 import torch
 from torch_geometric.nn import LGConv
-from torch_sparse import SparseTensor
 
 from emmkgr_pyg.graph.triples import kg_view
-from emmkgr_pyg.nn.conv import BACKENDS, LightGCNConv, lightgcn_norm, resolve_backend
+from emmkgr_pyg.nn.conv import (
+    BACKENDS,
+    LightGCNConv,
+    lightgcn_norm,
+    resolve_backend,
+    sparse_adjacency,
+    spmm_with_transpose,
+)
 
-BOTH = ["torch", "torch_sparse"]
+# torch-sparse is an optional extra: its backend's cases skip without it, the rest still run
+NEEDS_TORCH_SPARSE = pytest.mark.skipif(
+    importlib.util.find_spec("torch_sparse") is None, reason="needs the 'sparse' extra (torch-sparse)"
+)
+BOTH = ["torch", pytest.param("torch_sparse", marks=NEEDS_TORCH_SPARSE)]
 
 
 @pytest.fixture
@@ -83,6 +94,7 @@ def test_gradcheck_float64(graph, backend, cached):
 
 @pytest.mark.parametrize("backend", BOTH)
 def test_every_input_form_agrees(graph, backend):
+    SparseTensor = pytest.importorskip("torch_sparse").SparseTensor
     ei, n = graph
     x = features(n)
     conv = LightGCNConv(backend=backend)
@@ -128,7 +140,8 @@ def test_backends_agree_with_weights(graph):
     ei, n = graph
     x = features(n)
     w = torch.rand(ei.size(1), generator=torch.Generator().manual_seed(3)) + 0.5
-    outs = [apply(LightGCNConv(backend=b), x, ei, 2, edge_weight=w) for b in ("auto", *BOTH)]
+    pytest.importorskip("torch_sparse")
+    outs = [apply(LightGCNConv(backend=b), x, ei, 2, edge_weight=w) for b in BACKENDS]
     for out in outs[1:]:
         torch.testing.assert_close(out, outs[0], rtol=0, atol=1e-6)
 
@@ -142,14 +155,14 @@ def test_weighted_edges_match_dense(graph, dense_adj):
     assert (out.double() - ref).abs().max() < 1e-5
 
 
-def test_no_normalisation_uses_the_weights_as_given(graph, dense_adj):
+@pytest.mark.parametrize("backend", BOTH)
+def test_no_normalisation_uses_the_weights_as_given(graph, backend):
     ei, n = graph
     x = features(n)
     w = torch.rand(ei.size(1), generator=torch.Generator().manual_seed(5))
     a = torch.zeros(n, n).index_put((ei[1], ei[0]), w, accumulate=True)
-    for backend in BOTH:
-        out = LightGCNConv(normalize=False, backend=backend)(x, ei, w)
-        torch.testing.assert_close(out, a @ x, rtol=0, atol=1e-6)
+    out = LightGCNConv(normalize=False, backend=backend)(x, ei, w)
+    torch.testing.assert_close(out, a @ x, rtol=0, atol=1e-6)
 
 
 def test_cached_adjacency_is_reused_until_reset(graph, dense_adj):
@@ -178,15 +191,15 @@ def test_self_loops_match_dense_a_plus_i(graph, dense_adj, backend):
     assert (out.double() - a @ (a @ x.double())).abs().max() < 1e-5
 
 
-def test_self_loops_on_a_graph_that_has_one_still_add_i(dense_adj):
+@pytest.mark.parametrize("backend", BOTH)
+def test_self_loops_on_a_graph_that_has_one_still_add_i(dense_adj, backend):
     # the docstrings promise A + I; node 2 already has a self-loop, so its entry must become 2
     ei = torch.tensor([[0, 1, 1, 2, 2], [1, 0, 2, 2, 0]])
     x = features(3, 2)
     a = dense_adj(ei, 3, self_loops=True)
     assert float(a[2, 2]) == pytest.approx(2.0 / 3.0)  # (1 + 1) / sqrt(3 * 3)
-    for backend in BOTH:
-        out = LightGCNConv(add_self_loops=True, backend=backend)(x, ei)
-        assert (out.double() - a @ x.double()).abs().max() < 1e-5
+    out = LightGCNConv(add_self_loops=True, backend=backend)(x, ei)
+    assert (out.double() - a @ x.double()).abs().max() < 1e-5
 
 
 def test_learnable_edge_weights_get_gradients(graph, dense_adj):
@@ -205,11 +218,11 @@ def test_learnable_edge_weights_get_gradients(graph, dense_adj):
     torch.testing.assert_close(w1.grad, w2.grad, rtol=1e-5, atol=1e-6)
 
 
-def test_same_as_pyg_lgconv_on_a_symmetric_graph():
+@pytest.mark.parametrize("backend", BOTH)
+def test_same_as_pyg_lgconv_on_a_symmetric_graph(backend):
     ei = torch.tensor([[0, 1, 1, 2, 2, 3, 0, 4], [1, 0, 2, 1, 3, 2, 4, 0]])
     x = features(5, 3)
-    for backend in BOTH:
-        torch.testing.assert_close(LightGCNConv(backend=backend)(x, ei), LGConv()(x, ei), rtol=0, atol=1e-6)
+    torch.testing.assert_close(LightGCNConv(backend=backend)(x, ei), LGConv()(x, ei), rtol=0, atol=1e-6)
 
 
 def test_bad_arguments_raise():
@@ -222,6 +235,86 @@ def test_bad_arguments_raise():
     assert "backend=torch" in repr(LightGCNConv())
 
 
+def _csr_pair(ei, n, w=None):
+    """``(adj_t, adj)`` as torch.sparse CSR for edges ``ei`` (row of adj_t = target)."""
+    w = torch.ones(ei.size(1)) if w is None else w
+    return sparse_adjacency(ei, w, n, backend="torch")
+
+
+def test_propagate_called_directly_uses_its_own_graph(graph, dense_adj):
+    # the backward of propagate(adj_t_B) must use B's transpose, not one left by an earlier
+    # forward on graph A (the layer used to read a transpose stashed on self by forward)
+    ei, n = graph
+    conv = LightGCNConv()
+    conv(features(n), ei)  # graph A
+    other = ei[:, ::2]  # graph B: another, asymmetric graph
+    adj_t, _ = _csr_pair(other, n)
+    x = features(n, dtype=torch.float32).requires_grad_()
+    target = features(n, seed=1)
+    out = conv.propagate(adj_t, x=x, edge_weight=None, transpose=None)
+    (out * target).sum().backward()
+    b = torch.zeros(n, n).index_put((other[1], other[0]), torch.ones(other.size(1)), accumulate=True)
+    torch.testing.assert_close(out, b @ x.detach(), rtol=0, atol=1e-6)
+    torch.testing.assert_close(x.grad, b.t() @ target, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_forward_leaves_nothing_on_the_layer_but_the_opt_in_cache(graph, cached):
+    ei, n = graph
+    conv = LightGCNConv(cached=cached)
+    before = dict(vars(conv))
+    conv(features(n).requires_grad_(), ei)
+    changed = {k for k, v in vars(conv).items() if k not in before or before[k] is not v}
+    assert changed == ({"_cached_adj"} if cached else set())
+
+
+def test_edge_weight_with_a_sparse_adjacency_raises(graph):
+    ei, n = graph
+    x = features(n)
+    w = torch.rand(ei.size(1)) + 0.5
+    adj_t, _ = _csr_pair(ei, n)
+    with pytest.raises(ValueError, match="LightGCNConv: edge_weight was given with a sparse adjacency"):
+        LightGCNConv()(x, adj_t, w)
+    with pytest.raises(ValueError, match="put the weights in the adjacency's values"):
+        LightGCNConv()(x, adj_t.to_sparse_coo(), w)
+    SparseTensor = pytest.importorskip("torch_sparse").SparseTensor
+    st = SparseTensor(row=ei[1], col=ei[0], sparse_sizes=(n, n))
+    with pytest.raises(ValueError, match=r"LightGCNConv: edge_weight .*\(SparseTensor\)"):
+        LightGCNConv()(x, st, w)
+    # the weights go in the adjacency's values instead, and are then honoured
+    weighted = SparseTensor(row=ei[1], col=ei[0], value=w, sparse_sizes=(n, n))
+    torch.testing.assert_close(LightGCNConv()(x, weighted), LightGCNConv()(x, ei, w), rtol=0, atol=1e-6)
+
+
+def test_spmm_with_transpose_backward_multiplies_by_the_given_transpose():
+    # a deliberately different "transpose" shows which matrix the backward pass uses
+    ei = torch.tensor([[0, 1, 2, 2], [1, 2, 0, 1]])
+    adj_t, adj = _csr_pair(ei, 3, torch.tensor([1.0, 2.0, 3.0, 4.0]))
+    x = features(3, 2).requires_grad_()
+    g = features(3, 2, seed=1)
+    out = spmm_with_transpose(adj_t, adj, x)
+    out.backward(g)
+    torch.testing.assert_close(out, adj_t.to_dense() @ x.detach())
+    torch.testing.assert_close(x.grad, adj.to_dense() @ g)
+    x.grad = None
+    fake = (2 * adj.to_dense()).to_sparse_csr()
+    spmm_with_transpose(adj_t, fake, x).backward(g)
+    torch.testing.assert_close(x.grad, 2 * adj.to_dense() @ g)
+    x.grad = None
+    spmm_with_transpose(adj_t, None, x).backward(g)  # no transpose given: torch's own backward
+    torch.testing.assert_close(x.grad, adj.to_dense() @ g)
+
+
+def test_no_torch_sparse_variable_is_read_when_the_backend_is_resolved(monkeypatch):
+    # read at import time it could not be switched in a running process
+    monkeypatch.setenv("EMMKGR_NO_TORCH_SPARSE", "1")
+    with pytest.raises(ValueError, match="backend 'torch_sparse' needs the torch-sparse package"):
+        LightGCNConv(backend="torch_sparse")
+    pytest.importorskip("torch_sparse")
+    monkeypatch.setenv("EMMKGR_NO_TORCH_SPARSE", "0")
+    assert LightGCNConv(backend="torch_sparse").backend == "torch_sparse"
+
+
 def test_without_torch_sparse_in_a_subprocess(graph, dense_adj):
     ei, n = graph
     x = features(n)
@@ -230,7 +323,7 @@ def test_without_torch_sparse_in_a_subprocess(graph, dense_adj):
         f"""
         import json, torch
         from emmkgr_pyg.nn import conv
-        assert conv.HAS_TORCH_SPARSE is False, conv.HAS_TORCH_SPARSE
+        assert conv.torch_sparse_available() is False
         try:
             conv.LightGCNConv(backend="torch_sparse")
         except ValueError as e:

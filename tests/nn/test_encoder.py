@@ -10,15 +10,19 @@ from emmkgr_pyg.graph.triples import kg_view
 from emmkgr_pyg.nn.encoder import EMMKGEncoder, make_projection
 
 
-def dense_reference(enc: EMMKGEncoder, kg: HeteroData, dense_adj, self_loops=False) -> torch.Tensor:
-    """Eq. 4 written out: E^MM = [E^i; f_proj(x_m) ...], H = 1/(L+1) sum_l A~^l E^MM."""
-    parts = [enc.item_emb.weight]
-    for i, m in enumerate(enc.modalities):
-        z = enc.proj[i](kg[m].x)
-        if enc.proj_norm is not None:
-            z = enc.proj_norm * z / z.norm(dim=-1, keepdim=True)
-        parts.append(z)
-    e = torch.cat(parts).double()
+def dense_reference(
+    enc: EMMKGEncoder, kg: HeteroData, dense_adj, self_loops=False, x0: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Eq. 4 written out: E^MM = [E^i; f_proj(x_m) ...] (or ``x0``), H = 1/(L+1) sum_l A~^l E^MM."""
+    if x0 is None:
+        parts = [enc.item_emb.weight]
+        for i, m in enumerate(enc.modalities):
+            z = enc.proj[i](kg[m].x)
+            if enc.proj_norm is not None:
+                z = enc.proj_norm * z / z.norm(dim=-1, keepdim=True)
+            parts.append(z)
+        x0 = torch.cat(parts)
+    e = x0.double()
     view = kg_view(kg)
     a = dense_adj(view.edge_index, view.num_nodes, self_loops=self_loops)
     h, out = e, e
@@ -50,7 +54,7 @@ def test_forward_splits_by_node_type(kg, dense_adj):
     assert enc.modalities == ["text", "image"] and enc.n_items == 4
 
 
-def test_initial_embeddings_stack_items_and_projections(kg):
+def test_initial_embeddings_stack_items_and_projections(kg, dense_adj):
     torch.manual_seed(0)
     enc = EMMKGEncoder(kg, dim=4, num_layers=1)
     e = enc.initial_embeddings()
@@ -58,9 +62,11 @@ def test_initial_embeddings_stack_items_and_projections(kg):
     torch.testing.assert_close(e[:4], enc.item_emb.weight)
     torch.testing.assert_close(e[4:7], enc.proj[0](kg["text"].x))
     torch.testing.assert_close(e[7:], enc.proj[1](kg["image"].x))
-    # propagate from a given x0 is the same operator
+    # propagate from a given x0 is the same operator, applied to x0 instead of the embeddings
     x0 = torch.randn(9, 4)
-    torch.testing.assert_close(enc.propagate(x0), enc.propagate(x0.clone()))
+    ref = dense_reference(enc, kg, dense_adj, x0=x0)
+    assert not torch.allclose(ref, x0.double())  # the graph mixes rows: not the identity
+    assert (enc.propagate(x0).double() - ref).abs().max() < 1e-5
 
 
 def test_self_loops_match_dense_a_plus_i(kg, dense_adj):

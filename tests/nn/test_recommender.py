@@ -58,7 +58,7 @@ def test_lightgcn_matches_dense_reference(inter, layers):
     emb = model.embed()
     assert isinstance(emb, Embeddings) and emb.extra == {}
     assert emb.user.shape == (4, 8) and emb.item.shape == (5, 8)
-    ref_u, ref_i = dense_lightgcn(model.user_emb.weight, model.item_emb.weight, USER, ITEM, layers)
+    ref_u, ref_i = dense_lightgcn(model.ids.user.weight, model.ids.item.weight, USER, ITEM, layers)
     assert (emb.user.double() - ref_u).abs().max() < 1e-5
     assert (emb.item.double() - ref_i).abs().max() < 1e-5
     scores = model.score(emb, torch.tensor([3, 1]))
@@ -79,7 +79,7 @@ def test_lightgcn_bpr_and_reg(inter):
     model = LightGCN(inter, dim=4, reg_weight=0.3)
     emb = model.embed()
     users, pos, neg = torch.tensor([0, 2, 3]), torch.tensor([2, 3, 4]), torch.tensor([1, 1, 0])
-    losses = model.bpr_losses(emb, users, pos, neg)
+    losses = model.rec_losses(emb, users, pos, neg)
     assert set(losses) == {"bpr", "reg"}
     bpr = (
         sum(
@@ -89,11 +89,11 @@ def test_lightgcn_bpr_and_reg(inter):
         / 3
     )
     torch.testing.assert_close(losses["bpr"], bpr)
-    sq = model.user_emb.weight[users].pow(2).sum() + model.item_emb.weight[pos].pow(2).sum()
-    sq = sq + model.item_emb.weight[neg].pow(2).sum()
+    sq = model.ids.user.weight[users].pow(2).sum() + model.ids.item.weight[pos].pow(2).sum()
+    sq = sq + model.ids.item.weight[neg].pow(2).sum()
     torch.testing.assert_close(losses["reg"], 0.3 * 0.5 * sq / 3)
     no_reg = LightGCN(inter, dim=4, reg_weight=0.0)
-    assert set(no_reg.bpr_losses(no_reg.embed(), users, pos, neg)) == {"bpr"}
+    assert set(no_reg.rec_losses(no_reg.embed(), users, pos, neg)) == {"bpr"}
     assert model.kg_losses(emb, None) == {}
     assert set(model.export_embeddings(emb)) == {"item", "user"}
 
@@ -120,7 +120,7 @@ def test_emmkgr_item_is_interaction_plus_multimodal(emmkgr_setup):
     assert h_mm.shape == (kg_view(kg).num_nodes, 6)
     # H^IN is LightGCN on the interactions (dense reference), scores are h_u . (H^IN_i + H^MM_i)
     ref_u, ref_i = dense_lightgcn(
-        model.cf.user_emb.weight, model.cf.item_emb.weight, inter.user, inter.item, 2
+        model.cf.ids.user.weight, model.cf.ids.item.weight, inter.user, inter.item, 2
     )
     assert (user_in.double() - ref_u).abs().max() < 1e-5 and (item_in.double() - ref_i).abs().max() < 1e-5
     torch.testing.assert_close(model.score(emb, torch.arange(3)), emb.user[:3] @ emb.item.t())
@@ -132,14 +132,14 @@ def test_emmkgr_bpr_and_reg_terms(emmkgr_setup):
     _, _, model = emmkgr_setup
     emb = model.embed()
     users, pos, neg = torch.tensor([0, 5, 7, 7]), torch.tensor([1, 2, 3, 6]), torch.tensor([4, 0, 0, 5])
-    losses = model.bpr_losses(emb, users, pos, neg)
+    losses = model.rec_losses(emb, users, pos, neg)
     u = emb.user[users]
     expected = -F.logsigmoid((u * emb.item[pos]).sum(1) - (u * emb.item[neg]).sum(1)).mean()
     torch.testing.assert_close(losses["bpr"], expected)
     sq = (
-        model.cf.user_emb.weight[users].pow(2).sum()
-        + model.cf.item_emb.weight[pos].pow(2).sum()
-        + model.cf.item_emb.weight[neg].pow(2).sum()
+        model.cf.ids.user.weight[users].pow(2).sum()
+        + model.cf.ids.item.weight[pos].pow(2).sum()
+        + model.cf.ids.item.weight[neg].pow(2).sum()
         + model.encoder.item_emb.weight[pos].pow(2).sum()
         + model.encoder.item_emb.weight[neg].pow(2).sum()
     )
@@ -220,11 +220,11 @@ def test_emmkgr_backward_reaches_every_part(emmkgr_setup):
     sel = torch.stack([torch.nonzero(view.triples[1] == r)[0, 0] for r in rel])
     h, r, t = view.triples[:, sel]
     batch = KGBatch(h, r, t, h.view(-1, 1), torch.roll(t, 1).view(-1, 1))
-    total = sum(model.bpr_losses(emb, users, pos, neg).values()) + sum(model.kg_losses(emb, batch).values())
+    total = sum(model.rec_losses(emb, users, pos, neg).values()) + sum(model.kg_losses(emb, batch).values())
     total.backward()
     grads = {
-        "cf.user_emb": model.cf.user_emb.weight.grad,
-        "cf.item_emb": model.cf.item_emb.weight.grad,
+        "cf.ids.user": model.cf.ids.user.weight.grad,
+        "cf.ids.item": model.cf.ids.item.weight.grad,
         "encoder.item_emb": model.encoder.item_emb.weight.grad,
         "relations": model.relations.phase.weight.grad,
     }
@@ -237,7 +237,8 @@ def test_emmkgr_backward_reaches_every_part(emmkgr_setup):
 def test_emmkgr_needs_the_graph(inter):
     with pytest.raises(ValueError, match=r"EMMKGR: needs the E-MMKG \(kg=None\)"):
         EMMKGR(inter, None)
-    assert EMMKGR.needs_kg and not LightGCN.needs_kg
+    assert EMMKGR.needs_features and EMMKGR.needs_modal_edges and EMMKGR.has_kg_loss
+    assert not (LightGCN.needs_features or LightGCN.needs_modal_edges or LightGCN.has_kg_loss)
 
 
 def dense_item_graph(kg) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""A hand-built E-MMKG (exact checks of the propagation) and one tiny trained run per session."""
+"""A hand-built dataset (an E-MMKG to map queries with), item metadata, and one tiny trained run per
+session."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import pytest
 
 from emmkgr_pyg.data.dataset import Catalog, MMDataset, Modality
 from emmkgr_pyg.data.readers.base import finalize
+from emmkgr_pyg.search import ItemMeta
 
 #: item indices that have each modality (item 2 lacks text, items 0 and 3 lack an image)
 COVERAGE = {"text": [0, 1, 3, 4, 5, 6, 7, 8, 9], "image": [1, 2, 4, 5, 6, 7, 8, 9], "title": list(range(10))}
@@ -40,49 +42,23 @@ def hand_dataset() -> MMDataset:
 
 @pytest.fixture(scope="session")
 def tiny_run(tiny_run_dir):
-    from emmkgr_pyg.train.pipeline import load_run
+    from emmkgr_pyg.runs import load_run
 
     return load_run(tiny_run_dir)
 
 
-def full_propagation(encoder, contents: dict, top_n: int):
-    """Reference for one new item: append it (zero id embedding, projected modality nodes, item-modal
-    and top-n modal-modal edges both ways) to the whole graph and run the encoder's L layers from
-    scratch with a fresh :class:`LightGCNConv`. Returns the new item's H^MM ``[d]``."""
-    import torch
-
-    from emmkgr_pyg.graph.knn import normalize_rows
-    from emmkgr_pyg.nn.conv import LightGCNConv
-
-    view = encoder.view
-    n = view.num_nodes
-    with torch.no_grad():
-        rows = [encoder.initial_embeddings(), torch.zeros(1, encoder.dim)]
-        edges = [encoder.edge_index]
-        node = n + 1
-        for i, m in enumerate(encoder.modalities):
-            if m not in contents:
-                continue
-            x = np.asarray(contents[m], dtype=np.float32).reshape(1, -1)
-            rows.append(encoder.project(i, torch.from_numpy(x)))
-            sims = normalize_rows(encoder.features(i).numpy()) @ normalize_rows(x)[0]
-            nbr = np.argsort(-sims, kind="stable")[:top_n] + view.offsets[m]
-            pairs = [(n, node)] + [(node, int(j)) for j in nbr]
-            both = [(a, b) for a, b in pairs] + [(b, a) for a, b in pairs]
-            edges.append(torch.tensor(both, dtype=torch.long).t())
-            node += 1
-        x0 = torch.cat(rows)
-        edge_index = torch.cat(edges, dim=1)
-        conv = LightGCNConv(add_self_loops=encoder.conv.add_self_loops)
-        h, out = x0, x0.clone()
-        for _ in range(encoder.num_layers):
-            h = conv(h, edge_index)
-            out = out + h
-    return (out / (encoder.num_layers + 1))[n]
+def make_meta(n: int) -> ItemMeta:
+    """``n`` items: brands Acme Corp / Zenith (none for every fifth), paths Office Products >
+    Paper | Writing Instruments (every third) > leaf 0-3."""
+    return ItemMeta(
+        [f"i{i}" for i in range(n)],
+        [f"title {i}" for i in range(n)],
+        [None if i % 5 == 0 else ("Acme Corp" if i % 2 else "Zenith") for i in range(n)],
+        [["Office Products", "Paper" if i % 3 else "Writing Instruments", f"leaf {i % 4}"] for i in range(n)],
+    )
 
 
 @pytest.fixture
-def reference_propagation():
-    """``reference_propagation(encoder, {modality: raw features}, top_n)``: see
-    :func:`full_propagation`."""
-    return full_propagation
+def item_meta():
+    """``item_meta(n)``: see :func:`make_meta`."""
+    return make_meta

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
+from emmkgr_pyg.runs.search import run_embeddings
+from emmkgr_pyg.search import ItemIndex, ItemMeta, SearchError
 from emmkgr_pyg.search.cold_start import ColdStart
-from emmkgr_pyg.search.index import ItemIndex, ItemMeta, SearchError, run_embeddings
 from emmkgr_pyg.search.similar import similar_items
 
 

@@ -6,72 +6,14 @@ from omegaconf import OmegaConf
 from emmkgr_pyg.graph.emmkg import build_emmkg
 from emmkgr_pyg.graph.knn import KNNBuilder
 from emmkgr_pyg.nn.encoder import EMMKGEncoder
-from emmkgr_pyg.search.index import SearchError
-from emmkgr_pyg.search.query import InductivePropagator, QueryEncoder
+from emmkgr_pyg.search import SearchError
+from emmkgr_pyg.search.query import QueryEncoder
 
 
-def _encoder(dataset, layers=2, self_loops=False, item_item=False, top_n=3, feature_dim=None):
-    kg = build_emmkg(
-        dataset, top_n=top_n, item_item=item_item, knn=KNNBuilder(symmetric=True, progress=False)
-    )
+def _encoder(dataset, feature_dim=None):
+    kg = build_emmkg(dataset, top_n=3, knn=KNNBuilder(symmetric=True, progress=False))
     torch.manual_seed(0)
-    enc = EMMKGEncoder(kg, dim=8, num_layers=layers, add_self_loops=self_loops, feature_dim=feature_dim)
-    return enc, kg
-
-
-def _contents(seed=1):
-    rng = np.random.default_rng(seed)
-    return [
-        {"text": rng.normal(size=6), "image": rng.normal(size=5), "title": rng.normal(size=4)},
-        {"title": rng.normal(size=4)},
-        {"image": rng.normal(size=5), "text": rng.normal(size=6)},
-    ]
-
-
-@pytest.mark.parametrize("layers", [1, 2])
-@pytest.mark.parametrize("self_loops", [False, True])
-def test_new_items_get_their_exact_embedding_in_the_extended_graph(
-    hand_dataset, reference_propagation, layers, self_loops
-):
-    enc, kg = _encoder(hand_dataset, layers, self_loops)
-    prop = InductivePropagator(enc, kg, top_n=3)
-    contents = _contents()
-    got = prop.embed(contents)
-    assert got.shape == (3, 8)
-    for j, c in enumerate(contents):
-        want = reference_propagation(enc, c, 3)
-        torch.testing.assert_close(got[j], want, atol=1e-5, rtol=1e-4)
-
-
-def test_deeper_encoders_are_close_but_approximate(hand_dataset, reference_propagation):
-    enc, kg = _encoder(hand_dataset, layers=3)
-    got = InductivePropagator(enc, kg, top_n=3).embed(_contents()[:1])[0]
-    want = reference_propagation(enc, _contents()[0], 3)
-    assert torch.nn.functional.cosine_similarity(got, want, dim=0) > 0.95
-
-
-def test_batch_items_are_embedded_independently(hand_dataset):
-    enc, kg = _encoder(hand_dataset)
-    prop = InductivePropagator(enc, kg, top_n=3)
-    contents = _contents()
-    together = prop.embed(contents)
-    alone = torch.cat([prop.embed([c]) for c in contents])
-    torch.testing.assert_close(together, alone)
-
-
-def test_item_item_graphs_attach_to_the_neighbours_items(hand_dataset):
-    enc, kg = _encoder(hand_dataset, item_item=True)
-    out = InductivePropagator(enc, kg, top_n=3).embed(_contents())
-    assert out.shape == (3, 8) and torch.isfinite(out).all()
-
-
-def test_propagator_errors_name_the_fix(hand_dataset):
-    enc, kg = _encoder(hand_dataset)
-    prop = InductivePropagator(enc, kg, top_n=3)
-    with pytest.raises(SearchError, match="unknown modality"):
-        prop.embed([{"audio": np.zeros(3)}])
-    with pytest.raises(SearchError, match="dimension 3"):
-        prop.embed([{"text": np.zeros(3)}])
+    return EMMKGEncoder(kg, dim=8, num_layers=2, feature_dim=feature_dim), kg
 
 
 def test_paper_mapping_is_the_modality_projection(hand_dataset):
@@ -105,16 +47,37 @@ def test_vector_queries_come_at_the_raw_width_when_features_were_reduced(hand_da
         qe.encode_vectors(x[:, :3], "text")
 
 
+def _projected(encoder, modality, x):
+    """normalize(f_proj^m(x)), ``[B, d]``."""
+    with torch.no_grad():
+        z = encoder.project(encoder.modalities.index(modality), torch.as_tensor(x, dtype=torch.float32))
+        return torch.nn.functional.normalize(z, dim=-1).numpy()
+
+
 def test_text_queries_on_a_trained_run(tiny_run):
     qe = QueryEncoder.from_run(tiny_run, "paper", "all")
     assert qe.query_modalities == ["title", "description", "review"]
     assert QueryEncoder.from_run(tiny_run, "paper", "first").query_modalities == ["title"]
     assert QueryEncoder.from_run(tiny_run, "paper", "review").query_modalities == ["review"]
-    out = qe.encode_text(["red frying pan", "wireless headphones"])
-    assert out.shape == (2, 64) and np.isfinite(out).all()
+    enc = tiny_run.model.encoder
+    texts = ["red frying pan", "wireless headphones"]
+    raw = {m: qe.f_enc[m].encode(texts, progress=False) for m in qe.query_modalities}
+    # paper: the mean over the query modalities of the normalised f_proj^m(f_enc^m(q))
+    want = np.mean([_projected(enc, m, raw[m]) for m in qe.query_modalities], axis=0)
+    out = qe.encode_text(texts)
+    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(out[0], out[1])
+    first = QueryEncoder.from_run(tiny_run, "paper", "first").encode_text(texts)
+    np.testing.assert_allclose(first, _projected(enc, "title", raw["title"]), rtol=1e-5, atol=1e-6)
+    # propagated: the query is a new item whose content is its f_enc^m(q) in every query modality
     prop = QueryEncoder.from_run(tiny_run, "propagated", "all")
-    assert prop.encode_text(["red frying pan"]).shape == (1, 64)
-    assert prop.encode_vectors(np.ones(32)).shape == (1, 64)  # the image modality (32-d)
+    want = prop.propagator.embed([{m: raw[m][0] for m in qe.query_modalities}]).numpy()
+    np.testing.assert_allclose(prop.encode_text(texts[:1]), want, rtol=1e-5, atol=1e-6)
+    (image,) = [m for m in qe.modalities if qe.kinds[m] != "text"]
+    want = prop.propagator.embed([{image: np.ones(32, dtype=np.float32)}]).numpy()
+    np.testing.assert_allclose(prop.encode_vectors(np.ones(32)), want, rtol=1e-5, atol=1e-6)
+    with pytest.raises(SearchError, match="unknown modality"):  # the propagator's errors, as search's
+        prop.map({"audio": np.ones((1, 3))})
 
 
 def test_query_errors_name_the_field_and_the_fix(tiny_run):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from emmkgr_pyg.search.index import ItemFilter, ItemIndex, ItemMeta, SearchError
+from emmkgr_pyg.search import ItemFilter, ItemIndex, ItemMeta, SearchError
 from emmkgr_pyg.search.similar import similar_items
 
 

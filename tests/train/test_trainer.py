@@ -121,13 +121,13 @@ def test_non_finite_bpr_names_the_epoch_and_the_term(make_trainer, monkeypatch):
     trainer = make_trainer(epochs=1)
     trainer.fit()
     model = trainer.model
-    real = model.bpr_losses
+    real = model.rec_losses
 
     def nan_bpr(*args, **kwargs):
         losses = real(*args, **kwargs)
         return {**losses, "bpr": losses["bpr"] * float("nan")}
 
-    monkeypatch.setattr(model, "bpr_losses", nan_bpr)
+    monkeypatch.setattr(model, "rec_losses", nan_bpr)
     trainer.cfg.epochs = 3
     with pytest.raises(NonFiniteLossError, match=r"epoch 2: loss term 'bpr' is nan"):
         trainer.fit()
@@ -164,14 +164,14 @@ def test_divergence_is_measured_against_the_first_value(make_trainer, monkeypatc
     trainer.fit()
     first = trainer.state.first_loss["bpr"]
     assert 0.5 < first < 0.8  # softplus(0) = 0.69 before any step
-    real = trainer.model.bpr_losses
+    real = trainer.model.rec_losses
     monkeypatch.setattr(
-        trainer.model, "bpr_losses", lambda *a, **k: {**real(*a, **k), "bpr": torch.tensor(5e5)}
+        trainer.model, "rec_losses", lambda *a, **k: {**real(*a, **k), "bpr": torch.tensor(5e5)}
     )
     trainer.cfg.epochs = 2
     assert trainer.fit().epoch == 2  # 5e5 < 1e6 x max(first, 1)
     monkeypatch.setattr(
-        trainer.model, "bpr_losses", lambda *a, **k: {**real(*a, **k), "bpr": torch.tensor(2e6)}
+        trainer.model, "rec_losses", lambda *a, **k: {**real(*a, **k), "bpr": torch.tensor(2e6)}
     )
     trainer.cfg.epochs = 3
     with pytest.raises(DivergedLossError, match=r"epoch 3: loss term 'bpr' is 2e\+06"):

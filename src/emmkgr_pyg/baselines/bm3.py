@@ -8,9 +8,10 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 
 from ..graph.interaction import InteractionGraph
+from ..nn.blocks import IDEmbedding, id_layer_mean
 from ..nn.conv import LightGCNConv
 from ..nn.recommender import Embeddings, Recommender
-from .common import ModalFeatures, dense_modal_features, id_layer_mean
+from .common import ModalFeatures, dense_modal_features
 
 
 def bootstrap_target(online: Tensor, dropout: float) -> Tensor:
@@ -49,7 +50,7 @@ class BM3(Recommender):
     over a batch of positive pairs :math:`(u, i)`, with :math:`c(\mathbf{o}, \mathbf{t}) = 1 -
     \cos(\mathbf{o}, \mathbf{t})` averaged (:func:`cosine_loss`), :math:`\bar{\cdot}` a target,
     :math:`\mathbf{f}^m_i = \mathbf{W}^m \mathbf{x}^m_i` and :math:`N` the number of items. No
-    negatives: :attr:`needs_negatives` is ``False`` and :meth:`bpr_losses` ignores ``neg``.
+    negatives: :meth:`rec_losses` ignores ``neg``.
 
     **More than two modalities:** every modality adds its own ``align`` and ``mask`` terms (the
     sums above run over all of them), with one shared predictor, as the reference does for two.
@@ -76,8 +77,7 @@ class BM3(Recommender):
           ``extra["H_item"]`` ``[N, dim]``
     """
 
-    needs_kg = True
-    needs_negatives = False
+    needs_features = True
 
     def __init__(
         self,
@@ -98,16 +98,14 @@ class BM3(Recommender):
         self.dropout, self.cl_weight = dropout, cl_weight
         features = dense_modal_features(kg, self.n_items, "BM3")
         self.features = ModalFeatures(features, dim, train_features, init="xavier_normal")
-        self.user_emb = torch.nn.Embedding(self.n_users, dim)
-        self.item_emb = torch.nn.Embedding(self.n_items, dim)
+        self.ids = IDEmbedding(self.n_users, self.n_items, dim)
         self.predictor = torch.nn.Linear(dim, dim)
         self.register_buffer("edge_index", inter.edge_index(), persistent=False)
         self.conv = LightGCNConv(cached=True, backend=backend)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        torch.nn.init.xavier_uniform_(self.user_emb.weight)
-        torch.nn.init.xavier_uniform_(self.item_emb.weight)
+        self.ids.reset_parameters()
         self.predictor.reset_parameters()
         torch.nn.init.xavier_normal_(self.predictor.weight)
         self.features.reset_parameters()
@@ -116,9 +114,9 @@ class BM3(Recommender):
     def online(self) -> tuple[Tensor, Tensor]:
         r"""The online representations :math:`(\mathbf{H}^u, \mathbf{H}^i)`."""
         user, item = id_layer_mean(
-            self.conv, self.user_emb.weight, self.item_emb.weight, self.edge_index, self.n_layers
+            self.conv, self.ids.user.weight, self.ids.item.weight, self.edge_index, self.n_layers
         )
-        return user, item + self.item_emb.weight
+        return user, item + self.ids.item.weight
 
     def embed(self) -> Embeddings:
         """``user``, ``item``: the predicted views scored at evaluation; ``extra``: the online
@@ -128,7 +126,7 @@ class BM3(Recommender):
             self.predictor(h_user), self.predictor(h_item), {"H_user": h_user, "H_item": h_item}
         )
 
-    def bpr_losses(
+    def rec_losses(
         self, emb: Embeddings, users: Tensor, pos: Tensor, neg: Tensor | None = None
     ) -> dict[str, Tensor]:
         """BM3's losses on the batch's positive pairs ``(users, pos)``: ``rec``, ``align``,

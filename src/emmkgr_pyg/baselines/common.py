@@ -1,6 +1,7 @@
-r"""Pieces the multimodal baselines share: dense per-item modality features (mean fill), trainable
-feature tables with their projections, item-item kNN graphs through faiss with MMRec's
-normalisation, the LightGCN layer combinations (last layer, sum, mean) and BPR.
+r"""Pieces the multimodal baselines share: dense per-item modality features (mean fill), per-modality
+mixing weights, trainable feature tables with their projections, and item-item kNN graphs through
+faiss with MMRec's normalisation. What every model shares (ID embeddings, layer combinations, BPR,
+frozen feature tables) is in :mod:`emmkgr_pyg.nn.blocks`.
 
 The baselines read their modality features from the E-MMKG (:func:`modality_types`): every node
 type but ``item`` that carries ``x``, in the graph's order. Nothing here names a modality.
@@ -11,13 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
 from ..graph.emmkg import ITEM
 from ..graph.knn import KNNBuilder
-from ..nn.conv import LightGCNConv
 
 
 def modality_types(kg: HeteroData | None, owner: str = "baseline") -> list[str]:
@@ -29,7 +28,7 @@ def modality_types(kg: HeteroData | None, owner: str = "baseline") -> list[str]:
     if kg is None:
         raise ValueError(
             f"{owner}: needs the E-MMKG for its modality features (kg=None); build it with "
-            "emmkgr_pyg.graph.build_emmkg (the pipeline does when the model sets needs_kg)."
+            "emmkgr_pyg.graph.build_emmkg (a run does when the model sets needs_features)."
         )
     names = [t for t in kg.node_types if t != ITEM and "x" in kg[t]]
     if not names:
@@ -180,49 +179,3 @@ def knn_normalize(edge_index: Tensor, edge_weight: Tensor, num_nodes: int) -> Te
     deg = deg.index_add(0, dst, edge_weight)
     inv = torch.where(deg > 0, deg.clamp(min=1e-12).pow(-0.5), torch.zeros_like(deg))
     return edge_weight * inv[dst] * inv[src]
-
-
-def propagate(
-    conv: LightGCNConv, x: Tensor, edge_index: Tensor, num_layers: int, edge_weight: Tensor | None = None
-) -> Tensor:
-    r"""The last layer only, :math:`\tilde{A}^L x` (``x`` itself when ``num_layers`` is 0)."""
-    for _ in range(num_layers):
-        x = conv(x, edge_index, edge_weight)
-    return x
-
-
-def layer_sum(
-    conv: LightGCNConv, x: Tensor, edge_index: Tensor, num_layers: int, edge_weight: Tensor | None = None
-) -> Tensor:
-    r"""The sum of every layer, :math:`\sum_{l=0}^{L} \tilde{A}^l x` (GRCN, DualGNN)."""
-    out = x
-    for _ in range(num_layers):
-        x = conv(x, edge_index, edge_weight)
-        out = out + x
-    return out
-
-
-def layer_mean(
-    conv: LightGCNConv, x: Tensor, edge_index: Tensor, num_layers: int, edge_weight: Tensor | None = None
-) -> Tensor:
-    r"""LightGCN's layer combination :math:`\frac{1}{L+1}\sum_{l=0}^{L} \tilde{A}^l x`."""
-    return layer_sum(conv, x, edge_index, num_layers, edge_weight) / (num_layers + 1)
-
-
-def id_layer_mean(
-    conv: LightGCNConv,
-    user_emb: Tensor,
-    item_emb: Tensor,
-    edge_index: Tensor,
-    num_layers: int,
-    edge_weight: Tensor | None = None,
-) -> tuple[Tensor, Tensor]:
-    r""":func:`layer_mean` of the ID embeddings :math:`[\mathbf{E}^u; \mathbf{E}^i]` over the
-    user-item graph (users first), split into ``(users [U, d], items [N, d])``."""
-    out = layer_mean(conv, torch.cat([user_emb, item_emb]), edge_index, num_layers, edge_weight)
-    return out[: user_emb.size(0)], out[user_emb.size(0) :]
-
-
-def bpr(user: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
-    r""":math:`-\frac{1}{B}\sum \log\sigma(\mathbf{u}\cdot\mathbf{p} - \mathbf{u}\cdot\mathbf{n})`."""
-    return -F.logsigmoid((user * pos).sum(-1) - (user * neg).sum(-1)).mean()

@@ -20,9 +20,10 @@ from torch_geometric.data import HeteroData
 from torch_geometric.utils import softmax
 
 from ..graph.interaction import InteractionGraph
-from ..nn.conv import LightGCNConv, sparse_adjacency, spmm_cached
+from ..nn.blocks import FrozenFeatures, bpr_loss, layer_sum
+from ..nn.conv import LightGCNConv, sparse_adjacency, spmm_with_transpose
 from ..nn.recommender import Embeddings, Recommender
-from .common import bpr, dense_modal_features, layer_sum
+from .common import dense_modal_features
 
 USER_AGGR = ("softmax", "mean")
 
@@ -107,7 +108,7 @@ class DualGNN(Recommender):
         backend: sparse backend of the GCN (default ``"auto"``).
     """
 
-    needs_kg = True
+    needs_features = True
 
     def __init__(
         self,
@@ -126,8 +127,7 @@ class DualGNN(Recommender):
         features = dense_modal_features(kg, self.n_items, "DualGNN")
         self.modalities = list(features)
         self.dim, self.num_layers, self.k, self.user_aggr = dim, num_layers, k, user_aggr
-        for j, x in enumerate(features.values()):
-            self.register_buffer(f"feat_{j}", x, persistent=False)
+        self.features = FrozenFeatures(features)
         self.preference = torch.nn.ParameterList(
             torch.nn.Parameter(torch.empty(self.n_users, dim)) for _ in self.modalities
         )
@@ -166,9 +166,6 @@ class DualGNN(Recommender):
             self.user_weight.copy_(torch.softmax(torch.randn_like(self.user_weight) * std, -1))
         self.conv.reset_parameters()
 
-    def features(self, j: int) -> Tensor:
-        return getattr(self, f"feat_{j}")
-
     def modality_embeddings(self) -> list[Tensor]:
         """:math:`H^m` ``[U + N, dim]`` of every modality."""
         out = []
@@ -181,11 +178,11 @@ class DualGNN(Recommender):
         reps = self.modality_embeddings()
         user = torch.einsum("um,mud->ud", self.user_weight, torch.stack([r[: self.n_users] for r in reps]))
         item = sum(r[self.n_users :] for r in reps)
-        user = user + spmm_cached(self.user_graph, self.user_graph_t, user)
+        user = user + spmm_with_transpose(self.user_graph, self.user_graph_t, user)
         return Embeddings(user, item)
 
-    def bpr_losses(self, emb: Embeddings, users: Tensor, pos: Tensor, neg: Tensor) -> dict[str, Tensor]:
-        losses = {"bpr": bpr(emb.user[users], emb.item[pos], emb.item[neg]) / math.log(2.0)}
+    def rec_losses(self, emb: Embeddings, users: Tensor, pos: Tensor, neg: Tensor) -> dict[str, Tensor]:
+        losses = {"bpr": bpr_loss(emb.user[users], emb.item[pos], emb.item[neg]) / math.log(2.0)}
         if self.reg_weight:
             reg = sum(pref[users].pow(2).mean() for pref in self.preference) + self.user_weight.pow(2).mean()
             losses["reg"] = self.reg_weight * reg

@@ -10,18 +10,10 @@ from torch_geometric.data import HeteroData
 
 from ..graph.interaction import InteractionGraph
 from ..graph.knn import KNNBuilder
+from ..nn.blocks import IDEmbedding, bpr_loss, id_layer_mean, last_layer
 from ..nn.conv import LightGCNConv
 from ..nn.recommender import Embeddings, Recommender
-from .common import (
-    ModalFeatures,
-    bpr,
-    dense_modal_features,
-    id_layer_mean,
-    knn_item_graph,
-    knn_normalize,
-    propagate,
-    resolve_modal_weights,
-)
+from .common import ModalFeatures, dense_modal_features, knn_item_graph, knn_normalize, resolve_modal_weights
 
 
 def degree_sensitive_weights(user: Tensor, item: Tensor, n_users: int, n_items: int) -> Tensor:
@@ -118,7 +110,7 @@ class FREEDOM(Recommender):
           modalities)
     """
 
-    needs_kg = True
+    needs_features = True
 
     def __init__(
         self,
@@ -152,8 +144,7 @@ class FREEDOM(Recommender):
         features = dense_modal_features(kg, self.n_items, "FREEDOM")
         self.modal_weights = resolve_modal_weights(list(features), modal_weights, "FREEDOM")
         self.features = ModalFeatures(features, feat_embed_dim, train_features)
-        self.user_emb = torch.nn.Embedding(self.n_users, dim)
-        self.item_emb = torch.nn.Embedding(self.n_items, dim)
+        self.ids = IDEmbedding(self.n_users, self.n_items, dim)
 
         mm_index, mm_weight = self.frozen_item_graph(features, knn or KNNBuilder(progress=False))
         self.register_buffer("mm_edge_index", mm_index, persistent=False)
@@ -168,8 +159,7 @@ class FREEDOM(Recommender):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        torch.nn.init.xavier_uniform_(self.user_emb.weight)
-        torch.nn.init.xavier_uniform_(self.item_emb.weight)
+        self.ids.reset_parameters()
         self.features.reset_parameters()
         for conv in (self.mm_conv, self.ui_conv, self.pruned_conv):
             conv.reset_parameters()
@@ -201,8 +191,8 @@ class FREEDOM(Recommender):
 
     def item_graph_embeddings(self) -> Tensor:
         r""":math:`\mathbf{S}^{L_{mm}} \mathbf{E}^{i}`."""
-        return propagate(
-            self.mm_conv, self.item_emb.weight, self.mm_edge_index, self.n_mm_layers, self.mm_edge_weight
+        return last_layer(
+            self.mm_conv, self.ids.item.weight, self.mm_edge_index, self.n_mm_layers, self.mm_edge_weight
         )
 
     def embed(self) -> Embeddings:
@@ -213,17 +203,18 @@ class FREEDOM(Recommender):
         else:
             conv, edge_index = self.ui_conv, self.edge_index
         user, item = id_layer_mean(
-            conv, self.user_emb.weight, self.item_emb.weight, edge_index, self.n_ui_layers
+            conv, self.ids.user.weight, self.ids.item.weight, edge_index, self.n_ui_layers
         )
         h = self.item_graph_embeddings()
         return Embeddings(user, item + h, {"H_item_graph": h})
 
-    def bpr_losses(self, emb: Embeddings, users: Tensor, pos: Tensor, neg: Tensor) -> dict[str, Tensor]:
+    def rec_losses(self, emb: Embeddings, users: Tensor, pos: Tensor, neg: Tensor) -> dict[str, Tensor]:
         """``bpr`` on the fused embeddings and ``modal_bpr`` (``reg_weight`` times the sum over
         modalities of BPR against the projected features)."""
         u = emb.user[users]
-        losses = {"bpr": bpr(u, emb.item[pos], emb.item[neg])}
+        losses = {"bpr": bpr_loss(u, emb.item[pos], emb.item[neg])}
         if self.reg_weight:
-            modal = sum(bpr(u, self.features(m, pos), self.features(m, neg)) for m in self.features.names)
+            feats = self.features
+            modal = sum(bpr_loss(u, feats(m, pos), feats(m, neg)) for m in feats.names)
             losses["modal_bpr"] = self.reg_weight * modal
         return losses

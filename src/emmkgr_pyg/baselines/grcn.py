@@ -14,9 +14,10 @@ from torch_geometric.data import HeteroData
 from torch_geometric.utils import scatter, softmax
 
 from ..graph.interaction import InteractionGraph
+from ..nn.blocks import FrozenFeatures, bpr_loss, layer_sum
 from ..nn.conv import LightGCNConv
 from ..nn.recommender import Embeddings, Recommender
-from .common import bpr, dense_modal_features, layer_sum
+from .common import dense_modal_features
 
 
 class _ModalPrototypes(torch.nn.Module):
@@ -84,7 +85,7 @@ class GRCN(Recommender):
         reg_weight: L2 weight (default ``1e-3``; MMRec grid-searches 1e-1 .. 1e-5).
     """
 
-    needs_kg = True
+    needs_features = True
 
     def __init__(
         self,
@@ -99,11 +100,11 @@ class GRCN(Recommender):
         features = dense_modal_features(kg, self.n_items, "GRCN")
         self.modalities = list(features)
         self.dim, self.num_routing, self.num_layers = dim, num_routing, num_layers
-        for k, x in enumerate(features.values()):
-            self.register_buffer(f"feat_{k}", x, persistent=False)
+        self.features = FrozenFeatures(features)
         self.prototypes = torch.nn.ModuleList(
             _ModalPrototypes(self.n_users, x.size(1), dim) for x in features.values()
         )
+        # one (U + N) x d table, Xavier over U + N as in MMRec (nn.blocks.IDEmbedding draws two)
         self.id_embedding = torch.nn.Parameter(torch.empty(self.n_users + self.n_items, dim))
         self.confidence = torch.nn.Parameter(torch.empty(self.n_users + self.n_items, len(self.modalities)))
         # first E edges user -> item, then item -> user; node ids: users, then items
@@ -117,9 +118,6 @@ class GRCN(Recommender):
         torch.nn.init.xavier_normal_(self.confidence)
         for proto in self.prototypes:
             proto.reset_parameters()
-
-    def features(self, k: int) -> Tensor:
-        return getattr(self, f"feat_{k}")
 
     def _route(self, p: Tensor, f: Tensor) -> Tensor:
         """Routing: each user's prototype moves towards its items, attention-weighted."""
@@ -151,8 +149,8 @@ class GRCN(Recommender):
         rep = torch.cat([z, *content], dim=-1)
         return Embeddings(rep[: self.n_users], rep[self.n_users :], {"edge_weight": weight})
 
-    def bpr_losses(self, emb: Embeddings, users: Tensor, pos: Tensor, neg: Tensor) -> dict[str, Tensor]:
-        losses = {"bpr": bpr(emb.user[users], emb.item[pos], emb.item[neg])}
+    def rec_losses(self, emb: Embeddings, users: Tensor, pos: Tensor, neg: Tensor) -> dict[str, Tensor]:
+        losses = {"bpr": bpr_loss(emb.user[users], emb.item[pos], emb.item[neg])}
         if self.reg_weight:
             ids = self.id_embedding
             items = torch.cat([pos, neg]) + self.n_users

@@ -9,17 +9,10 @@ from torch_geometric.data import HeteroData
 
 from ..graph.interaction import InteractionGraph
 from ..graph.knn import KNNBuilder
+from ..nn.blocks import IDEmbedding, bpr_loss, id_layer_mean, last_layer
 from ..nn.conv import LightGCNConv
 from ..nn.recommender import Embeddings, Recommender
-from .common import (
-    ModalFeatures,
-    bpr,
-    dense_modal_features,
-    id_layer_mean,
-    knn_item_graph,
-    knn_normalize,
-    propagate,
-)
+from .common import ModalFeatures, dense_modal_features, knn_item_graph, knn_normalize
 
 
 def random_walk_self_loop_norm(edge_index: Tensor, num_nodes: int) -> tuple[Tensor, Tensor]:
@@ -92,7 +85,7 @@ class LATTICE(Recommender):
           (learned and initial edges of :math:`M` modalities)
     """
 
-    needs_kg = True
+    needs_features = True
 
     def __init__(
         self,
@@ -121,8 +114,7 @@ class LATTICE(Recommender):
         self.modalities = list(features)
         self.features = ModalFeatures(features, feat_embed_dim, train_features)
         self.modal_weight = torch.nn.Parameter(torch.zeros(len(self.modalities)))
-        self.user_emb = torch.nn.Embedding(self.n_users, dim)
-        self.item_emb = torch.nn.Embedding(self.n_items, dim)
+        self.ids = IDEmbedding(self.n_users, self.n_items, dim)
 
         init_index, init_weight, init_modality = [], [], []
         for j, x in enumerate(features.values()):
@@ -142,8 +134,7 @@ class LATTICE(Recommender):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        torch.nn.init.xavier_uniform_(self.user_emb.weight)
-        torch.nn.init.xavier_uniform_(self.item_emb.weight)
+        self.ids.reset_parameters()
         torch.nn.init.zeros_(self.modal_weight)
         self.features.reset_parameters()
         self.ui_conv.reset_parameters()
@@ -186,13 +177,13 @@ class LATTICE(Recommender):
         if not self.training:
             self.select_learned_neighbors()
         edge_index, edge_weight = self.item_graph()
-        return propagate(self.item_conv, self.item_emb.weight, edge_index, self.n_layers, edge_weight)
+        return last_layer(self.item_conv, self.ids.item.weight, edge_index, self.n_layers, edge_weight)
 
     def embed(self) -> Embeddings:
         user, item = id_layer_mean(
             self.ui_conv,
-            self.user_emb.weight,
-            self.item_emb.weight,
+            self.ids.user.weight,
+            self.ids.item.weight,
             self.ui_edge_index,
             self.n_ui_layers,
             self.ui_edge_weight,
@@ -200,11 +191,11 @@ class LATTICE(Recommender):
         h = self.item_graph_embeddings()
         return Embeddings(user, item + F.normalize(h, dim=1), {"H_item_graph": h})
 
-    def bpr_losses(self, emb: Embeddings, users: Tensor, pos: Tensor, neg: Tensor) -> dict[str, Tensor]:
+    def rec_losses(self, emb: Embeddings, users: Tensor, pos: Tensor, neg: Tensor) -> dict[str, Tensor]:
         """``bpr`` and ``reg`` (``reg_weight`` times the squared norm of the batch's final user,
         positive and negative embeddings over 2B, as MMRec's LATTICE)."""
         u, p, n = emb.user[users], emb.item[pos], emb.item[neg]
-        losses = {"bpr": bpr(u, p, n)}
+        losses = {"bpr": bpr_loss(u, p, n)}
         if self.reg_weight:
             sq = u.pow(2).sum() + p.pow(2).sum() + n.pow(2).sum()
             losses["reg"] = self.reg_weight * 0.5 * sq / users.size(0)

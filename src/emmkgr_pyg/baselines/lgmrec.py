@@ -16,9 +16,10 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 
 from ..graph.interaction import InteractionGraph
-from ..nn.conv import LightGCNConv, spmm_cached
+from ..nn.blocks import FrozenFeatures, IDEmbedding, bpr_loss, last_layer, layer_mean
+from ..nn.conv import LightGCNConv, spmm_with_transpose
 from ..nn.recommender import Embeddings, Recommender
-from .common import bpr, dense_modal_features, layer_mean, propagate
+from .common import dense_modal_features
 
 
 def _interaction_matrix(inter: InteractionGraph) -> tuple[Tensor, Tensor]:
@@ -95,7 +96,7 @@ class LGMRec(Recommender):
         backend: sparse backend of the user-item propagation (default ``"auto"``).
     """
 
-    needs_kg = True
+    needs_features = True
 
     def __init__(
         self,
@@ -125,11 +126,9 @@ class LGMRec(Recommender):
         self.num_hyper_layers = num_hyper_layers
         self.hyper_num, self.keep_rate, self.alpha = hyper_num, keep_rate, alpha
         self.cl_weight, self.temperature = cl_weight, temperature
-        self.user_emb = torch.nn.Embedding(self.n_users, dim)
-        self.item_emb = torch.nn.Embedding(self.n_items, dim)
+        self.ids = IDEmbedding(self.n_users, self.n_items, dim)
         dims = [x.size(1) for x in features.values()]
-        for j, x in enumerate(features.values()):
-            self.register_buffer(f"feat_{j}", x, persistent=False)
+        self.features = FrozenFeatures(features)
         self.item_trs = torch.nn.ParameterList(torch.nn.Parameter(torch.empty(d, dim)) for d in dims)
         self.hyper = torch.nn.ParameterList(torch.nn.Parameter(torch.empty(d, hyper_num)) for d in dims)
         self.drop = torch.nn.Dropout(p=1.0 - keep_rate)
@@ -141,29 +140,24 @@ class LGMRec(Recommender):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        torch.nn.init.xavier_uniform_(self.user_emb.weight)
-        torch.nn.init.xavier_uniform_(self.item_emb.weight)
+        self.ids.reset_parameters()
         for w in itertools.chain(self.item_trs, self.hyper):
             torch.nn.init.xavier_uniform_(w)
         self.conv.reset_parameters()
 
-    def features(self, j: int) -> Tensor:
-        return getattr(self, f"feat_{j}")
-
     def _users_of(self, item_values: Tensor) -> Tensor:
         """:math:`R\\,Y` for an item-indexed ``Y``."""
-        return spmm_cached(self.adj, self.adj_t, item_values)
+        return spmm_with_transpose(self.adj, self.adj_t, item_values)
 
     def collaborative(self) -> Tensor:
         """:math:`H^C` ``[U + N, dim]``."""
-        h = torch.cat([self.user_emb.weight, self.item_emb.weight])
-        return layer_mean(self.conv, h, self.edge_index, self.num_ui_layers)
+        return layer_mean(self.conv, self.ids(), self.edge_index, self.num_ui_layers)
 
     def modality_local(self, j: int) -> Tensor:
         """:math:`H^m` ``[U + N, dim]`` of the ``j``-th modality."""
         item = self.features(j) @ self.item_trs[j]
         h = torch.cat([self._users_of(item) * self.inv_user_degree.unsqueeze(-1), item])
-        return propagate(self.conv, h, self.edge_index, self.num_mm_layers)
+        return last_layer(self.conv, h, self.edge_index, self.num_mm_layers)
 
     def memberships(self, j: int) -> tuple[Tensor, Tensor]:
         r"""(:math:`\Lambda^m_u` ``[U, H]``, :math:`\Lambda^m_i` ``[N, H]``): Gumbel-softmax and
@@ -205,9 +199,9 @@ class LGMRec(Recommender):
         pos = (a * p).sum(-1) / self.temperature
         return (torch.logsumexp(a @ c.t() / self.temperature, dim=1) - pos).sum()
 
-    def bpr_losses(self, emb: Embeddings, users: Tensor, pos: Tensor, neg: Tensor) -> dict[str, Tensor]:
+    def rec_losses(self, emb: Embeddings, users: Tensor, pos: Tensor, neg: Tensor) -> dict[str, Tensor]:
         u, i, j = emb.user[users], emb.item[pos], emb.item[neg]
-        losses = {"bpr": bpr(u, i, j)}
+        losses = {"bpr": bpr_loss(u, i, j)}
         pairs = list(itertools.combinations(range(len(self.modalities)), 2))
         if self.cl_weight and pairs:
             hu, hi = emb.extra["hyper_user"], emb.extra["hyper_item"]

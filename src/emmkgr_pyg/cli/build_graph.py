@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 
 from ..data.prepared import prepare_dataset
 from ..graph.emmkg import graph_stats
-from ..train.pipeline import build_graph
+from ..runs import build_graph
 from ..utils import atomic_path, markdown_table, write_json
 from . import CONFIG_PATH, exit_on_user_error
 

@@ -20,7 +20,9 @@ from omegaconf import DictConfig
 
 from ..data.dataset import MMDataset
 from ..graph.knn import normalize_rows
-from ..search.index import SearchError, run_embeddings
+from ..runs import load_run
+from ..runs.search import run_embeddings
+from ..search import SearchError
 from . import CONFIG_PATH, USER_ERRORS, fail
 
 log = logging.getLogger("emmkgr-plot")
@@ -106,7 +108,6 @@ def plot(panels: list[tuple[str, np.ndarray]], labels: np.ndarray, title: str, o
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="plot")
 def main(cfg: DictConfig) -> None:
-    from ..train.pipeline import load_run
 
     try:
         if not cfg.run_dir:

@@ -20,9 +20,9 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-from ..search.index import ItemFilter, ItemMeta, SearchError, VectorBaseline, open_index
-from ..search.query import QueryEncoder
-from ..search.similar import similar_items
+from ..runs import load_run
+from ..runs.search import open_index
+from ..search import ItemFilter, ItemMeta, QueryEncoder, SearchError, VectorBaseline, similar_items
 from ..utils import markdown_table
 from . import CONFIG_PATH, USER_ERRORS, fail
 
@@ -70,8 +70,6 @@ def _short(title: str | None, width: int = 80) -> str:
 
 def run_search(cfg: DictConfig) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Answer one query as ``conf/search.yaml`` describes it: (request, result rows)."""
-    from ..train.pipeline import load_run
-
     run_dir = _check(cfg, "emmkgr-search")
     if cfg.method not in METHODS:
         raise SearchError(f"method={cfg.method}: choose one of {METHODS}.")
@@ -136,7 +134,6 @@ def run_similar(cfg: DictConfig) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 
 def _catalog_meta(run_dir: Path) -> ItemMeta:
-    from ..train.pipeline import load_run
 
     return ItemMeta.from_catalog(load_run(run_dir).dataset.catalog)
 

@@ -17,7 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from ..train.pipeline import run_training
+from ..runs import run_training
 from ..train.trainer import CheckpointMismatchError, NonFiniteLossError
 from ..utils import write_json
 from . import CONFIG_PATH, exit_on_user_error

@@ -13,7 +13,8 @@ item at rank :math:`r` is in :math:`R_u`:
 
     \mathrm{MAP@}k = \frac{1}{\min(|R_u|, k)} \sum_{r \le k} h_{u,r}\, \mathrm{Precision@}r
 
-averaged over users. Users are scored in batches, so memory is ``O(batch x items)``.
+averaged over users (computed by :func:`.metrics.hit_metrics`). Users are scored in batches, so
+memory is ``O(batch x items)``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import torch
 from torch import Tensor
 
 from ..graph.interaction import InteractionGraph
+from .metrics import hit_metrics
 
 METRICS = ("Recall", "NDCG", "Precision", "MAP")
 DEFAULT_KS = (5, 10, 20, 50)
@@ -64,9 +66,7 @@ class RankingEvaluator:
         self.heldout_indptr = torch.zeros(train.n_users + 1, dtype=torch.long)
         torch.cumsum(counts, 0, out=self.heldout_indptr[1:])
         self.heldout_items = hi
-        kmax = self.ks[-1]
-        self._discount = 1.0 / torch.log2(torch.arange(2, kmax + 2, dtype=torch.float64))
-        self._idcg = torch.cumsum(self._discount, 0)
+        self.metric_names = tuple(f"{m}@{k}" for m in METRICS for k in self.ks)
 
     @property
     def num_users(self) -> int:
@@ -98,32 +98,11 @@ class RankingEvaluator:
 
     def evaluate(self, score_fn: Callable[[Tensor], Tensor], prefix: str = "") -> dict[str, float]:
         """Metrics averaged over the evaluated users, keyed ``f"{prefix}{metric}@{k}"``."""
-        sums = {f"{m}@{k}": 0.0 for m in METRICS for k in self.ks}
+        sums = dict.fromkeys(self.metric_names, 0.0)
         for s in range(0, self.num_users, self.batch_size):
             users = self.users[s : s + self.batch_size]
             hit, n_true = self.hits(score_fn, users)
-            for name, values in self.per_user(hit, n_true).items():
+            for name, values in hit_metrics(hit, n_true, self.metric_names).items():
                 sums[name] += float(values.sum())
         n = max(self.num_users, 1)
         return {f"{prefix}{k}": v / n for k, v in sums.items()}
-
-    def per_user(self, hit: Tensor, n_true: Tensor) -> dict[str, Tensor]:
-        """Per-user metric values from a hit matrix."""
-        hit = hit.double()
-        n_true = n_true.double()
-        cum = torch.cumsum(hit, 1)
-        kmax = hit.size(1)
-        dcg = torch.cumsum(hit * self._discount[:kmax], 1)
-        ranks = torch.arange(1, kmax + 1, dtype=torch.float64)
-        prec_at_r = cum / ranks
-        ap_sum = torch.cumsum(prec_at_r * hit, 1)
-        out = {}
-        for k in self.ks:
-            kk = min(k, kmax)
-            denom = torch.minimum(n_true, torch.tensor(float(k)))
-            out[f"Recall@{k}"] = cum[:, kk - 1] / n_true
-            out[f"Precision@{k}"] = cum[:, kk - 1] / k
-            idcg = self._idcg[(denom.long() - 1).clamp(min=0, max=kmax - 1)]
-            out[f"NDCG@{k}"] = dcg[:, kk - 1] / idcg
-            out[f"MAP@{k}"] = ap_sum[:, kk - 1] / denom
-        return out

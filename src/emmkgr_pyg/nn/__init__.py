@@ -1,7 +1,10 @@
-"""LightGCNConv, the E-MMKG encoder, RotatE scoring and the recommenders."""
+"""LightGCNConv, the E-MMKG encoder, RotatE scoring, the pieces every model shares, the
+recommenders, and the propagation of new items into a trained E-MMKG."""
 
+from .blocks import FrozenFeatures, IDEmbedding, bpr_loss, id_layer_mean, last_layer, layer_mean, layer_sum
 from .conv import LightGCNConv, lightgcn_norm
 from .encoder import EMMKGEncoder
+from .inductive import InductivePropagator
 from .kge import KGLoss, RelationPhases, rotate_distance
 from .recommender import EMMKGR, Embeddings, KGBatch, LightGCN, Recommender
 
@@ -9,12 +12,20 @@ __all__ = [
     "EMMKGR",
     "EMMKGEncoder",
     "Embeddings",
+    "FrozenFeatures",
+    "IDEmbedding",
+    "InductivePropagator",
     "KGBatch",
     "KGLoss",
     "LightGCN",
     "LightGCNConv",
     "Recommender",
     "RelationPhases",
+    "bpr_loss",
+    "id_layer_mean",
+    "last_layer",
+    "layer_mean",
+    "layer_sum",
     "lightgcn_norm",
     "rotate_distance",
 ]

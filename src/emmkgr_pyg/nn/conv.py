@@ -11,18 +11,17 @@ from torch_geometric.nn.conv import MessagePassing
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.typing import Adj, OptTensor
 from torch_geometric.utils import add_self_loops as add_self_loops_fn
-from torch_geometric.utils import is_torch_sparse_tensor, to_edge_index
+from torch_geometric.utils import is_sparse, is_torch_sparse_tensor, to_edge_index
 
 try:  # optional: torch-sparse's SparseTensor and its CPU kernels
     import torch_sparse
     from torch_sparse import SparseTensor
-
-    HAS_TORCH_SPARSE = os.environ.get("EMMKGR_NO_TORCH_SPARSE", "") in ("", "0")
 except ImportError:  # pragma: no cover - exercised by the subprocess test without torch-sparse
     torch_sparse = None
     SparseTensor = None
-    HAS_TORCH_SPARSE = False
 
+#: set to anything but ``""``/``"0"`` to act as if torch-sparse were not installed
+NO_TORCH_SPARSE_ENV = "EMMKGR_NO_TORCH_SPARSE"
 BACKENDS = ("auto", "torch_sparse", "torch")
 
 
@@ -75,15 +74,23 @@ def sparse_adjacency(
     return pair[0], pair[1]
 
 
+def torch_sparse_available() -> bool:
+    """Whether the ``"torch_sparse"`` backend can be used: torch-sparse imports and
+    ``EMMKGR_NO_TORCH_SPARSE`` is unset or ``"0"``. The variable is read on every call (not at
+    import), so a job or a test can switch the backend off without reimporting this module."""
+    return torch_sparse is not None and os.environ.get(NO_TORCH_SPARSE_ENV, "") in ("", "0")
+
+
 def resolve_backend(backend: str) -> str:
+    """The backend that ``backend`` stands for (``"auto"`` is ``"torch"``), or a ``ValueError``."""
     if backend not in BACKENDS:
         raise ValueError(f"LightGCNConv: backend '{backend}' is not one of {BACKENDS}.")
     if backend == "auto":  # torch.sparse CSR with a cached transpose measured fastest on CPU
         return "torch"
-    if backend == "torch_sparse" and not HAS_TORCH_SPARSE:
+    if backend == "torch_sparse" and not torch_sparse_available():
         raise ValueError(
             "LightGCNConv: backend 'torch_sparse' needs the torch-sparse package; install the "
-            "'sparse' extra or use backend='torch'."
+            f"'sparse' extra (and leave {NO_TORCH_SPARSE_ENV} unset) or use backend='torch'."
         )
     return backend
 
@@ -101,8 +108,14 @@ class _CSRMatmul(torch.autograd.Function):
         return None, None, torch.sparse.mm(ctx.adj, grad)
 
 
-def spmm_cached(adj_t: Adj, adj: Adj | None, x: Tensor) -> Tensor:
-    """One sparse matmul ``adj_t @ x`` for either backend."""
+def spmm_with_transpose(adj_t: Adj, adj: Adj | None, x: Tensor) -> Tensor:
+    """One sparse matmul ``adj_t @ x`` for either backend; nothing is cached here.
+
+    With ``torch.sparse`` and ``x`` requiring grad, the backward pass multiplies by ``adj`` (the
+    transpose of ``adj_t``, built once by the caller, e.g. :func:`sparse_adjacency`) instead of
+    transposing ``adj_t`` at every step. ``adj=None`` gives the plain ``torch.sparse.mm`` backward.
+    ``SparseTensor`` inputs use torch-sparse's own matmul and ignore ``adj``.
+    """
     if SparseTensor is not None and isinstance(adj_t, SparseTensor):
         return torch_sparse.matmul(adj_t, x)
     if adj is None or not x.requires_grad:
@@ -121,9 +134,16 @@ class LightGCNConv(MessagePassing):
 
     Use it like PyG's :class:`~torch_geometric.nn.conv.LGConv` (``conv(x, edge_index)``) on the
     homogeneous view of a ``HeteroData`` (one normalisation over the whole graph: per-relation
-    normalisation, as ``HeteroConv``/``to_hetero`` would give, is another operator). The normalised
-    adjacency is one sparse matrix, its transpose is kept for the backward pass, and with
-    ``cached=True`` both are built once (call :meth:`reset_parameters` if the graph changes).
+    normalisation, as ``HeteroConv``/``to_hetero`` would give, is another operator).
+
+    What is kept, and when: each call builds the normalised adjacency :math:`\tilde{\mathbf{A}}` as
+    one sparse matrix together with its transpose and hands both to :meth:`propagate` (the transpose
+    makes the backward pass one sparse matmul, see :func:`spmm_with_transpose`); nothing of a call is
+    left on the layer. Only with ``cached=True`` is the pair stored on the layer, on the first call,
+    and reused by every later call whatever graph it is given, until :meth:`reset_parameters`.
+    Edge weights that require grad are never cached: they take the plain message-passing path.
+    Called directly, ``propagate(adj_t, x=x, edge_weight=None, transpose=...)`` takes the transpose
+    of its own ``adj_t`` (or ``None``); nothing is read from an earlier call.
 
     Args:
         normalize (bool, optional): apply :math:`D^{-1/2} A D^{-1/2}` (default: :obj:`True`).
@@ -166,8 +186,7 @@ class LightGCNConv(MessagePassing):
         self.add_self_loops = add_self_loops
         self.cached = cached
         self.backend = resolve_backend(backend)
-        self._cached_adj: tuple[Adj, Adj] | None = None
-        self._transpose: Adj | None = None
+        self._cached_adj: tuple[Adj, Adj] | None = None  # (adj_t, adj), only with cached=True
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -175,18 +194,28 @@ class LightGCNConv(MessagePassing):
         self._cached_adj = None
 
     def forward(self, x: Tensor, edge_index: Adj, edge_weight: OptTensor = None) -> Tensor:
+        if edge_weight is not None and is_sparse(edge_index):  # its values are the weights
+            raise ValueError(
+                "LightGCNConv: edge_weight was given with a sparse adjacency "
+                f"({type(edge_index).__name__}); put the weights in the adjacency's values, "
+                "or pass an edge_index tensor with edge_weight."
+            )
         if edge_weight is not None and edge_weight.requires_grad:  # learned weights: plain path
             ei, ew = self._normalized_edges(edge_index, edge_weight, x.size(0))
-            self._transpose = None
-            return self.propagate(ei, x=x, edge_weight=ew)
-        adj = self._cached_adj
-        if adj is None:
-            ei, ew = self._normalized_edges(edge_index, edge_weight, x.size(0))
-            adj = sparse_adjacency(ei, ew.to(x.dtype), x.size(0), self.backend)
-            if self.cached:
-                self._cached_adj = adj
-        self._transpose = adj[1]  # read by message_and_aggregate for the backward pass
-        return self.propagate(adj[0], x=x, edge_weight=None)
+            return self.propagate(ei, x=x, edge_weight=ew, transpose=None)
+        adj_t, adj = self._adjacency(edge_index, edge_weight, x)
+        return self.propagate(adj_t, x=x, edge_weight=None, transpose=adj)
+
+    def _adjacency(self, edge_index: Adj, edge_weight: OptTensor, x: Tensor) -> tuple[Adj, Adj]:
+        """``(adj_t, adj)`` of the normalised graph: the cached pair, or built (and cached when
+        ``cached=True``)."""
+        if self._cached_adj is not None:
+            return self._cached_adj
+        ei, ew = self._normalized_edges(edge_index, edge_weight, x.size(0))
+        pair = sparse_adjacency(ei, ew.to(x.dtype), x.size(0), self.backend)
+        if self.cached:
+            self._cached_adj = pair
+        return pair
 
     def _normalized_edges(
         self, edge_index: Adj, edge_weight: OptTensor, num_nodes: int
@@ -205,11 +234,13 @@ class LightGCNConv(MessagePassing):
             return edge_index, edge_weight
         return lightgcn_norm(edge_index, num_nodes, edge_weight, self.add_self_loops)
 
-    def message(self, x_j: Tensor, edge_weight: OptTensor) -> Tensor:
+    def message(self, x_j: Tensor, edge_weight: OptTensor = None) -> Tensor:
         return x_j if edge_weight is None else edge_weight.view(-1, 1) * x_j
 
-    def message_and_aggregate(self, adj_t: Adj, x: Tensor) -> Tensor:
-        return spmm_cached(adj_t, self._transpose, x)
+    def message_and_aggregate(self, adj_t: Adj, x: Tensor, transpose: Adj | None = None) -> Tensor:
+        """``adj_t @ x``; ``transpose``, the transpose of ``adj_t`` when the caller has it built
+        (``None`` otherwise), serves the backward pass."""
+        return spmm_with_transpose(adj_t, transpose, x)
 
     def __repr__(self) -> str:
         return (

@@ -3,7 +3,7 @@ r"""Recommenders: the shared interface, LightGCN, and E-MMKGR (paper section 3.3
 A recommender computes all embeddings in one pass (:meth:`Recommender.embed`), scores users
 against every item (:meth:`Recommender.score`) and returns its losses as named terms, so that the
 trainer can report them and name the one that is not finite. Models are built from the training
-interaction graph and, when :attr:`Recommender.needs_kg`, the E-MMKG.
+interaction graph and, when :attr:`Recommender.needs_features`, the E-MMKG.
 """
 
 from __future__ import annotations
@@ -12,14 +12,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
 from ..graph.interaction import InteractionGraph
+from .blocks import IDEmbedding, bpr_loss, id_layer_mean
 from .conv import LightGCNConv, lightgcn_norm
 from .encoder import EMMKGEncoder
 from .kge import KGLoss, RelationPhases, rotate_distance
+
+#: keys of :meth:`Recommender.export_embeddings` (a run saves them as ``embeddings.pt``;
+#: :mod:`emmkgr_pyg.runs.artifacts` re-exports them): H_item, the users, E-MMKGR's H^MM item rows
+ITEM, USER, MM_ITEM = "item", "user", "H_mm_item"
 
 
 @dataclass
@@ -46,10 +50,12 @@ class KGBatch:
 class Recommender(torch.nn.Module):
     """Base class of every recommender trained by :class:`emmkgr_pyg.train.Trainer`."""
 
-    #: whether the model needs the E-MMKG (the trainer builds it only then)
-    needs_kg: bool = False
-    #: whether the model trains on BPR triples (False: positives only, e.g. BM3)
-    needs_negatives: bool = True
+    #: reads modality features from the E-MMKG (a run builds the graph's modality nodes only then)
+    needs_features: bool = False
+    #: propagates over the E-MMKG's modal-modal (kNN) edges (a run builds them only then)
+    needs_modal_edges: bool = False
+    #: trains a knowledge-graph loss (:meth:`kg_losses`; the trainer draws KG batches only then)
+    has_kg_loss: bool = False
 
     def __init__(self, inter: InteractionGraph, reg_weight: float = 1e-4) -> None:
         super().__init__()
@@ -67,16 +73,19 @@ class Recommender(torch.nn.Module):
         return emb.user[users] @ emb.item.t()
 
     def ego_embeddings(self, users: Tensor, pos: Tensor, neg: Tensor) -> list[Tensor]:
-        """The layer-0 parameters of a batch, regularised by :meth:`bpr_losses`."""
+        """The layer-0 parameters of a batch, regularised by the default :meth:`rec_losses`."""
         return []
 
-    def bpr_losses(self, emb: Embeddings, users: Tensor, pos: Tensor, neg: Tensor) -> dict[str, Tensor]:
-        r"""BPR (Eq. 6) :math:`-\log\sigma(\hat y_{ui} - \hat y_{uj})`, averaged, and the L2 term of
-        LightGCN on the batch's layer-0 embeddings (``reg_weight`` times their squared norm / 2B)."""
-        u = emb.user[users]
-        pos_score = (u * emb.item[pos]).sum(-1)
-        neg_score = (u * emb.item[neg]).sum(-1)
-        losses = {"bpr": -F.logsigmoid(pos_score - neg_score).mean()}
+    def rec_losses(self, emb: Embeddings, users: Tensor, pos: Tensor, neg: Tensor) -> dict[str, Tensor]:
+        r"""The recommendation losses of a batch of users, positive and negative items, as named
+        terms that the trainer adds up (and adds the KG terms of :meth:`kg_losses` to).
+
+        By default: ``bpr``, BPR (Eq. 6, :func:`~emmkgr_pyg.nn.blocks.bpr_loss`) on the scored
+        embeddings, and ``reg``, the L2 term of LightGCN on the batch's layer-0 embeddings
+        (:meth:`ego_embeddings`; ``reg_weight`` times their squared norm / 2B). A model with other
+        recommendation objectives returns its own terms (BM3: ``rec``, ``align``, ``mask``, ``reg``,
+        and it ignores ``neg``)."""
+        losses = {"bpr": bpr_loss(emb.user[users], emb.item[pos], emb.item[neg])}
         ego = self.ego_embeddings(users, pos, neg)
         if ego and self.reg_weight:
             sq = sum(e.pow(2).sum() for e in ego)
@@ -93,7 +102,7 @@ class Recommender(torch.nn.Module):
 
     def export_embeddings(self, emb: Embeddings) -> dict[str, Tensor]:
         """What a trained run saves for search and analysis (``item`` always)."""
-        return {"item": emb.item, "user": emb.user}
+        return {ITEM: emb.item, USER: emb.user}
 
 
 class LightGCN(Recommender):
@@ -123,33 +132,27 @@ class LightGCN(Recommender):
     ) -> None:
         super().__init__(inter, reg_weight)
         self.dim, self.num_layers = dim, num_layers
-        self.user_emb = torch.nn.Embedding(self.n_users, dim)
-        self.item_emb = torch.nn.Embedding(self.n_items, dim)
+        self.ids = IDEmbedding(self.n_users, self.n_items, dim)
         self.register_buffer("edge_index", inter.edge_index(), persistent=False)
         self.conv = LightGCNConv(cached=True, backend=backend)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        torch.nn.init.xavier_uniform_(self.user_emb.weight)
-        torch.nn.init.xavier_uniform_(self.item_emb.weight)
+        self.ids.reset_parameters()
         self.conv.reset_parameters()
 
     def propagate(self) -> tuple[Tensor, Tensor]:
         """:math:`(\\mathbf{H}^{IN}_{user}, \\mathbf{H}^{IN}_{item})`."""
-        h = torch.cat([self.user_emb.weight, self.item_emb.weight])
-        out = h
-        for _ in range(self.num_layers):
-            h = self.conv(h, self.edge_index)
-            out = out + h
-        out = out / (self.num_layers + 1)
-        return out[: self.n_users], out[self.n_users :]
+        return id_layer_mean(
+            self.conv, self.ids.user.weight, self.ids.item.weight, self.edge_index, self.num_layers
+        )
 
     def embed(self) -> Embeddings:
         user, item = self.propagate()
         return Embeddings(user, item)
 
     def ego_embeddings(self, users: Tensor, pos: Tensor, neg: Tensor) -> list[Tensor]:
-        return [self.user_emb(users), self.item_emb(pos), self.item_emb(neg)]
+        return self.ids.ego(users, pos, neg)
 
 
 class EMMKGR(Recommender):
@@ -188,7 +191,9 @@ class EMMKGR(Recommender):
         backend: sparse backend (default ``"auto"``).
     """
 
-    needs_kg = True
+    needs_features = True
+    needs_modal_edges = True
+    has_kg_loss = True
 
     def __init__(
         self,
@@ -235,6 +240,15 @@ class EMMKGR(Recommender):
             self.register_buffer("item_graph_weight", ew, persistent=False)
             self.item_conv = LightGCNConv(normalize=False, cached=True, backend=backend)
 
+    def reset_parameters(self) -> None:
+        """Re-draws every part (each part draws its own at construction; trainable feature tables
+        keep the features they were initialised from)."""
+        self.cf.reset_parameters()
+        self.encoder.reset_parameters()
+        self.relations.reset_parameters()
+        if self.item_graph_layers:
+            self.item_conv.reset_parameters()
+
     def embed(self) -> Embeddings:
         user, item_in = self.cf.propagate()
         h_mm = self.encoder.propagate()
@@ -268,7 +282,7 @@ class EMMKGR(Recommender):
     def export_embeddings(self, emb: Embeddings) -> dict[str, Tensor]:
         out = super().export_embeddings(emb)
         h_mm = emb.extra["H_mm"]
-        out["H_mm_item"] = h_mm[: self.n_items]
+        out[MM_ITEM] = h_mm[: self.n_items]
         for m, h in self.encoder.split(h_mm).items():
             if m != "item":
                 out[f"H_mm_{m}"] = h

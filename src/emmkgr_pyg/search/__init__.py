@@ -1,30 +1,21 @@
 """Product search on the learned item space (paper section 3.3): query encoding and mapping, the
 faiss item index with attribute filters, similar items, cold-start items, and the vector-based
-baseline."""
+baseline. Opening a trained run's index is :mod:`emmkgr_pyg.runs.search`."""
 
+from .baseline import VectorBaseline
 from .cold_start import ColdStart
-from .index import (
-    EMBEDDINGS,
-    INDEX_FILE,
-    META_FILE,
-    ItemFilter,
-    ItemIndex,
-    ItemMeta,
-    SearchError,
-    VectorBaseline,
-    open_index,
-    run_embeddings,
-)
-from .query import MAPPINGS, InductivePropagator, QueryEncoder, modality_encoders
+from .errors import SearchError
+from .index import INDEX_FILE, INDEX_KINDS, META_FILE, ItemIndex
+from .meta import ItemFilter, ItemMeta
+from .query import MAPPINGS, QueryEncoder, modality_encoders
 from .similar import similar_items
 
 __all__ = [
-    "EMBEDDINGS",
     "INDEX_FILE",
+    "INDEX_KINDS",
     "MAPPINGS",
     "META_FILE",
     "ColdStart",
-    "InductivePropagator",
     "ItemFilter",
     "ItemIndex",
     "ItemMeta",
@@ -32,7 +23,5 @@ __all__ = [
     "SearchError",
     "VectorBaseline",
     "modality_encoders",
-    "open_index",
-    "run_embeddings",
     "similar_items",
 ]

@@ -4,7 +4,7 @@ index without retraining.
 Each piece of content goes through its modality's :math:`f^{m}_{enc}` and :math:`f^{m}_{proj}`; the
 new item is attached to the trained E-MMKG (its modality nodes to their top-n most similar nodes of
 the same modality, Eq. 2) and the trained encoder's propagation (Eq. 4) gives its
-:math:`\mathbf{h}^{MM}` (:class:`~emmkgr_pyg.search.query.InductivePropagator`, which states the
+:math:`\mathbf{h}^{MM}` (:class:`~emmkgr_pyg.nn.inductive.InductivePropagator`, which states the
 rule and when it is exact). A new item has no interactions, so :math:`\mathbf{H}^{IN} = 0` and its
 :math:`\mathbf{H}_{item} = \mathbf{h}^{MM}`: the same vector serves an index over either embedding.
 """
@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from .index import ItemIndex, SearchError
-from .query import QueryEncoder
+from .errors import SearchError
+from .index import ItemIndex
+from .query import QueryEncoder, propagate
 
 
 class ColdStart:
@@ -25,7 +26,8 @@ class ColdStart:
 
     Args:
         encoder: a :class:`QueryEncoder` of the run with the ``propagated`` mapping (it holds the
-            :math:`f_{enc}` of every modality and the :class:`InductivePropagator`).
+            :math:`f_{enc}` of every modality and the
+            :class:`~emmkgr_pyg.nn.inductive.InductivePropagator`).
         index: the item index new items join.
     """
 
@@ -37,7 +39,7 @@ class ColdStart:
 
     @classmethod
     def from_run(cls, run: Any, index: ItemIndex, top_n: int | None = None) -> ColdStart:
-        """For a :class:`~emmkgr_pyg.train.pipeline.TrainedRun` of E-MMKGR and its index."""
+        """For a :class:`~emmkgr_pyg.runs.TrainedRun` of E-MMKGR and its index."""
         return cls(QueryEncoder.from_run(run, mapping="propagated", top_n=top_n), index)
 
     def embed(self, contents: Sequence[Mapping[str, Any]]) -> np.ndarray:
@@ -50,7 +52,7 @@ class ColdStart:
                 f"the run's modalities are {self.encoder.modalities}."
             )
         raw = [self.encoder.raw_content(c) for c in contents]
-        return self.encoder.propagator.embed(raw).numpy()
+        return propagate(self.encoder.propagator, raw)
 
     def add(
         self,

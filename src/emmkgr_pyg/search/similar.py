@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from .index import ItemFilter, ItemIndex
+from .index import ItemIndex
+from .meta import ItemFilter
 
 
 def similar_items(

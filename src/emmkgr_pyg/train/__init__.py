@@ -1,4 +1,4 @@
-"""Training loops, samplers, early stopping, checkpoints and the training pipeline."""
+"""Training loops, samplers, early stopping and checkpoints."""
 
 from .samplers import BPRSampler, KGNegativeSampler
 from .trainer import NonFiniteLossError, TrainConfig, Trainer

@@ -18,14 +18,14 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from tqdm.auto import tqdm
 
-from ..eval.ranking import RankingEvaluator
 from ..graph.interaction import InteractionGraph
 from ..graph.triples import KGView
 from ..nn.recommender import Recommender
@@ -35,6 +35,15 @@ from .samplers import BPRSampler, KGNegativeSampler
 log = logging.getLogger(__name__)
 
 SCHEDULES = ("sum", "alternating")
+
+
+class Evaluator(Protocol):
+    """What the trainer needs of an evaluator (e.g. :class:`emmkgr_pyg.eval.ranking.RankingEvaluator`):
+    metrics of a function that scores users ``[B]`` against every item ``[B, n_items]``."""
+
+    def evaluate(
+        self, score_fn: Callable[[torch.Tensor], torch.Tensor], prefix: str = ""
+    ) -> dict[str, float]: ...
 
 
 #: TrainConfig fields a resumed run may change: they end, pace or show the run, not what it learns.
@@ -113,7 +122,7 @@ class Trainer:
     Args:
         model: the recommender.
         inter: training interactions.
-        valid, test: evaluators of the validation and test interactions.
+        valid, test: evaluators of the validation and test interactions (:class:`Evaluator`).
         config: a :class:`TrainConfig`.
         kg: the E-MMKG's triples (for models with KG losses).
         out_dir: where ``last.pt`` and ``best.pt`` go (default: no checkpoints).
@@ -123,8 +132,8 @@ class Trainer:
         self,
         model: Recommender,
         inter: InteractionGraph,
-        valid: RankingEvaluator,
-        test: RankingEvaluator | None,
+        valid: Evaluator,
+        test: Evaluator | None,
         config: TrainConfig,
         kg: KGView | None = None,
         out_dir: str | Path | None = None,
@@ -135,7 +144,7 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(config.seed)
         self.bpr = BPRSampler(inter, config.batch_size, self.generator)
         self.kg = None
-        if kg is not None and model.needs_kg and config.lambda_kg > 0:
+        if kg is not None and model.has_kg_loss and config.lambda_kg > 0:
             self.kg = KGNegativeSampler(
                 kg,
                 batch_size=config.kg_batch_size,
@@ -251,7 +260,7 @@ class Trainer:
         kg_batches = self.kg.cycle() if self.use_kg and self.kg_optimizer is None else None
         for users, pos, neg in tqdm(self.bpr, desc=f"epoch {epoch}", total=len(self.bpr), **bar_kw):
             emb = self.model.embed()
-            losses = self.model.bpr_losses(emb, users, pos, neg)
+            losses = self.model.rec_losses(emb, users, pos, neg)
             if kg_batches is not None:
                 kg_losses = self.model.kg_losses(emb, next(kg_batches))
                 losses.update({k: self.cfg.lambda_kg * v for k, v in kg_losses.items()})
@@ -261,7 +270,7 @@ class Trainer:
         return {k: v / counts[k] for k, v in sums.items()}
 
     @torch.no_grad()
-    def evaluate(self, evaluator: RankingEvaluator, prefix: str) -> dict[str, float]:
+    def evaluate(self, evaluator: Evaluator, prefix: str) -> dict[str, float]:
         self.model.eval()
         emb = self.model.embed()
         return evaluator.evaluate(lambda users: self.model.score(emb, users), prefix=prefix)

@@ -1,0 +1,114 @@
+"""Query sets on disk: JSONL files (:func:`save_queries`, :func:`load_queries`) and the cache
+:func:`query_sets`, which reuses the saved sets of a folder only while they were built with the same
+settings from the same catalogue text (ids, titles, brands, category paths and descriptions: every
+field :func:`~.search_queries.build_query_sets` reads)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+from ..data.dataset import MMDataset
+from ..utils import atomic_path, stable_hash, write_json
+from .search_queries import QUERY_SETS, QuerySetConfig, SearchQuery, build_query_sets
+
+log = logging.getLogger(__name__)
+
+#: the manifest of a folder's saved query sets (their key, settings and counts)
+MANIFEST = "search_queries.json"
+
+
+def query_file(folder: str | Path, query_set: str) -> Path:
+    """Where :func:`query_sets` keeps one query set: ``search_queries_<set>.jsonl``."""
+    return Path(folder) / f"search_queries_{query_set}.jsonl"
+
+
+def descriptions(dataset: MMDataset, modality: str | None = "description") -> list[str | None]:
+    """One description per item: the raw text of ``modality`` (``None`` where an item has none, or
+    for every item when the dataset has no such text modality)."""
+    out: list[str | None] = [None] * dataset.n_items
+    mod = dataset.modalities.get(modality) if modality else None
+    if mod is not None and mod.raw is not None:
+        for i, text in zip(mod.item_index, mod.raw, strict=True):
+            out[i] = text
+    return out
+
+
+def catalogue_key(
+    dataset: MMDataset, cfg: QuerySetConfig, descs: Sequence[str | None], description_modality: str | None
+) -> str:
+    """A hash of everything the query sets are built from: the settings and the catalogue's text."""
+    cat = dataset.catalog
+    return stable_hash(
+        vars(cfg),
+        dataset.name,
+        cat.item_ids,
+        cat.title,
+        cat.brand,
+        cat.categories,
+        list(descs),
+        description_modality,
+    )
+
+
+def query_sets(
+    dataset: MMDataset,
+    cfg: QuerySetConfig,
+    folder: str | Path,
+    description_modality: str | None = "description",
+    rebuild: bool = False,
+) -> dict[str, list[SearchQuery]]:
+    """The query sets of a dataset: read from ``folder`` when saved with the same settings and
+    catalogue text (:func:`catalogue_key`), else built and saved there (one JSONL file per set and
+    the manifest :data:`MANIFEST`)."""
+    folder = Path(folder)
+    descs = descriptions(dataset, description_modality)
+    key = catalogue_key(dataset, cfg, descs, description_modality)
+    manifest = folder / MANIFEST
+    paths = {s: query_file(folder, s) for s in QUERY_SETS}
+    if not rebuild and manifest.is_file() and all(p.is_file() for p in paths.values()):
+        if json.loads(manifest.read_text()).get("key") == key:
+            log.info("reusing the query sets in %s", folder)
+            return {s: load_queries(p) for s, p in paths.items()}
+    t0 = time.perf_counter()
+    sets = build_query_sets(dataset.catalog, descs, cfg)
+    for s, p in paths.items():
+        save_queries(p, sets[s])
+    write_json(
+        manifest,
+        {
+            "key": key,
+            "dataset": dataset.name,
+            "settings": vars(cfg),
+            "description_modality": description_modality,
+            "counts": {s: len(q) for s, q in sets.items()},
+            "build_seconds": round(time.perf_counter() - t0, 3),
+        },
+    )
+    log.info("built %s queries; saved in %s", {s: len(q) for s, q in sets.items()}, folder)
+    return sets
+
+
+def save_queries(path: str | Path, queries: Sequence[SearchQuery]) -> Path:
+    """Write queries as JSONL (one JSON object per line), atomically."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(json.dumps(asdict(q)) + "\n" for q in queries))
+    return path
+
+
+def load_queries(path: str | Path) -> list[SearchQuery]:
+    """Read queries written by :func:`save_queries`."""
+    path = Path(path)
+    out = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                out.append(SearchQuery(**json.loads(line)))
+            except (json.JSONDecodeError, TypeError) as e:
+                raise ValueError(f"{path}:{n}: not a query line ({e}); rebuild the queries.") from e
+    return out

@@ -1,0 +1,141 @@
+r"""The small pieces every recommender repeats, written once: the user/item ID-embedding pair, frozen
+per-modality feature tables, LightGCN's layer combinations over a user-item (or item-item) graph,
+and the BPR term.
+
+A model composes them; none of them names a model or a modality.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .conv import LightGCNConv
+
+#: initialisations an :class:`IDEmbedding` accepts, by name
+ID_INITS: dict[str, Callable[[Tensor], Tensor]] = {
+    "xavier_uniform": torch.nn.init.xavier_uniform_,
+    "xavier_normal": torch.nn.init.xavier_normal_,
+}
+
+
+class IDEmbedding(torch.nn.Module):
+    r"""The ID embeddings of users and items, :math:`\mathbf{E}^u \in \mathbb{R}^{U \times d}` and
+    :math:`\mathbf{E}^i \in \mathbb{R}^{N \times d}`, two tables initialised separately (so each
+    table's Xavier scale follows its own size, as in LightGCN and MMRec's baselines).
+
+    The owning model applies ``init`` by calling :meth:`reset_parameters` at the end of its own
+    ``__init__`` (until then the tables hold ``nn.Embedding``'s standard normal draw), so that a
+    model's random draws, and hence its weights under a seed, follow the order of its
+    ``reset_parameters``.
+
+    Args:
+        n_users: :math:`U`.
+        n_items: :math:`N`.
+        dim: :math:`d`.
+        init: ``"xavier_uniform"`` or ``"xavier_normal"`` (default ``"xavier_uniform"``).
+
+    Shapes:
+        - :meth:`forward`: :math:`[\mathbf{E}^u; \mathbf{E}^i]` ``[U + N, d]`` (users first)
+        - :meth:`ego`: three tensors ``[B, d]``
+    """
+
+    def __init__(self, n_users: int, n_items: int, dim: int, init: str = "xavier_uniform") -> None:
+        super().__init__()
+        if init not in ID_INITS:
+            raise ValueError(f"IDEmbedding: init '{init}' is not one of {sorted(ID_INITS)}.")
+        self.n_users, self.n_items, self.dim, self.init = n_users, n_items, dim, init
+        self.user = torch.nn.Embedding(n_users, dim)
+        self.item = torch.nn.Embedding(n_items, dim)
+
+    def reset_parameters(self) -> None:
+        ID_INITS[self.init](self.user.weight)
+        ID_INITS[self.init](self.item.weight)
+
+    def forward(self) -> Tensor:
+        """Both tables stacked, users first: the layer-0 input of a user-item graph."""
+        return torch.cat([self.user.weight, self.item.weight])
+
+    def ego(self, users: Tensor, pos: Tensor, neg: Tensor) -> list[Tensor]:
+        """The layer-0 rows of a BPR batch: ``[E^u[users], E^i[pos], E^i[neg]]``."""
+        return [self.user(users), self.item(pos), self.item(neg)]
+
+
+class FrozenFeatures(torch.nn.Module):
+    """Per-modality feature tables held as non-persistent buffers: they move with the model
+    (``.to(device)``) and are not trained or saved in checkpoints (they are rebuilt from the data).
+
+    Args:
+        features: ``{m: [n_items, d_m]}`` (e.g. ``dense_modal_features`` of the baselines).
+
+    Shapes:
+        - :meth:`forward`: ``[n_items, d_m]`` of the ``j``-th modality
+    """
+
+    def __init__(self, features: Mapping[str, Tensor]) -> None:
+        super().__init__()
+        self.names = list(features)
+        for j, x in enumerate(features.values()):
+            self.register_buffer(f"feat_{j}", x, persistent=False)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def forward(self, j: int) -> Tensor:
+        """The features of the ``j``-th modality (in ``names`` order)."""
+        return getattr(self, f"feat_{j}")
+
+
+def last_layer(
+    conv: LightGCNConv, x: Tensor, edge_index: Tensor, num_layers: int, edge_weight: Tensor | None = None
+) -> Tensor:
+    r"""The last layer only, :math:`\tilde{A}^L x` (``x`` itself when ``num_layers`` is 0)."""
+    for _ in range(num_layers):
+        x = conv(x, edge_index, edge_weight)
+    return x
+
+
+def layer_sum(
+    conv: LightGCNConv, x: Tensor, edge_index: Tensor, num_layers: int, edge_weight: Tensor | None = None
+) -> Tensor:
+    r"""The sum of every layer, :math:`\sum_{l=0}^{L} \tilde{A}^l x` (GRCN, DualGNN)."""
+    out = x
+    for _ in range(num_layers):
+        x = conv(x, edge_index, edge_weight)
+        out = out + x
+    return out
+
+
+def layer_mean(
+    conv: LightGCNConv, x: Tensor, edge_index: Tensor, num_layers: int, edge_weight: Tensor | None = None
+) -> Tensor:
+    r"""LightGCN's layer combination :math:`\frac{1}{L+1}\sum_{l=0}^{L} \tilde{A}^l x`."""
+    return layer_sum(conv, x, edge_index, num_layers, edge_weight) / (num_layers + 1)
+
+
+def id_layer_mean(
+    conv: LightGCNConv,
+    user_emb: Tensor,
+    item_emb: Tensor,
+    edge_index: Tensor,
+    num_layers: int,
+    edge_weight: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    r""":func:`layer_mean` of the ID embeddings :math:`[\mathbf{E}^u; \mathbf{E}^i]` over the
+    user-item graph (users first), split into ``(users [U, d], items [N, d])``."""
+    out = layer_mean(conv, torch.cat([user_emb, item_emb]), edge_index, num_layers, edge_weight)
+    return out[: user_emb.size(0)], out[user_emb.size(0) :]
+
+
+def bpr_loss(user: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
+    r"""BPR (Rendle et al., UAI 2009; the paper's Eq. 6) on a batch of ``[B, d]`` rows:
+
+    .. math::
+        -\frac{1}{B}\sum_{b} \log\sigma(\mathbf{u}_b\cdot\mathbf{p}_b - \mathbf{u}_b\cdot\mathbf{n}_b)
+
+    (PyG's ``BPRLoss`` without its regulariser, on the scores it would be given.)
+    """
+    return -F.logsigmoid((user * pos).sum(-1) - (user * neg).sum(-1)).mean()

@@ -1,0 +1,139 @@
+"""From a composed configuration to a trained run folder (what it holds: :mod:`.artifacts`).
+
+``run_training(cfg, run_dir)`` prepares the dataset (features cached), builds the E-MMKG when the
+model reads modality features (its kNN edges only when the model propagates over them), trains
+with early stopping and writes the run's artifacts into ``run_dir``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch_geometric.data import HeteroData
+
+from ..data.dataset import TEST, VALID, DataError, MMDataset
+from ..data.prepared import prepare_dataset
+from ..eval.ranking import RankingEvaluator
+from ..graph.emmkg import build_emmkg, graph_stats
+from ..graph.interaction import InteractionGraph
+from ..graph.triples import kg_view
+from ..nn.recommender import Recommender
+from ..train.trainer import TrainConfig, Trainer
+from ..utils import atomic_path, peak_rss_mib, reset_peak_rss, seed_everything, write_json
+from . import artifacts
+
+log = logging.getLogger(__name__)
+
+
+def build_graph(dataset: MMDataset, graph_cfg: DictConfig | dict, **overrides: Any) -> HeteroData:
+    """The E-MMKG of ``dataset`` as ``conf/graph`` describes it (``overrides`` win)."""
+    cfg = (
+        dict(OmegaConf.to_container(graph_cfg, resolve=True))
+        if isinstance(graph_cfg, DictConfig)
+        else dict(graph_cfg)
+    )
+    cfg.update(overrides)
+    knn = instantiate(cfg.pop("knn")) if cfg.get("knn") else None
+    return build_emmkg(dataset, knn=knn, **cfg)
+
+
+def model_class(cfg: DictConfig) -> type[Recommender]:
+    """The recommender class a config names (``model.net._target_``)."""
+    cls = get_class(cfg.model.net._target_)
+    if not (isinstance(cls, type) and issubclass(cls, Recommender)):
+        raise DataError(
+            f"model.net._target_={cfg.model.net._target_} is not a Recommender subclass; name one "
+            "of the classes in emmkgr_pyg.nn or emmkgr_pyg.baselines."
+        )
+    return cls
+
+
+def model_graph(cfg: DictConfig, dataset: MMDataset, model_cls: type[Recommender]) -> HeteroData | None:
+    """The E-MMKG the model reads, or ``None`` when it reads no modality features. A model that
+    does not propagate over modal-modal edges gets a graph without them (no kNN is built)."""
+    if not model_cls.needs_features:
+        return None
+    if not dataset.modalities:
+        raise DataError(
+            f"model '{cfg.model.name}' needs modality features and dataset '{dataset.name}' has "
+            "none; use model=lightgcn, or add a modality (modality.extra)."
+        )
+    overrides = {} if model_cls.needs_modal_edges else {"modal_modal": False, "item_item": False}
+    return build_graph(dataset, cfg.graph, **overrides)
+
+
+def train_config(cfg: DictConfig) -> TrainConfig:
+    values = OmegaConf.to_container(cfg.train, resolve=True)
+    return TrainConfig(**values, seed=int(cfg.seed))
+
+
+def build_model(cfg: DictConfig, inter: InteractionGraph, kg: HeteroData | None) -> Recommender:
+    # runtime objects go to the partial, not through the config (OmegaConf would convert them)
+    return instantiate(cfg.model.net, _partial_=True, _convert_="all")(inter=inter, kg=kg)
+
+
+def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
+    """Train one configuration; returns (and writes) ``results.json``'s content."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    reset_peak_rss()  # per job, also inside a multirun process
+    dataset, prep = prepare_dataset(cfg.dataset, cfg.modality, cfg.cache_dir, progress=cfg.train.progress)
+    inter = InteractionGraph.from_dataset(dataset)
+    model_cls = model_class(cfg)
+    t0 = time.perf_counter()
+    kg = model_graph(cfg, dataset, model_cls)
+    stats = None
+    if kg is not None:
+        stats = {**graph_stats(kg), "build_seconds": round(time.perf_counter() - t0, 3)}
+        write_json(run_dir / artifacts.GRAPH_STATS, stats)
+    seed_everything(int(cfg.seed))
+    model = build_model(cfg, inter, kg)
+    tcfg = train_config(cfg)
+    valid, test = (
+        RankingEvaluator(inter, *dataset.interactions.part(p), ks=tcfg.ks, batch_size=tcfg.eval_batch_size)
+        for p in (VALID, TEST)
+    )
+    view = kg_view(kg) if kg is not None and model_cls.has_kg_loss else None
+    trainer = Trainer(model, inter, valid, test, tcfg, kg=view, out_dir=run_dir)
+    if cfg.get("resume") and (run_dir / artifacts.LAST).is_file():
+        trainer.resume(run_dir / artifacts.LAST)
+    state = trainer.fit()
+
+    best = torch.load(run_dir / artifacts.BEST, map_location="cpu", weights_only=True)
+    model.load_state_dict(best["model"])
+    model.eval()
+    with torch.no_grad():
+        artifacts.save_embeddings(run_dir, model.export_embeddings(model.embed()))
+    with atomic_path(run_dir / artifacts.HISTORY) as tmp:
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in state.history))
+
+    epochs = max(state.epoch, 1)
+    results = {
+        "model": cfg.model.name,
+        "dataset": cfg.dataset.name,
+        "seed": int(cfg.seed),
+        **state.best_valid,
+        **state.best_test,
+        "best_epoch": state.best_epoch,
+        "epochs": state.epoch,
+        "train_seconds": round(state.train_seconds, 3),
+        "eval_seconds": round(state.eval_seconds, 3),
+        "seconds_per_epoch": round(state.train_seconds / epochs, 4),
+        "total_seconds": round(time.perf_counter() - t_start, 3),
+        "n_parameters": sum(p.numel() for p in model.parameters()),
+        "peak_rss_mib": peak_rss_mib(),
+        "dataset_stats": dataset.stats(),
+        "prepare": prep,
+        "graph_stats": stats,
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+    write_json(run_dir / artifacts.RESULTS, results)
+    return results

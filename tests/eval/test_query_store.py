@@ -1,0 +1,86 @@
+import copy
+import json
+
+import pytest
+
+from emmkgr_pyg.eval import query_store
+from emmkgr_pyg.eval.query_store import (
+    MANIFEST,
+    descriptions,
+    load_queries,
+    query_file,
+    query_sets,
+    save_queries,
+)
+from emmkgr_pyg.eval.search_queries import QuerySetConfig, SearchQuery, build_query_sets
+
+CFG = QuerySetConfig(n_fine=20, n_category=5, n_attribute=5, min_targets=3, max_share=0.2)
+
+
+def test_queries_round_trip_as_jsonl(tmp_path):
+    queries = [
+        SearchQuery("fine-0", "fine", "item", "red cast iron pan", ["i3"], "title"),
+        SearchQuery("category-0", "coarse", "category", "Pans", ["i1", "i3"]),
+    ]
+    path = save_queries(tmp_path / "fine.jsonl", queries)
+    assert len(path.read_text().splitlines()) == 2
+    assert load_queries(path) == queries
+    (tmp_path / "bad.jsonl").write_text('{"qid": 1}\n')
+    with pytest.raises(ValueError, match="bad.jsonl:1"):
+        load_queries(tmp_path / "bad.jsonl")
+
+
+def test_descriptions_are_the_description_texts_by_item(synthetic):
+    mod = synthetic.modalities["description"]
+    got = descriptions(synthetic)
+    assert len(got) == synthetic.n_items and sum(d is not None for d in got) == len(mod.item_index)
+    assert got[int(mod.item_index[0])] == mod.raw[0]
+    assert descriptions(synthetic, None) == [None] * synthetic.n_items
+    assert descriptions(synthetic, "no_such_modality") == [None] * synthetic.n_items
+
+
+@pytest.fixture
+def building(monkeypatch):
+    """Counts the builds of :func:`query_sets` (a reuse builds nothing)."""
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return build_query_sets(*args, **kwargs)
+
+    monkeypatch.setattr(query_store, "build_query_sets", counted)
+    return calls
+
+
+def test_saved_sets_are_reused_for_the_same_settings_and_catalogue(synthetic, tmp_path, building):
+    first = query_sets(synthetic, CFG, tmp_path)
+    assert building == [1] and (tmp_path / MANIFEST).is_file() and query_file(tmp_path, "fine").is_file()
+    assert json.loads((tmp_path / MANIFEST).read_text())["counts"] == {s: len(q) for s, q in first.items()}
+    assert query_sets(synthetic, CFG, tmp_path) == first and building == [1]
+    query_sets(synthetic, CFG, tmp_path, rebuild=True)
+    query_sets(synthetic, QuerySetConfig(**{**vars(CFG), "seed": 1}), tmp_path)
+    query_sets(synthetic, CFG, tmp_path, description_modality=None)
+    assert building == [1, 1, 1, 1]
+
+
+@pytest.mark.parametrize("field", ["title", "description", "categories", "brand"])
+def test_a_changed_catalogue_text_rebuilds_the_sets(synthetic, tmp_path, building, field):
+    first = query_sets(synthetic, CFG, tmp_path)
+    quoted = next(q for q in first["fine"] if q.source == "title")  # quotes its target's title
+    changed = copy.deepcopy(synthetic)
+    i = changed.catalog.item_ids.index(quoted.targets[0])
+    if field == "title":
+        changed.catalog.title[i] = "Zyxwv Qwerty Plumbus Grommet Flange Sprocket"
+    elif field == "description":
+        mod = changed.modalities["description"]
+        mod.raw = list(mod.raw)
+        mod.raw[0] = mod.raw[0] + " now with a plumbus"
+    elif field == "categories":
+        changed.catalog.categories[i] = [*changed.catalog.categories[i], "Plumbuses"]
+    else:
+        changed.catalog.brand[i] = "Plumbus Inc"
+    second = query_sets(changed, CFG, tmp_path)
+    assert building == [1, 1]
+    assert second == build_query_sets(changed.catalog, descriptions(changed), CFG)
+    if field == "title":  # the stale set would still quote the old title
+        assert quoted not in second["fine"] and second["fine"] != first["fine"]

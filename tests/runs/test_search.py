@@ -1,0 +1,91 @@
+import numpy as np
+import pytest
+import torch
+
+from emmkgr_pyg.eval.query_store import query_sets
+from emmkgr_pyg.eval.search_eval import METRIC_NAMES, evaluate
+from emmkgr_pyg.eval.search_queries import QuerySetConfig
+from emmkgr_pyg.runs import artifacts, load_run
+from emmkgr_pyg.runs.search import evaluate_run, open_index, run_embeddings
+from emmkgr_pyg.search import INDEX_FILE, ItemIndex, ItemMeta, QueryEncoder, SearchError, VectorBaseline
+
+
+def _meta(n):
+    return ItemMeta([f"i{i}" for i in range(n)], [None] * n, [None] * n, [[] for _ in range(n)])
+
+
+@pytest.fixture
+def vectors():
+    return np.random.default_rng(0).normal(size=(60, 8)).astype(np.float32)
+
+
+def _fake_run(folder, vectors):
+    folder.mkdir(parents=True, exist_ok=True)
+    reversed_rows = torch.from_numpy(vectors[::-1].copy())
+    artifacts.save_embeddings(
+        folder, {artifacts.MM_ITEM: torch.from_numpy(vectors), artifacts.ITEM: reversed_rows}
+    )
+    return folder
+
+
+def test_run_embeddings_are_the_saved_matrices(vectors, tmp_path):
+    run = _fake_run(tmp_path / "run", vectors)
+    np.testing.assert_array_equal(run_embeddings(run), vectors)
+    np.testing.assert_array_equal(run_embeddings(run, artifacts.ITEM), vectors[::-1])
+
+
+def test_open_index_reuses_the_saved_index_only_for_the_same_embeddings(vectors, tmp_path):
+    run = _fake_run(tmp_path / "run", vectors)
+    built = open_index(run, lambda: _meta(60))
+    assert (run / INDEX_FILE).is_file() and built.embedding == artifacts.MM_ITEM
+
+    def no_meta():
+        raise AssertionError("the saved index should have been loaded")
+
+    assert open_index(run, no_meta).fingerprint == built.fingerprint
+    calls = []
+    other = open_index(run, lambda: calls.append(1) or _meta(60), embedding=artifacts.ITEM)
+    assert calls and other.embedding == artifacts.ITEM
+    open_index(run, lambda: calls.append(2) or _meta(60), embedding=artifacts.ITEM, rebuild=True)
+    open_index(run, lambda: calls.append(3) or _meta(60), embedding=artifacts.ITEM, kind="hnsw")
+    assert calls == [1, 2, 3]
+
+
+def test_run_embeddings_errors_name_the_fix(vectors, tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a trained run"):
+        run_embeddings(tmp_path)
+    with pytest.raises(FileNotFoundError, match="not a trained run"):
+        run_embeddings(tmp_path, "H_mm_title")  # a folder that is no run is reported first
+    run = _fake_run(tmp_path / "run", vectors)
+    with pytest.raises(SearchError, match="search.embedding=H_mm_title: choose"):
+        run_embeddings(run, "H_mm_title")
+
+
+def test_an_embedding_the_run_lacks_names_what_it_has(tmp_path):
+    artifacts.save_embeddings(tmp_path, {artifacts.ITEM: torch.ones(3, 2), artifacts.USER: torch.ones(4, 2)})
+    with pytest.raises(SearchError, match=r"has \['item', 'user'\].*model=emmkgr"):
+        run_embeddings(tmp_path, artifacts.MM_ITEM)
+
+
+def test_evaluate_run_scores_both_methods_as_their_own_encoders_do(tiny_run_dir, tmp_path):
+    run = load_run(tiny_run_dir)
+    cfg = QuerySetConfig(n_fine=12, n_category=4, n_attribute=4, min_targets=3, max_share=0.2)
+    sets = query_sets(run.dataset, cfg, tmp_path)
+    got = evaluate_run(run, sets, mapping="paper", batch_size=5)
+    # the same rankings, each query encoded on its own (evaluate_run encodes every text once)
+    qenc = QueryEncoder.from_run(run, "paper", "all")
+    index = ItemIndex(run_embeddings(tiny_run_dir), ItemMeta.from_catalog(run.dataset.catalog))
+    baseline = VectorBaseline.from_dataset(run.dataset, qenc.text_modalities)
+    ids = run.dataset.catalog.item_ids
+    for s, queries in sets.items():
+        want = {
+            "emmkgr": evaluate(lambda b: index.scores(qenc.encode_text([q.text for q in b])), queries, ids),
+            "vector_baseline": evaluate(
+                lambda b: baseline.scores(qenc.raw_text([q.text for q in b])), queries, ids
+            ),
+        }
+        assert list(got[s]) == ["emmkgr", "vector_baseline"]
+        for method, values in want.items():
+            assert list(got[s][method]) == list(METRIC_NAMES)
+            assert got[s][method] == pytest.approx(values, abs=1e-9), (s, method)
+        assert got[s]["vector_baseline"]["MRR"] > 0
