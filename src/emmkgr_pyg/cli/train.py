@@ -2,7 +2,8 @@
 
 Writes ``results.json``, checkpoints and ``embeddings.pt`` in the run folder (``hydra.run.dir``)
 and returns validation Recall@20 for sweepers. In a multirun, a failing job writes ``error.json``
-in its folder and the sweep goes on.
+in its folder and the sweep goes on. Under ``torchrun`` (data-parallel training, see
+:mod:`emmkgr_pyg.train.distributed`) only rank 0 has a run folder.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
+import sys
 import traceback
 
 import hydra
@@ -27,8 +30,16 @@ log = logging.getLogger("emmkgr-train")
 TRAIN_ERRORS = (NonFiniteLossError, CheckpointMismatchError)
 
 
+def rank_overrides() -> list[str]:
+    """Hydra overrides for a ``torchrun`` rank other than 0: no run folder and no ``.hydra`` of its
+    own (it trains in rank 0's folder and writes nothing)."""
+    if int(os.environ.get("RANK", "0")) == 0:
+        return []
+    return ["hydra.run.dir=.", "hydra.output_subdir=null"]
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
-def main(cfg: DictConfig) -> float:
+def train(cfg: DictConfig) -> float:
     hc = HydraConfig.get()
     run_dir = hc.runtime.output_dir
     metric = f"valid/{cfg.train.metric}"
@@ -50,6 +61,8 @@ def main(cfg: DictConfig) -> float:
             },
         )
         return math.nan
+    if not results:  # a data-parallel rank other than 0: rank 0 reports
+        return math.nan
     keys = [k for k in ("test/Recall@10", "test/Recall@20", "test/NDCG@10", "test/NDCG@20") if k in results]
     summary = ", ".join(f"{k} {results[k]:.4f}" for k in keys)
     log.info(
@@ -64,6 +77,12 @@ def main(cfg: DictConfig) -> float:
         run_dir,
     )
     return float(results.get(metric, math.nan))
+
+
+def main() -> None:
+    """The ``emmkgr-train`` console script."""
+    sys.argv.extend(rank_overrides())
+    train()
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from ..graph.emmkg import build_emmkg, graph_stats
 from ..graph.interaction import InteractionGraph
 from ..graph.triples import kg_view
 from ..nn.recommender import Recommender
+from ..train.distributed import close_data_parallel, init_data_parallel
 from ..train.trainer import TrainConfig, Trainer
 from ..utils import atomic_path, peak_rss_mib, reset_peak_rss, seed_everything, write_json
 from . import artifacts
@@ -80,9 +81,15 @@ def build_model(cfg: DictConfig, inter: InteractionGraph, kg: HeteroData | None)
 
 
 def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
-    """Train one configuration; returns (and writes) ``results.json``'s content."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    """Train one configuration; returns (and writes) ``results.json``'s content.
+
+    Under ``torchrun`` every rank trains its share of each batch (:mod:`..train.distributed`);
+    rank 0 evaluates and writes the run folder, the other ranks write nothing and return ``{}``.
+    """
+    parallel = init_data_parallel()
+    run_dir = Path(parallel.broadcast_object(str(run_dir)))  # rank 0's folder, for resume
+    if parallel.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     reset_peak_rss()  # per job, also inside a multirun process
     dataset, prep = prepare_dataset(cfg.dataset, cfg.modality, cfg.cache_dir, progress=cfg.train.progress)
@@ -93,7 +100,8 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     stats = None
     if kg is not None:
         stats = {**graph_stats(kg), "build_seconds": round(time.perf_counter() - t0, 3)}
-        write_json(run_dir / artifacts.GRAPH_STATS, stats)
+        if parallel.is_main:
+            write_json(run_dir / artifacts.GRAPH_STATS, stats)
     seed_everything(int(cfg.seed))
     model = build_model(cfg, inter, kg)
     tcfg = train_config(cfg)
@@ -102,10 +110,13 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         for p in (VALID, TEST)
     )
     view = kg_view(kg) if kg is not None and model_cls.has_kg_loss else None
-    trainer = Trainer(model, inter, valid, test, tcfg, kg=view, out_dir=run_dir)
+    trainer = Trainer(model, inter, valid, test, tcfg, kg=view, out_dir=run_dir, parallel=parallel)
     if cfg.get("resume") and (run_dir / artifacts.LAST).is_file():
         trainer.resume(run_dir / artifacts.LAST)
     state = trainer.fit()
+    close_data_parallel()
+    if not parallel.is_main:
+        return {}
 
     best = torch.load(run_dir / artifacts.BEST, map_location="cpu", weights_only=True)
     model.load_state_dict(best["model"])
@@ -130,6 +141,7 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         "total_seconds": round(time.perf_counter() - t_start, 3),
         "n_parameters": sum(p.numel() for p in model.parameters()),
         "peak_rss_mib": peak_rss_mib(),
+        "world_size": parallel.world_size,
         "dataset_stats": dataset.stats(),
         "prepare": prep,
         "graph_stats": stats,

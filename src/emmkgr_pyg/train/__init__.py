@@ -1,6 +1,16 @@
 """Training loops, samplers, early stopping and checkpoints."""
 
+from .distributed import DataParallel, close_data_parallel, init_data_parallel
 from .samplers import BPRSampler, KGNegativeSampler
 from .trainer import NonFiniteLossError, TrainConfig, Trainer
 
-__all__ = ["BPRSampler", "KGNegativeSampler", "NonFiniteLossError", "TrainConfig", "Trainer"]
+__all__ = [
+    "BPRSampler",
+    "DataParallel",
+    "KGNegativeSampler",
+    "NonFiniteLossError",
+    "TrainConfig",
+    "Trainer",
+    "close_data_parallel",
+    "init_data_parallel",
+]

@@ -30,6 +30,7 @@ from ..graph.interaction import InteractionGraph
 from ..graph.triples import KGView
 from ..nn.recommender import Recommender
 from ..utils import atomic_path
+from .distributed import DataParallel
 from .samplers import BPRSampler, KGNegativeSampler
 
 log = logging.getLogger(__name__)
@@ -126,6 +127,8 @@ class Trainer:
         config: a :class:`TrainConfig`.
         kg: the E-MMKG's triples (for models with KG losses).
         out_dir: where ``last.pt`` and ``best.pt`` go (default: no checkpoints).
+        parallel: this process's rank in a data-parallel job (default: one process); see
+            :mod:`emmkgr_pyg.train.distributed`.
     """
 
     def __init__(
@@ -137,6 +140,7 @@ class Trainer:
         config: TrainConfig,
         kg: KGView | None = None,
         out_dir: str | Path | None = None,
+        parallel: DataParallel | None = None,
     ) -> None:
         self.model, self.inter, self.valid, self.test = model, inter, valid, test
         self.cfg = config
@@ -155,11 +159,15 @@ class Trainer:
                 generator=self.generator,
             )
         self.use_kg = self.kg is not None
-        params = [p for p in model.parameters() if p.requires_grad]
+        self.params = params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
         self.kg_optimizer = None
         if self.use_kg and config.schedule == "alternating":
             self.kg_optimizer = torch.optim.Adam(params, lr=config.kg_lr or config.lr)
+        # data parallel: every rank starts from rank 0's parameters, draws the same global batches
+        # (same seeded generator) and trains on its slice of each
+        self.parallel = parallel or DataParallel()
+        self.parallel.broadcast_module(model)
         self.state = TrainState()
 
     # -- checkpoints -------------------------------------------------------------------------
@@ -176,7 +184,7 @@ class Trainer:
         }
 
     def save(self, name: str, payload: dict[str, Any] | None = None) -> None:
-        if self.out_dir is None:
+        if self.out_dir is None or not self.parallel.is_main:
             return
         with atomic_path(self.out_dir / name) as tmp:
             torch.save(payload if payload is not None else self._checkpoint(), tmp)
@@ -221,25 +229,25 @@ class Trainer:
     # -- training ----------------------------------------------------------------------------
 
     def _step(self, optimizer: torch.optim.Optimizer, losses: dict[str, torch.Tensor], sums: dict) -> None:
-        total = sum(losses.values())
-        for name, value in losses.items():
-            if not torch.isfinite(value):
+        optimizer.zero_grad(set_to_none=True)
+        sum(losses.values()).backward()
+        # summed over ranks (data parallel) before the check, so that every rank raises together
+        values = self.parallel.all_reduce(self.params, losses)
+        for name, value in values.items():
+            if not math.isfinite(value):
                 raise NonFiniteLossError(
-                    f"epoch {self.state.epoch + 1}: loss term '{name}' is {float(value.detach())}; lower the "
+                    f"epoch {self.state.epoch + 1}: loss term '{name}' is {value}; lower the "
                     "learning rate or the loss weights, or check the input features."
                 )
-            v = float(value.detach())
-            first = self.state.first_loss.setdefault(name, v)
+            first = self.state.first_loss.setdefault(name, value)
             factor = self.cfg.divergence_factor
-            if factor is not None and abs(v) > factor * max(abs(first), 1.0):
+            if factor is not None and abs(value) > factor * max(abs(first), 1.0):
                 raise DivergedLossError(
-                    f"epoch {self.state.epoch + 1}: loss term '{name}' is {v:.3g}, over "
+                    f"epoch {self.state.epoch + 1}: loss term '{name}' is {value:.3g}, over "
                     f"{factor:g} times its first value {first:.3g}: training "
                     "diverged. Lower the learning rate (train.lr) or the loss weights."
                 )
-            sums[name] = sums.get(name, 0.0) + v
-        optimizer.zero_grad(set_to_none=True)
-        total.backward()
+            sums[name] = sums.get(name, 0.0) + value
         optimizer.step()
 
     def train_epoch(self) -> dict[str, float]:
@@ -248,22 +256,25 @@ class Trainer:
         self.model.on_epoch_start()
         sums: dict[str, float] = {}
         counts: dict[str, int] = {}
-        bar_kw = {"leave": False, "disable": not self.cfg.progress}
+        bar_kw = {"leave": False, "disable": not (self.cfg.progress and self.parallel.is_main)}
         epoch = self.state.epoch + 1
         if self.use_kg and self.kg_optimizer is not None:
             for batch in tqdm(self.kg, desc=f"epoch {epoch} KG", total=len(self.kg), **bar_kw):
+                batch, share = self.parallel.shard(batch)
                 losses = self.model.kg_losses(self.model.embed_kg(), batch)
-                losses = {k: self.cfg.lambda_kg * v for k, v in losses.items()}
+                losses = {k: self.cfg.lambda_kg * share * v for k, v in losses.items()}
                 self._step(self.kg_optimizer, losses, sums)
                 for k in losses:
                     counts[k] = counts.get(k, 0) + 1
         kg_batches = self.kg.cycle() if self.use_kg and self.kg_optimizer is None else None
-        for users, pos, neg in tqdm(self.bpr, desc=f"epoch {epoch}", total=len(self.bpr), **bar_kw):
+        for batch in tqdm(self.bpr, desc=f"epoch {epoch}", total=len(self.bpr), **bar_kw):
+            (users, pos, neg), share = self.parallel.shard(batch)
             emb = self.model.embed()
-            losses = self.model.rec_losses(emb, users, pos, neg)
+            losses = {k: share * v for k, v in self.model.rec_losses(emb, users, pos, neg).items()}
             if kg_batches is not None:
-                kg_losses = self.model.kg_losses(emb, next(kg_batches))
-                losses.update({k: self.cfg.lambda_kg * v for k, v in kg_losses.items()})
+                kg_batch, kg_share = self.parallel.shard(next(kg_batches))
+                kg_losses = self.model.kg_losses(emb, kg_batch)
+                losses.update({k: self.cfg.lambda_kg * kg_share * v for k, v in kg_losses.items()})
             self._step(self.optimizer, losses, sums)
             for k in losses:
                 counts[k] = counts.get(k, 0) + 1
@@ -288,7 +299,7 @@ class Trainer:
                 "epoch": st.epoch,
                 **{f"loss/{k}": v for k, v in losses.items()},
             }
-            if st.epoch % cfg.eval_every == 0 or st.epoch == cfg.epochs:
+            if self.parallel.is_main and (st.epoch % cfg.eval_every == 0 or st.epoch == cfg.epochs):
                 t1 = time.perf_counter()
                 valid = self.evaluate(self.valid, "valid/")
                 record.update(valid)
@@ -305,8 +316,10 @@ class Trainer:
             st.history.append(record)
             self._log(record)
             self.save("last.pt")
-            if cfg.max_seconds and time.perf_counter() - start > cfg.max_seconds:
-                log.info("stopping: max_seconds=%s reached", cfg.max_seconds)
+            timed_out = bool(cfg.max_seconds) and time.perf_counter() - start > cfg.max_seconds
+            if self.parallel.decide(timed_out or st.bad_evals >= cfg.patience):  # rank 0 decides
+                if timed_out:
+                    log.info("stopping: max_seconds=%s reached", cfg.max_seconds)
                 break
         return st
 
