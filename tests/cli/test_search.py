@@ -156,3 +156,17 @@ def test_a_huge_top_k_returns_the_whole_catalogue(run_cli, run_dir, tmp_path):
         )
         n_items = json.loads((run_dir / "search_index.json").read_text())["n_items"]
         assert len(res["results"]) == n_items
+
+
+def test_a_run_naming_a_foreign_class_is_refused_in_one_line(run_cli, run_dir, tmp_path):
+    run = shutil.copytree(run_dir, tmp_path / "run")
+    marker = tmp_path / "pwned"
+    results = json.loads((run / "results.json").read_text())
+    results["config"]["dataset"]["reader"] = {"_target_": "os.system", "command": f"touch {marker}"}
+    (run / "results.json").write_text(json.dumps(results))
+    for f in ("search_index.faiss", "search_index.json"):  # make the search load the run
+        (run / f).unlink(missing_ok=True)
+    proc = run_cli("emmkgr-search", f"run_dir={run}", "query=pan", cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "dataset.reader._target_=os.system is not a class of emmkgr_pyg" in proc.stderr
+    assert not marker.exists()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from ..runs import load_run
 from ..runs.search import open_index
 from ..search import ItemFilter, ItemMeta, QueryEncoder, SearchError, VectorBaseline, similar_items
 from ..utils import markdown_table
-from . import CONFIG_PATH
+from . import CONFIG_PATH, USER_ERRORS, fail
 
 log = logging.getLogger("emmkgr-search")
 METHODS = ("emmkgr", "vector_baseline")
@@ -140,17 +139,12 @@ def _catalog_meta(run_dir: Path) -> ItemMeta:
     return ItemMeta.from_catalog(load_run(run_dir).dataset.catalog)
 
 
-def _fail(prog: str, e: Exception) -> None:
-    print(f"{prog}: {e}", file=sys.stderr)
-    sys.exit(2)
-
-
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="search")
 def search_main(cfg: DictConfig) -> None:
     try:
         request, rows = run_search(cfg)
-    except (SearchError, FileNotFoundError) as e:
-        _fail("emmkgr-search", e)
+    except (SearchError, *USER_ERRORS) as e:
+        fail("emmkgr-search", e)
     filters = ItemFilter(**request["filters"]).describe()
     method = request["method"]
     if method == "emmkgr":
@@ -163,8 +157,8 @@ def search_main(cfg: DictConfig) -> None:
 def similar_main(cfg: DictConfig) -> None:
     try:
         request, rows = run_similar(cfg)
-    except (SearchError, FileNotFoundError) as e:
-        _fail("emmkgr-similar", e)
+    except (SearchError, *USER_ERRORS) as e:
+        fail("emmkgr-similar", e)
     item, filters = request["item"], ItemFilter(**request["filters"]).describe()
     header = f"items similar to {item['item_id']} ({_short(item['title'], 60)}); filters: {filters}"
     _print(cfg, header, request, rows)

@@ -24,6 +24,7 @@ from ..eval.ranking import RankingEvaluator
 from ..graph.emmkg import build_emmkg, graph_stats
 from ..graph.interaction import InteractionGraph
 from ..graph.triples import kg_view
+from ..nn.kge import check_rotate_dim
 from ..nn.recommender import Recommender
 from ..train.distributed import close_data_parallel, init_data_parallel
 from ..train.trainer import TrainConfig, Trainer
@@ -96,6 +97,8 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     inter = InteractionGraph.from_dataset(dataset)
     model_cls = model_class(cfg)
     t0 = time.perf_counter()
+    if model_cls.has_kg_loss:  # an odd RotatE size is refused before the graph is built
+        check_rotate_dim(cfg.model.net.get("kg_dim") or cfg.model.net.get("dim", 64))
     kg = model_graph(cfg, dataset, model_cls)
     stats = None
     if kg is not None:
@@ -118,7 +121,7 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     view = kg_view(kg) if kg is not None and model_cls.has_kg_loss else None
     trainer = Trainer(model, inter, valid, test, tcfg, kg=view, out_dir=run_dir, parallel=parallel)
     if cfg.get("resume") and (run_dir / artifacts.LAST).is_file():
-        trainer.resume(run_dir / artifacts.LAST)
+        trainer.resume(run_dir / artifacts.LAST, force=cfg.resume == "force")
     state = trainer.fit()
     close_data_parallel()
     if not parallel.is_main:
