@@ -1,20 +1,30 @@
-"""Small shared helpers: atomic writes, content hashes, seeding, JSON."""
+"""Small shared helpers: atomic writes, content hashes, checksummed cache files, seeding, JSON."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import random
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from filelock import FileLock
+
+log = logging.getLogger(__name__)
+
+
+class ConfigError(ValueError):
+    """A setting out of its range or a combination that cannot work; the message names the
+    setting (as a config key) and the fix."""
 
 
 @contextlib.contextmanager
@@ -40,18 +50,26 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary folder beside ``path``; on success it replaces ``path`` as a whole."""
+    """Yield a temporary folder beside ``path``; on success it replaces ``path`` as a whole.
+
+    Writers may run concurrently: each fills its own temporary folder, and the swap is serialised by
+    a lock file beside ``path`` (``.<name>.lock``), so the last writer wins and none fails. A
+    ``.<name>.old-*`` folder left by a writer killed mid-swap is removed by the next one.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
-        old = None
-        if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            os.replace(path, old)
-        os.replace(tmp, path)
+        with FileLock(path.with_name(f".{path.name}.lock")):
+            for stale in path.parent.glob(f".{path.name}.old-*"):
+                shutil.rmtree(stale, ignore_errors=True)
+            old = None
+            if path.exists():
+                old = path.with_name(f".{path.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+                os.replace(path, old)
+            os.replace(tmp, path)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     finally:
@@ -75,10 +93,34 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text)
 
 
-def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
+def save_npy(path: str | os.PathLike, array: np.ndarray) -> str:
+    """Write ``array`` as ``.npy`` atomically; returns the SHA-256 of the file (:func:`file_sha256`)."""
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.save(f, array)
+        digest = file_sha256(tmp)
+    return digest
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The hex SHA-256 of a file's bytes, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_checked_npy(path: str | os.PathLike, sha256: str | None) -> np.ndarray | None:
+    """The array in cache file ``path`` if its bytes still have checksum ``sha256``; ``None``
+    (with a warning) when the file is unreadable, truncated, empty or was overwritten."""
+    try:
+        if sha256 is None or file_sha256(path) != sha256:
+            raise ValueError("its checksum does not match the manifest")
+        return np.load(path, allow_pickle=False)
+    except Exception as e:  # noqa: BLE001 - any unreadable cache entry is a miss
+        log.warning("cache entry %s unreadable (%s: %s); rebuilding it", path, type(e).__name__, e)
+        return None
 
 
 def _json_default(o: Any) -> Any:

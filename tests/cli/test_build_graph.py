@@ -24,6 +24,26 @@ def test_build_graph_writes_graph_and_stats(run_cli, tmp_path):
     assert set(stats["knn_seconds"]) == {"title", "description", "review", "image"}
 
 
+def test_negative_top_n_is_one_line(run_cli, tmp_path):
+    proc = run_cli(
+        "emmkgr-build-graph",
+        "dataset=synthetic_tiny",
+        "modality=hashing",
+        "out_dir=g",
+        f"cache_dir={tmp_path / 'cache'}",
+        "graph.top_n=-3",
+        "progress=false",
+        cwd=tmp_path,
+        check=False,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr + proc.stdout
+    assert proc.stderr.strip().splitlines() == [
+        "emmkgr-build-graph: build_emmkg: graph.top_n=-3 is negative; give the number of neighbours "
+        "per modality node (the paper uses 10), or 0 for no similarity edges."
+    ]
+    assert not (tmp_path / "g").exists()
+
+
 def test_build_graph_on_office(run_cli, shared, tmp_path):
     root = shared("amazon-office-2014")
     run_cli(

@@ -58,6 +58,12 @@ def test_prepare_generated_default_and_bad_root(run_cli, tmp_path):
         cwd=tmp_path,
         check=False,
     )
-    assert bad.returncode != 0
-    assert "missing file" in bad.stderr and "Office.inter.json" in bad.stderr
+    # one line naming the file and the fix, no stack trace
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr + bad.stdout
+    (line,) = bad.stderr.strip().splitlines()
+    assert line == (
+        f"emmkgr-prepare: LcRecJsonReader: missing file {tmp_path / 'nowhere' / 'Office.inter.json'} "
+        "({user: [item, ...]}). This format expects Office.inter.json, Office.item.json in the dataset "
+        f"folder (dataset.root={tmp_path / 'nowhere'})."
+    )
     assert not (tmp_path / "x").exists()

@@ -66,6 +66,9 @@ def test_similar_lists_other_items(run_cli, run_dir, tmp_path):
         ("emmkgr-similar", ["item=SYN-999999"], "item=SYN-999999: no such item"),
         ("emmkgr-similar", [], "item is not set"),
         ("emmkgr-search", ["query=pan", "search.embedding=user"], "search.embedding=user"),
+        ("emmkgr-search", ["query=pan", "top_k=2.7"], "top_k=2.7: give a whole number of results"),
+        ("emmkgr-similar", ["item=SYN-000010", "top_k=-3"], "top_k=-3: give a whole number"),
+        ("emmkgr-search", ["query=pan", "top_k=ten"], "top_k=ten: give a whole number"),
     ],
 )
 def test_errors_are_one_clear_line(run_cli, run_dir, tmp_path, script, args, message):
@@ -135,3 +138,35 @@ def test_root_configs_compose_with_valid_search_settings(root):
     assert s.mapping in MAPPINGS and s.embedding in SEARCHABLE and s.index in INDEX_KINDS
     if root == "eval_search":
         assert cfg.query_dir == "/runs/x" and cfg.out_dir == "/runs/x"
+
+
+def test_a_huge_top_k_returns_the_whole_catalogue(run_cli, run_dir, tmp_path):
+    # 1e11 rows would be ~745 GiB of padding: the answer is capped at the catalogue
+    for method in ("emmkgr", "vector_baseline"):
+        res = json.loads(
+            run_cli(
+                "emmkgr-search",
+                f"run_dir={run_dir}",
+                "query=a mug",
+                "top_k=1e11",
+                f"method={method}",
+                "output=json",
+                cwd=tmp_path,
+            ).stdout
+        )
+        n_items = json.loads((run_dir / "search_index.json").read_text())["n_items"]
+        assert len(res["results"]) == n_items
+
+
+def test_a_run_naming_a_foreign_class_is_refused_in_one_line(run_cli, run_dir, tmp_path):
+    run = shutil.copytree(run_dir, tmp_path / "run")
+    marker = tmp_path / "pwned"
+    results = json.loads((run / "results.json").read_text())
+    results["config"]["dataset"]["reader"] = {"_target_": "os.system", "command": f"touch {marker}"}
+    (run / "results.json").write_text(json.dumps(results))
+    for f in ("search_index.faiss", "search_index.json"):  # make the search load the run
+        (run / f).unlink(missing_ok=True)
+    proc = run_cli("emmkgr-search", f"run_dir={run}", "query=pan", cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "dataset.reader._target_=os.system is not a class of emmkgr_pyg" in proc.stderr
+    assert not marker.exists()

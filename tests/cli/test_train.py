@@ -1,7 +1,9 @@
 import json
+import re
 from pathlib import Path
 
 import emmkgr_pyg.conf
+import pytest
 import yaml
 from hydra.utils import get_class
 
@@ -76,6 +78,45 @@ def test_sweep_with_a_failing_job_and_summary(run_cli, tmp_path):
     rows = json.loads((tmp_path / "sweep" / "summary.json").read_text())
     good = next(r for r in rows if r["configuration"] == "model=emmkgr train.lr=0.01")
     assert good["n"] == 2 and good["failed"] == 0 and 0 <= good["test/Recall@20"][0] <= 1
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["model=lightgcn", "train.lr=1e10"],
+            r"emmkgr-train: epoch \d+: loss term '\w+' is \S+, over 1e\+06 times its first value \S+: "
+            r"training diverged\. Lower the learning rate \(train\.lr\) or the loss weights\.",
+        ),
+        (
+            ["model=emmkgr", "model.net.dim=7"],
+            r"emmkgr-train: RelationPhases: model\.net\.dim=7 must be even and positive .*; set "
+            r"model\.net\.dim=8\.",
+        ),
+        (
+            ["dataset=amazon_office", "dataset.root=nowhere"],
+            r"emmkgr-train: LcRecJsonReader: missing file nowhere/Office\.inter\.json \(.*\)\. This "
+            r"format expects Office\.inter\.json, Office\.item\.json in the dataset folder "
+            r"\(dataset\.root=nowhere\)\.",
+        ),
+    ],
+    ids=["diverged", "odd-dim", "missing-data"],
+)
+def test_errors_a_person_can_act_on_are_one_line(run_cli, tmp_path, overrides, message):
+    proc = run_cli(
+        "emmkgr-train",
+        *TINY,
+        *overrides,
+        "hydra.run.dir=run",
+        f"cache_dir={tmp_path / 'c'}",
+        cwd=tmp_path,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout and "Error executing job" not in proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert re.fullmatch(message, line), line
+    assert not (tmp_path / "run" / "results.json").exists()
 
 
 MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))  # a new yaml is trained too

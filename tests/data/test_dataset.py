@@ -65,3 +65,36 @@ def test_stats_and_duplicates():
     assert s["modalities"]["title"] == {"kind": "text", "dim": None, "n_items_with": 4}
     keep, n = drop_duplicate_interactions(np.array([0, 0, 1, 0]), np.array([1, 1, 1, 2]))
     assert n == 1 and keep.tolist() == [True, False, True, True]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("title", 7, r"Catalog item 'i2': field 'title' is an int \(7\); it must be a string or null"),
+        ("brand", ["x"], r"Catalog item 'i2': field 'brand' is a list"),
+        (
+            "categories",
+            "Office",
+            r"Catalog item 'i2': field 'categories' is a str \('Office'\); it must be a list",
+        ),
+        ("image_urls", [None], r"Catalog item 'i2': field 'image_urls' is a list"),
+        (
+            "title",
+            "a\udc80b",
+            r"Catalog item 'i2': field 'title' holds a lone surrogate \\udc80 at character 1",
+        ),
+    ],
+)
+def test_catalog_checks_field_types_per_item(field, value, message):
+    n = 4
+    fields = {
+        "title": [f"t{i}" for i in range(n)],
+        "brand": [None] * n,
+        "categories": [[] for _ in range(n)],
+        "image_urls": [[] for _ in range(n)],
+    }
+    fields[field][2] = value
+    with pytest.raises(DataError, match=message):
+        Catalog([f"i{i}" for i in range(n)], **fields)
+    with pytest.raises(DataError, match=r"Catalog: item index 1 has id 5 \(int\); item ids must be strings"):
+        Catalog(["i0", 5], [None] * 2, [None] * 2, [[], []])

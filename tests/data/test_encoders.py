@@ -74,3 +74,22 @@ def test_precomputed_rows(tmp_path):
     np.testing.assert_array_equal(enc.load_rows(np.array([1, 3]), 4), [[3, 4, 5], [9, 10, 11]])
     with pytest.raises(DataError, match="4 rows, expected 5"):
         enc.load_rows(np.array([0]), 5)
+
+
+def test_precomputed_file_errors_name_the_file(tmp_path):
+    path = tmp_path / "f.npy"
+    enc = PrecomputedEncoder(str(path))
+    np.save(path, np.arange(4, dtype=np.float32))
+    with pytest.raises(
+        DataError, match=r"f\.npy: an array of shape \(4,\); features must be 2-D \[4 items, dim\]"
+    ):
+        enc.load_rows(np.array([0]), 4)
+    feats = np.ones((4, 2), dtype=np.float32)
+    feats[3, 0] = np.inf
+    np.save(path, feats)
+    with pytest.raises(DataError, match=r"f\.npy: NaN or inf features in 1 rows \(first: row 3\)"):
+        enc.load_rows(np.array([1, 3]), 4)
+    assert enc.load_rows(np.array([0, 1]), 4).shape == (2, 2)  # the bad row is not asked for
+    path.write_bytes(b"")
+    with pytest.raises(DataError, match=r"f\.npy: not a readable \.npy file of features \(EOFError"):
+        enc.load_rows(np.array([0]), 4)

@@ -91,6 +91,28 @@ def test_extra_modality_from_files_and_from_a_modality(tmp_path):
         resolve_modalities(ds, _cfg(extra={"x": {"source": str(tmp_path / "bad.json")}}))
 
 
+def test_extra_feature_files_that_cannot_be_used_are_named(tmp_path):
+    ds = _dataset()
+    path = tmp_path / "caption.npy"
+    extra = {"caption": {"source": str(path)}}
+    np.save(path, np.ones(5))
+    with pytest.raises(DataError, match=r"caption\.npy: an array of shape \(5,\); features must be 2-D"):
+        resolve_modalities(ds, _cfg(extra=extra))
+    feats = np.ones((5, 2))
+    feats[3] = [np.nan, 1.0]  # half NaN: neither a feature row nor the "missing" mark
+    np.save(path, feats)
+    with pytest.raises(
+        DataError, match=r"caption\.npy: NaN or inf in 1 rows that are not all NaN \(first: row 3\)"
+    ):
+        resolve_modalities(ds, _cfg(extra=extra))
+    for content in (b"", b"garbage"):
+        path.write_bytes(content)
+        with pytest.raises(
+            DataError, match=r"caption\.npy: not a readable \.npy file of features of modality 'caption'"
+        ):
+            resolve_modalities(ds, _cfg(extra=extra))
+
+
 class CountingEncoder(HashingTextEncoder):
     calls = 0
 
@@ -122,3 +144,33 @@ def test_cache_reuses_and_distrusts_half_written_entries(tmp_path):
     encode_dataset(ds, resolve_modalities(ds, cfg), cache=cache, progress=False)
     assert CountingEncoder.calls == 4
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda b: b"",  # a zero-byte file (np.load: EOFError)
+        lambda b: b"not an npy file at all",
+        lambda b: b[:-4] + np.float32(7.0).tobytes(),  # same shape, other values: only a checksum tells
+    ],
+    ids=["empty", "garbage", "overwritten"],
+)
+def test_cache_rebuilds_unreadable_or_overwritten_entries(tmp_path, caplog, damage):
+    ds = _dataset()
+    cfg = _cfg(text_encoder=CountingEncoder(dim=16), include=["title"])
+    cache = FeatureCache(tmp_path)
+    CountingEncoder.calls = 0
+    first, _ = encode_dataset(ds, resolve_modalities(ds, cfg), cache=cache, progress=False)
+    npy = next(tmp_path.rglob("*.npy"))
+    manifest = json.loads(npy.with_suffix(".json").read_text())
+    assert len(manifest["sha256"]) == 64
+    npy.write_bytes(damage(npy.read_bytes()))
+    again, rec = encode_dataset(ds, resolve_modalities(ds, cfg), cache=cache, progress=False)
+    assert CountingEncoder.calls == 2 and rec["title"]["cache_hit"] is False
+    assert (
+        f"cache entry {npy} unreadable (ValueError: its checksum does not match the manifest)" in caplog.text
+    )
+    np.testing.assert_array_equal(again.modalities["title"].features, first.modalities["title"].features)
+    # the rebuilt entry is trusted again
+    encode_dataset(ds, resolve_modalities(ds, cfg), cache=cache, progress=False)
+    assert CountingEncoder.calls == 2

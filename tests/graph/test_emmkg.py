@@ -17,6 +17,7 @@ from emmkgr_pyg.graph.emmkg import (
     modal_modal_relation,
 )
 from emmkgr_pyg.graph.knn import KNNBuilder
+from emmkgr_pyg.utils import ConfigError
 
 MODS = ("text", "image", "title")
 
@@ -151,6 +152,17 @@ def test_modality_without_features_or_unknown_raises(dataset_factory, tiny):
         build_emmkg(bare, ["text"], knn=KNNBuilder(progress=False))
     with pytest.raises(DataError, match=r"has no modality \['video'\]"):
         build_emmkg(tiny, ["text", "video"])
+
+
+def test_negative_top_n_is_refused_and_top_n_above_the_catalogue_warned(tiny, caplog):
+    with pytest.raises(ConfigError, match=r"build_emmkg: graph\.top_n=-1 is negative; give the number"):
+        build_emmkg(tiny, top_n=-1, knn=KNNBuilder(progress=False))
+    build_emmkg(tiny, top_n=-1, modal_modal=False)  # no similarity edges: top_n is unused
+    assert "graph.top_n" not in caplog.text
+    data = build_emmkg(tiny, top_n=8, knn=KNNBuilder(progress=False))
+    assert "graph.top_n=8 is not below the 8 items of dataset" in caplog.text
+    assert "lower graph.top_n" in caplog.text
+    assert data["title", "similar_title", "title"].edge_index.size(1) == 8 * 7  # all others
 
 
 def test_graph_stats_keys_and_counts(tiny):

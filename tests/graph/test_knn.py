@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from emmkgr_pyg.graph import knn as knn_module
 from emmkgr_pyg.graph.knn import KNNBuilder, _drop_self, normalize_rows, symmetrize
+from emmkgr_pyg.utils import save_npy
 
 
 def brute_force(features: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -179,6 +182,39 @@ def test_edges_cache_is_reused(tmp_path, monkeypatch):
         builder.edges(x + 1.0, 3)
     with pytest.raises(AssertionError, match="neighbors"):
         KNNBuilder(cache_dir=str(tmp_path), symmetric=True, progress=False).edges(x, 3)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda b: b"",  # zero bytes
+        lambda b: b[: len(b) // 2],  # truncated
+        lambda b: b[:-8] + np.int64(0).tobytes(),  # one edge overwritten: only the checksum tells
+    ],
+    ids=["empty", "truncated", "overwritten"],
+)
+def test_damaged_edges_cache_is_rebuilt(tmp_path, caplog, damage):
+    x = np.random.default_rng(6).normal(size=(15, 4)).astype(np.float32)
+    first = KNNBuilder(cache_dir=str(tmp_path), progress=False).edges(x, 3)
+    (npy,) = (tmp_path / "knn").glob("*.npy")
+    assert len(json.loads(npy.with_suffix(".json").read_text())["sha256"]) == 64
+    npy.write_bytes(damage(npy.read_bytes()))
+    again = KNNBuilder(cache_dir=str(tmp_path), progress=False).edges(x, 3)
+    np.testing.assert_array_equal(again, first)
+    assert f"cache entry {npy} unreadable" in caplog.text and "rebuilding it" in caplog.text
+    np.testing.assert_array_equal(np.load(npy), first)  # repaired on disk
+
+
+def test_edges_cache_entry_of_the_wrong_shape_is_rebuilt(tmp_path, caplog):
+    x = np.random.default_rng(6).normal(size=(15, 4)).astype(np.float32)
+    builder = KNNBuilder(cache_dir=str(tmp_path), progress=False)
+    first = builder.edges(x, 3)
+    (npy,) = (tmp_path / "knn").glob("*.npy")
+    # a consistent entry (file and manifest) that is not edges of 15 nodes
+    digest = save_npy(npy, np.array([[0, 1], [2, 99]]))
+    npy.with_suffix(".json").write_text(json.dumps({"sha256": digest}))
+    np.testing.assert_array_equal(builder.edges(x, 3), first)
+    assert "holds no edges of 15 nodes; rebuilding it" in caplog.text
 
 
 @pytest.mark.parametrize("index", ["hnsw", "ivf", "pca"])

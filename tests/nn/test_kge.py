@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch_geometric.nn.kge import RotatE
 
-from emmkgr_pyg.nn.kge import NORMS, VARIANTS, KGLoss, RelationPhases, rotate_distance
+from emmkgr_pyg.nn.kge import NORMS, VARIANTS, KGLoss, RelationPhases, check_rotate_dim, rotate_distance
+from emmkgr_pyg.utils import ConfigError
 
 
 def randn(*shape, seed=0, dtype=torch.float64):
@@ -104,8 +105,15 @@ def test_phases_initialised_in_minus_pi_pi_and_reset_changes_them():
 
 
 def test_odd_dimension_raises():
-    with pytest.raises(ValueError, match="RelationPhases: dim 5 must be even"):
+    with pytest.raises(
+        ConfigError,
+        match=r"RelationPhases: model\.net\.dim=5 must be even and positive .* set model\.net\.dim=6\.$",
+    ):
         RelationPhases(2, 5)
+    with pytest.raises(ConfigError, match=r"model\.net\.dim=7 must be even"):
+        check_rotate_dim(7)  # the check a run makes before it builds the graph
+    assert check_rotate_dim(64) is None
+    assert issubclass(ConfigError, ValueError)
     with pytest.raises(ValueError, match="embedding size 5 must be even"):
         rotate_distance(torch.zeros(2, 5), torch.zeros(2, 2), torch.zeros(2, 5))
     with pytest.raises(ValueError, match="norm 'l3' is not one of"):

@@ -15,7 +15,13 @@ from emmkgr_pyg.graph.interaction import InteractionGraph
 from emmkgr_pyg.graph.knn import KNNBuilder
 from emmkgr_pyg.graph.triples import kg_view
 from emmkgr_pyg.nn.recommender import EMMKGR, LightGCN
-from emmkgr_pyg.train.trainer import NonFiniteLossError, TrainConfig, Trainer
+from emmkgr_pyg.train.trainer import (
+    CheckpointMismatchError,
+    DivergedLossError,
+    NonFiniteLossError,
+    TrainConfig,
+    Trainer,
+)
 from emmkgr_pyg.utils import seed_everything
 
 BASE = {
@@ -37,15 +43,22 @@ def kg(dataset):
 
 @pytest.fixture
 def make_trainer(dataset, kg):
-    def make(model: str = "lightgcn", seed: int = 0, out_dir=None, init_seed: int | None = None, **cfg):
+    def make(
+        model: str = "lightgcn",
+        seed: int = 0,
+        out_dir=None,
+        init_seed: int | None = None,
+        dim: int = 8,
+        **cfg,
+    ):
         seed_everything(seed if init_seed is None else init_seed)
         inter = InteractionGraph.from_dataset(dataset)
         valid = RankingEvaluator(inter, *dataset.interactions.part(VALID), ks=(5, 10))
         test = RankingEvaluator(inter, *dataset.interactions.part(TEST), ks=(5, 10))
         if model == "lightgcn":
-            net, view = LightGCN(inter, dim=8, num_layers=2), None
+            net, view = LightGCN(inter, dim=dim, num_layers=2), None
         else:
-            net, view = EMMKGR(inter, kg, dim=8, num_layers=2, kg_layers=2), kg_view(kg)
+            net, view = EMMKGR(inter, kg, dim=dim, num_layers=2, kg_layers=2), kg_view(kg)
         config = TrainConfig(**{**BASE, "seed": seed, **cfg})
         return Trainer(net, inter, valid, test, config, kg=view, out_dir=out_dir)
 
@@ -134,14 +147,47 @@ def test_non_finite_kg_loss_is_named(make_trainer, monkeypatch, schedule):
         trainer.fit()
 
 
+def test_diverged_run_raises_a_named_error(make_trainer):
+    # lr=1e10: the BPR loss reaches ~1e19 within the first epoch and would stay there
+    trainer = make_trainer(epochs=60, lr=1e10)
+    with pytest.raises(
+        DivergedLossError,
+        match=r"epoch 1: loss term '\w+' is .*, over 1e\+06 times its first value .*training diverged\. "
+        r"Lower the learning rate \(train\.lr\)",
+    ):
+        trainer.fit()
+    assert issubclass(DivergedLossError, NonFiniteLossError)
+
+
+def test_divergence_is_measured_against_the_first_value(make_trainer, monkeypatch):
+    trainer = make_trainer(epochs=1)
+    trainer.fit()
+    first = trainer.state.first_loss["bpr"]
+    assert 0.5 < first < 0.8  # softplus(0) = 0.69 before any step
+    real = trainer.model.rec_losses
+    monkeypatch.setattr(
+        trainer.model, "rec_losses", lambda *a, **k: {**real(*a, **k), "bpr": torch.tensor(5e5)}
+    )
+    trainer.cfg.epochs = 2
+    assert trainer.fit().epoch == 2  # 5e5 < 1e6 x max(first, 1)
+    monkeypatch.setattr(
+        trainer.model, "rec_losses", lambda *a, **k: {**real(*a, **k), "bpr": torch.tensor(2e6)}
+    )
+    trainer.cfg.epochs = 3
+    with pytest.raises(DivergedLossError, match=r"epoch 3: loss term 'bpr' is 2e\+06"):
+        trainer.fit()
+    trainer.cfg.divergence_factor = None  # the guard can be switched off
+    assert trainer.fit().epoch == 3
+
+
 def test_checkpoints_written(make_trainer, tmp_path):
     trainer = make_trainer(epochs=2, out_dir=tmp_path)
     state = trainer.fit()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "last.pt"]  # no temporary left
-    last = torch.load(tmp_path / "last.pt", weights_only=False)
+    last = torch.load(tmp_path / "last.pt", weights_only=True)  # tensors and plain containers only
     assert set(last) == {"model", "optimizer", "kg_optimizer", "generator", "torch_rng", "state", "config"}
     assert last["state"]["epoch"] == 2 and last["config"]["epochs"] == 2 and last["kg_optimizer"] is None
-    best = torch.load(tmp_path / "best.pt", weights_only=False)
+    best = torch.load(tmp_path / "best.pt", weights_only=True)
     assert best["epoch"] == state.best_epoch
     fresh = make_trainer(init_seed=99).model
     fresh.load_state_dict(best["model"])
@@ -173,6 +219,52 @@ def test_resume_continues_as_one_run(make_trainer, tmp_path, model, schedule):
         whole_state.best_test,
     )
     assert_same_state(second.model, whole.model)
+
+
+def test_resume_refuses_changed_settings_unless_forced(make_trainer, tmp_path):
+    make_trainer(epochs=2, out_dir=tmp_path).fit()
+    changed = make_trainer(epochs=4, lr=0.02, batch_size=16)
+    with pytest.raises(
+        CheckpointMismatchError,
+        match=r"last\.pt was written with other train settings \(batch_size: 32 -> 16; lr: 0\.01 -> 0\.02\); "
+        r"restore them, start a new run folder, or use resume=force to override\.$",
+    ):
+        changed.resume(tmp_path / "last.pt")
+    assert changed.state.epoch == 0  # nothing was loaded
+    changed.resume(tmp_path / "last.pt", force=True)
+    assert changed.state.epoch == 2 and changed.fit().epoch == 4
+    make_trainer(epochs=4, out_dir=tmp_path).fit()  # back to the saved settings, to epoch 4
+    # ending, pacing and showing the run may change
+    harmless = make_trainer(epochs=9, patience=7, max_seconds=60.0, eval_batch_size=3, progress=True)
+    harmless.resume(tmp_path / "last.pt", force=False)
+    assert harmless.state.epoch == 4
+
+
+def test_resume_names_another_model_shape(make_trainer, tmp_path):
+    make_trainer(epochs=1, out_dir=tmp_path).fit()
+    wider = make_trainer(epochs=2, dim=16, out_dir=tmp_path)
+    for force in (False, True):
+        with pytest.raises(
+            CheckpointMismatchError,
+            match=r"holds another model shape \('[\w.]+' is \(\d+, 8\) there, \(\d+, 16\) here\); the model "
+            "config changed",
+        ):
+            wider.resume(tmp_path / "last.pt", force=force)
+
+
+def test_resume_refuses_a_checkpoint_that_is_not_plain_data(make_trainer, tmp_path):
+    trainer = make_trainer(epochs=1, out_dir=tmp_path)
+    trainer.fit()
+    ckpt = torch.load(tmp_path / "last.pt", weights_only=True)
+    ckpt["extra"] = TrainConfig()  # an arbitrary object: loading it would run pickled code
+    torch.save(ckpt, tmp_path / "last.pt")
+    with pytest.raises(
+        CheckpointMismatchError, match=r"last\.pt: not a readable checkpoint \(UnpicklingError"
+    ):
+        make_trainer(epochs=2).resume(tmp_path / "last.pt")
+    (tmp_path / "last.pt").write_bytes(b"")
+    with pytest.raises(CheckpointMismatchError, match="not a readable checkpoint .*delete it to start over"):
+        make_trainer(epochs=2).resume(tmp_path / "last.pt")
 
 
 def constant_evaluate(score=0.5):

@@ -14,14 +14,15 @@ from ..data.prepared import prepare_dataset
 from ..graph.emmkg import graph_stats
 from ..runs import build_graph
 from ..utils import atomic_path, markdown_table, write_json
-from . import CONFIG_PATH
+from . import CONFIG_PATH, exit_on_user_error
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="build_graph")
 def main(cfg: DictConfig) -> None:
-    dataset, _ = prepare_dataset(cfg.dataset, cfg.modality, cfg.cache_dir, progress=cfg.progress)
-    t0 = time.perf_counter()
-    data = build_graph(dataset, cfg.graph)
+    with exit_on_user_error("emmkgr-build-graph"):
+        dataset, _ = prepare_dataset(cfg.dataset, cfg.modality, cfg.cache_dir, progress=cfg.progress)
+        t0 = time.perf_counter()
+        data = build_graph(dataset, cfg.graph)
     stats = {**graph_stats(data), "build_seconds": round(time.perf_counter() - t0, 3)}
     out = Path(cfg.out_dir)
     with atomic_path(out / "graph.pt") as tmp:

@@ -10,7 +10,6 @@ embedding) and with the vector-based baseline, and writes ``search_results.json`
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from ..runs import load_run
 from ..runs.search import evaluate_run
 from ..search.errors import SearchError
 from ..utils import markdown_table, write_json, write_text
-from . import CONFIG_PATH
+from . import CONFIG_PATH, USER_ERRORS, fail
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="eval_search")
@@ -53,9 +52,8 @@ def main(cfg: DictConfig) -> None:
             cfg.batch_size,
             cfg.progress,
         )
-    except (SearchError, FileNotFoundError) as e:
-        print(f"emmkgr-eval-search: {e}", file=sys.stderr)
-        sys.exit(2)
+    except (SearchError, *USER_ERRORS) as e:
+        fail("emmkgr-eval-search", e)
     settings = {
         "run_dir": str(cfg.run_dir),
         "dataset": run.dataset.name,

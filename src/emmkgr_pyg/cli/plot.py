@@ -11,7 +11,6 @@ item's 10 nearest neighbours (cosine, in the full space, before projection) that
 from __future__ import annotations
 
 import logging
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from ..graph.knn import normalize_rows
 from ..runs import load_run
 from ..runs.search import run_embeddings
 from ..search import SearchError
-from . import CONFIG_PATH
+from . import CONFIG_PATH, USER_ERRORS, fail
 
 log = logging.getLogger("emmkgr-plot")
 OTHER = "other"
@@ -115,9 +114,8 @@ def main(cfg: DictConfig) -> None:
             raise SearchError("run_dir is not set: emmkgr-plot run_dir=<a run of emmkgr-train>.")
         learned = run_embeddings(cfg.run_dir, cfg.embedding)
         run = load_run(cfg.run_dir)
-    except (SearchError, FileNotFoundError) as e:
-        print(f"emmkgr-plot: {e}", file=sys.stderr)
-        sys.exit(2)
+    except (SearchError, *USER_ERRORS) as e:
+        fail("emmkgr-plot", e)
     dataset = run.dataset
     raw = raw_features(dataset)
     categories = category_labels(dataset.catalog.categories, int(cfg.level))

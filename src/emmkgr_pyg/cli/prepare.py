@@ -9,15 +9,16 @@ from omegaconf import DictConfig
 
 from ..data.prepared import prepare_dataset, save_prepared
 from ..utils import markdown_table
-from . import CONFIG_PATH
+from . import CONFIG_PATH, exit_on_user_error
 
 log = logging.getLogger("emmkgr-prepare")
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="prepare")
 def main(cfg: DictConfig) -> None:
-    ds, record = prepare_dataset(cfg.dataset, cfg.modality, cfg.cache_dir, progress=cfg.progress)
-    out = save_prepared(ds, cfg.out_dir, record)
+    with exit_on_user_error("emmkgr-prepare"):
+        ds, record = prepare_dataset(cfg.dataset, cfg.modality, cfg.cache_dir, progress=cfg.progress)
+        out = save_prepared(ds, cfg.out_dir, record)
     stats = ds.stats()
     print(
         f"\n{stats['name']}: {stats['n_users']} users, {stats['n_items']} items, "

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from ..runs import load_run
 from ..runs.search import open_index
 from ..search import ItemFilter, ItemMeta, QueryEncoder, SearchError, VectorBaseline, similar_items
 from ..utils import markdown_table
-from . import CONFIG_PATH
+from . import CONFIG_PATH, USER_ERRORS, fail
 
 log = logging.getLogger("emmkgr-search")
 METHODS = ("emmkgr", "vector_baseline")
@@ -43,8 +42,9 @@ def _check(cfg: DictConfig, prog: str) -> Path:
     run_dir = Path(cfg.run_dir)
     if not run_dir.is_dir():
         raise SearchError(f"run_dir={run_dir}: no such folder; give a run folder of emmkgr-train.")
-    if int(cfg.top_k) < 1:
-        raise SearchError(f"top_k={cfg.top_k}: ask for at least one result.")
+    top_k = cfg.top_k
+    if isinstance(top_k, bool) or not isinstance(top_k, int | float) or top_k != int(top_k) or top_k < 1:
+        raise SearchError(f"top_k={top_k}: give a whole number of results, at least 1 (e.g. top_k=10).")
     return run_dir
 
 
@@ -139,17 +139,12 @@ def _catalog_meta(run_dir: Path) -> ItemMeta:
     return ItemMeta.from_catalog(load_run(run_dir).dataset.catalog)
 
 
-def _fail(prog: str, e: Exception) -> None:
-    print(f"{prog}: {e}", file=sys.stderr)
-    sys.exit(2)
-
-
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="search")
 def search_main(cfg: DictConfig) -> None:
     try:
         request, rows = run_search(cfg)
-    except (SearchError, FileNotFoundError) as e:
-        _fail("emmkgr-search", e)
+    except (SearchError, *USER_ERRORS) as e:
+        fail("emmkgr-search", e)
     filters = ItemFilter(**request["filters"]).describe()
     method = request["method"]
     if method == "emmkgr":
@@ -162,8 +157,8 @@ def search_main(cfg: DictConfig) -> None:
 def similar_main(cfg: DictConfig) -> None:
     try:
         request, rows = run_similar(cfg)
-    except (SearchError, FileNotFoundError) as e:
-        _fail("emmkgr-similar", e)
+    except (SearchError, *USER_ERRORS) as e:
+        fail("emmkgr-similar", e)
     item, filters = request["item"], ItemFilter(**request["filters"]).describe()
     header = f"items similar to {item['item_id']} ({_short(item['title'], 60)}); filters: {filters}"
     _print(cfg, header, request, rows)

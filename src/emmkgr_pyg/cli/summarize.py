@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..eval.summary import DEFAULT_METRICS, summarize, to_csv, to_markdown
+from ..eval.summary import DEFAULT_METRICS, collect_runs, summarize_runs, to_csv, to_markdown
 from ..utils import write_json, write_text
 
 
@@ -21,7 +21,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"emmkgr-summarize: {args.folder} is not a folder", file=sys.stderr)
         return 2
     metrics = tuple(args.metrics)
-    rows = summarize(args.folder, metrics)
+    runs = collect_runs(args.folder)
+    for run in runs:  # a corrupt job is left out of the table, and said so
+        if "unreadable" in run:
+            print(f"emmkgr-summarize: skipped job {run['job']}: {run['unreadable']}", file=sys.stderr)
+    rows = summarize_runs(runs, metrics)
     if not rows:
         print(f"emmkgr-summarize: no results.json or error.json under {args.folder}", file=sys.stderr)
         return 1

@@ -8,6 +8,7 @@ in its folder and the sweep goes on. Under ``torchrun`` (data-parallel training,
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -20,10 +21,13 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from ..runs import run_training
+from ..train.trainer import CheckpointMismatchError, NonFiniteLossError
 from ..utils import write_json
-from . import CONFIG_PATH
+from . import CONFIG_PATH, exit_on_user_error
 
 log = logging.getLogger("emmkgr-train")
+#: what a single run reports in one line, besides :data:`USER_ERRORS <emmkgr_pyg.cli.USER_ERRORS>`
+TRAIN_ERRORS = (NonFiniteLossError, CheckpointMismatchError)
 
 
 def rank_overrides() -> list[str]:
@@ -39,10 +43,13 @@ def train(cfg: DictConfig) -> float:
     hc = HydraConfig.get()
     run_dir = hc.runtime.output_dir
     metric = f"valid/{cfg.train.metric}"
+    single = hc.mode != RunMode.MULTIRUN
     try:
-        results = run_training(cfg, run_dir)
+        # a single run reports an error a person can act on in one line; a sweep records it
+        with exit_on_user_error("emmkgr-train", *TRAIN_ERRORS) if single else contextlib.nullcontext():
+            results = run_training(cfg, run_dir)
     except Exception as e:
-        if hc.mode != RunMode.MULTIRUN:
+        if single:
             raise
         log.error("job %s failed: %s", hc.job.num, e)
         write_json(

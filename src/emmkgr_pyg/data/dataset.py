@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,34 @@ MODALITY_KINDS = ("text", "image", "feature")
 
 class DataError(ValueError):
     """Bad input data. The message names the file, the field and the fix."""
+
+
+def load_npy(path: str | Path, what: str, mmap: bool = False) -> np.ndarray:
+    """The array in ``path``, or a :class:`DataError` naming the file when numpy cannot read it
+    (empty, truncated, garbage, pickled objects)."""
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except Exception as e:  # noqa: BLE001 - EOFError, ValueError, OSError, UnpicklingError, ...
+        reason = " ".join(str(e).split()) or "no data"
+        raise DataError(
+            f"{path}: not a readable .npy file of {what} ({type(e).__name__}: {reason}); it is empty, "
+            "truncated or not written by numpy.save. Export it again."
+        ) from e
+
+
+def check_feature_rows(arr: np.ndarray, path: str | Path, n_items: int, fix: str) -> None:
+    """A :class:`DataError` naming ``path`` unless ``arr`` is a numeric ``[n_items, dim]`` matrix."""
+    if arr.ndim != 2:
+        raise DataError(
+            f"{path}: an array of shape {arr.shape}; features must be 2-D [{n_items} items, dim] "
+            f"(row = item index). {fix}"
+        )
+    if arr.shape[0] != n_items:
+        raise DataError(
+            f"{path}: {arr.shape[0]} rows, expected {n_items} (one per item, row = item index). {fix}"
+        )
+    if not np.issubdtype(arr.dtype, np.number):
+        raise DataError(f"{path}: dtype {arr.dtype}; features must be numbers. {fix}")
 
 
 @dataclass
@@ -107,12 +136,36 @@ class Catalog:
                 raise DataError(
                     f"Catalog field '{name}' has {len(getattr(self, name))} entries for {n} items."
                 )
+        self._check_types()
         for m in self.modalities.values():
             if len(m.item_index) and (m.item_index.min() < 0 or m.item_index.max() >= n):
                 raise DataError(
                     f"Modality '{m.name}' names item index {int(m.item_index.max())} but the "
                     f"catalogue has {n} items."
                 )
+
+    def _check_types(self) -> None:
+        """Every field of every item has its documented type (a reader names the file first)."""
+        from .text import check_surrogates, check_text, describe_value  # text imports DataError
+
+        for i, item_id in enumerate(self.item_ids):
+            if not isinstance(item_id, str):
+                raise DataError(
+                    f"Catalog: item index {i} has id {item_id!r} ({type(item_id).__name__}); item ids "
+                    "must be strings."
+                )
+            where = f"Catalog item '{item_id}'"
+            check_text(self.title[i], where, "title")
+            check_text(self.brand[i], where, "brand")
+            for name in ("categories", "image_urls"):
+                value = getattr(self, name)[i]
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    raise DataError(
+                        f"{where}: field '{name}' is {describe_value(value)}; it must "
+                        "be a list of strings (empty when unknown)."
+                    )
+                for v in value:
+                    check_surrogates(v, where, name)
 
     @property
     def n_items(self) -> int:

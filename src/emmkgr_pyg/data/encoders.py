@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .dataset import DataError
+from .dataset import DataError, check_feature_rows, load_npy
 
 
 class Encoder:
@@ -277,10 +277,13 @@ class PrecomputedEncoder(Encoder):
     def load_rows(self, item_index: np.ndarray, n_items: int) -> np.ndarray:
         if self.path is None:
             raise DataError("PrecomputedEncoder: no path given and the modality has no features.")
-        arr = np.load(self.path, mmap_mode="r")
-        if arr.ndim != 2 or arr.shape[0] != n_items:
+        arr = load_npy(self.path, "features", mmap=True)
+        check_feature_rows(arr, self.path, n_items, "Re-export the features for every item of the catalogue.")
+        rows = np.asarray(arr[item_index], dtype=np.float32)
+        bad = ~np.isfinite(rows).all(1)
+        if bad.any():
             raise DataError(
-                f"{self.path}: {arr.shape[0] if arr.ndim else 0} rows, expected {n_items} (one per "
-                "item of the catalogue, row = item index). Re-export the features for every item."
+                f"{self.path}: NaN or inf features in {int(bad.sum())} rows (first: row "
+                f"{int(item_index[bad][0])}). Re-encode those items."
             )
-        return np.asarray(arr[item_index], dtype=np.float32)
+        return rows

@@ -13,8 +13,9 @@ file mapping item ids to texts, or the name of a modality the dataset already ha
 e.g. with another encoder); ``encoder`` defaults to the encoder of the source's kind.
 
 Features are cached per (dataset, modality, encoder) under ``cache_dir``: the ``.npy`` is written
-atomically and its manifest (with a hash of the inputs and of the encoder) after it, so an
-interrupted run leaves nothing a later run would trust, and a second run reuses the features.
+atomically and its manifest (with a hash of the inputs and of the encoder, and the SHA-256 of the
+``.npy``) after it, so an interrupted run leaves nothing a later run would trust, and a second run
+reuses the features. An entry that is unreadable, empty, truncated or overwritten is a miss.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from ..utils import save_npy, stable_hash, write_json
-from .dataset import DataError, MMDataset, Modality
+from ..utils import load_checked_npy, save_npy, stable_hash, write_json
+from .dataset import DataError, MMDataset, Modality, check_feature_rows, load_npy
 from .encoders import Encoder, PrecomputedEncoder
 
 log = logging.getLogger(__name__)
@@ -62,9 +63,13 @@ class FeatureCache:
             return None
         try:
             info = json.loads(manifest.read_text())
-            arr = np.load(npy)
+            if not isinstance(info, dict):
+                raise ValueError("the manifest is not a JSON object")
         except (OSError, ValueError) as e:
-            log.warning("feature cache entry %s unreadable (%s); re-encoding", npy, e)
+            log.warning("feature cache manifest %s unreadable (%s); re-encoding", manifest, e)
+            return None
+        arr = load_checked_npy(npy, info.get("sha256"))
+        if arr is None:
             return None
         if info.get("key") != key or list(arr.shape) != info.get("shape") or len(arr) != n_rows:
             log.warning("feature cache entry %s does not match its manifest; re-encoding", npy)
@@ -73,8 +78,8 @@ class FeatureCache:
 
     def store(self, dataset: str, modality: str, key: str, arr: np.ndarray, info: dict) -> None:
         npy, manifest = self.paths(dataset, modality, key)
-        save_npy(npy, arr)
-        write_json(manifest, {**info, "key": key, "shape": list(arr.shape)})
+        digest = save_npy(npy, arr)
+        write_json(manifest, {**info, "key": key, "shape": list(arr.shape), "sha256": digest})
 
 
 def resolve_modalities(dataset: MMDataset, cfg: Mapping[str, Any], instantiate=None) -> list[ModalitySpec]:
@@ -223,15 +228,20 @@ def _extra_modality(dataset: MMDataset, name: str, entry: Mapping[str, Any]) -> 
             f"'{dataset.name}' ({sorted(dataset.modalities)})."
         )
     if path.suffix == ".npy":
-        arr = np.load(path)
-        if arr.ndim != 2 or arr.shape[0] != dataset.n_items:
-            raise DataError(
-                f"{path}: {arr.shape[0] if arr.ndim else 0} rows, expected {dataset.n_items} (one "
-                f"per item of '{dataset.name}', row = item index). Re-export it for every item; "
-                "mark items without the modality with a row of NaN."
-            )
+        arr = load_npy(path, f"features of modality '{name}'")
+        fix = (
+            f"Re-export it for every item of '{dataset.name}'; mark items without the modality with "
+            "a row of NaN."
+        )
+        check_feature_rows(arr, path, dataset.n_items, fix)
         present = ~np.isnan(arr).all(1)
         idx = np.where(present)[0]
+        bad = ~np.isfinite(arr[idx]).all(1)
+        if bad.any():
+            raise DataError(
+                f"{path}: NaN or inf in {int(bad.sum())} rows that are not all NaN (first: row "
+                f"{int(idx[bad][0])}); a missing item is a row of NaN only. {fix}"
+            )
         return Modality(name, entry.get("kind") or "feature", idx, features=arr[idx])
     if path.suffix == ".json":
         texts = json.loads(path.read_text(encoding="utf-8"))

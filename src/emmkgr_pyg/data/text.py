@@ -1,10 +1,13 @@
-"""Cleaning the text fields of real catalogues (HTML entities and fragments, blank values)."""
+"""Cleaning the text fields of real catalogues (HTML entities and fragments, blank values), and
+checking their types (a reader names the file and the item of a field it cannot use)."""
 
 from __future__ import annotations
 
 import html
 import re
 from collections.abc import Iterable
+
+from .dataset import DataError
 
 _TAG = re.compile(r"<[^>]*>?")
 _SPACE = re.compile(r"\s+")
@@ -57,3 +60,69 @@ def split_category_path(value: object) -> list[str]:
         if c:
             out.append(c)
     return out
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+#: the JSON types a metadata field may hold, for messages
+TEXT_TYPES = "a string or null"
+PARAGRAPH_TYPES = "a string, a list of strings, or null"
+CATEGORY_TYPES = "a string (comma-separated path), a list of strings, a list of such lists, or null"
+
+
+def check_text(value: object, where: str, field: str, *, paragraphs: bool = False) -> object:
+    """``value`` unchanged if it is a text field: a string or ``None`` (or, with ``paragraphs``, a
+    list of strings); otherwise, or for a string with a lone surrogate (half of a broken UTF-16 pair
+    that no encoder or JSON writer accepts), a :class:`DataError` naming ``where`` (the file and
+    the item), the field and the fix."""
+    ok = value is None or isinstance(value, str)
+    if paragraphs and isinstance(value, list):
+        ok = all(isinstance(v, str) or v is None for v in value)
+    if not ok:
+        expected = PARAGRAPH_TYPES if paragraphs else TEXT_TYPES
+        raise DataError(
+            f"{where}: field '{field}' is {describe_value(value)}; it must be {expected}. Fix that "
+            "item's record (quote the value as a string, or remove the field)."
+        )
+    for text in value if isinstance(value, list) else [value]:
+        check_surrogates(text, where, field)
+    return value
+
+
+def check_categories(value: object, where: str, field: str = "categories") -> object:
+    """``value`` unchanged if it is a category path as :func:`split_category_path` reads it;
+    otherwise a :class:`DataError` naming ``where``, the field and the fix."""
+    if value is None or isinstance(value, str):
+        return check_text(value, where, field)
+    if isinstance(value, list):
+        paths = value if value and all(isinstance(v, list) for v in value) else [value]
+        if all(isinstance(c, str) for path in paths for c in path):
+            for path in paths:
+                for c in path:
+                    check_surrogates(c, where, field)
+            return value
+    raise DataError(
+        f"{where}: field '{field}' is {describe_value(value)}; it must be {CATEGORY_TYPES}. Fix that "
+        "item's record."
+    )
+
+
+def check_surrogates(text: object, where: str, field: str) -> None:
+    """A :class:`DataError` naming ``where`` and ``field`` when ``text`` holds a lone surrogate."""
+    if not isinstance(text, str):
+        return
+    m = _SURROGATE.search(text)
+    if m:
+        raise DataError(
+            f"{where}: field '{field}' holds a lone surrogate \\u{ord(m.group()):04x} at character "
+            f"{m.start()} (half of a broken UTF-16 pair, e.g. a cut emoji); no encoder can read it. "
+            "Repair or remove that character in the source file."
+        )
+
+
+def describe_value(value: object) -> str:
+    """``an int (42)``: a value's type and a short repr, for messages."""
+    shown = repr(value)
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    name = type(value).__name__
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name} ({shown})"

@@ -27,30 +27,44 @@ DEFAULT_METRICS = (
 
 
 def collect_runs(folder: str | Path) -> list[dict[str, Any]]:
-    """Every job of a sweep folder: its overrides and its results (or its error)."""
+    """Every job of a sweep folder: its overrides and its results (or its error).
+
+    A job whose ``results.json``, ``error.json`` or overrides cannot be read (a corrupt or
+    half-copied file) is listed with ``unreadable``, the file and the reason, instead.
+    """
     runs = []
     for job in sorted(Path(folder).iterdir(), key=lambda p: (len(p.name), p.name)):
         if not job.is_dir():
             continue
+        results, error = job / "results.json", job / "error.json"
+        if not (results.is_file() or error.is_file()):
+            continue
         overrides_file = job / ".hydra" / "overrides.yaml"
-        overrides = yaml.safe_load(overrides_file.read_text()) if overrides_file.is_file() else []
-        if (job / "results.json").is_file():
-            runs.append(
-                {
-                    "job": job.name,
-                    "overrides": overrides,
-                    "results": json.loads((job / "results.json").read_text()),
-                }
-            )
-        elif (job / "error.json").is_file():
-            runs.append(
-                {
-                    "job": job.name,
-                    "overrides": overrides,
-                    "error": json.loads((job / "error.json").read_text())["error"],
-                }
-            )
+        path = overrides_file
+        try:
+            overrides = yaml.safe_load(overrides_file.read_text()) if overrides_file.is_file() else []
+            if not isinstance(overrides, list):
+                raise ValueError("not a list of overrides")
+            run: dict[str, Any] = {"job": job.name, "overrides": overrides}
+            if results.is_file():
+                path = results
+                run["results"] = _json_object(results)
+            else:
+                path = error
+                run["error"] = _json_object(error)["error"]
+        except (OSError, ValueError, KeyError, yaml.YAMLError) as e:
+            reason = " ".join(str(e).split())
+            runs.append({"job": job.name, "unreadable": f"{path}: {type(e).__name__}: {reason}"})
+            continue
+        runs.append(run)
     return runs
+
+
+def _json_object(path: Path) -> dict[str, Any]:
+    obj = json.loads(path.read_text())
+    if not isinstance(obj, dict):
+        raise ValueError(f"a JSON {type(obj).__name__}, not an object")
+    return obj
 
 
 def configuration_labels(overrides: list[list[str]], ignore: tuple[str, ...] = ("seed",)) -> list[str]:
@@ -64,8 +78,16 @@ def configuration_labels(overrides: list[list[str]], ignore: tuple[str, ...] = (
 
 
 def summarize(folder: str | Path, metrics: tuple[str, ...] = DEFAULT_METRICS) -> list[dict[str, Any]]:
-    """One row per configuration: ``n`` seeds, ``failed`` jobs, and mean/std of each metric."""
-    runs = collect_runs(folder)
+    """One row per configuration: ``n`` seeds, ``failed`` jobs, and mean/std of each metric
+    (unreadable jobs are left out: see :func:`summarize_runs`)."""
+    return summarize_runs(collect_runs(folder), metrics)
+
+
+def summarize_runs(
+    runs: list[dict[str, Any]], metrics: tuple[str, ...] = DEFAULT_METRICS
+) -> list[dict[str, Any]]:
+    """:func:`summarize` of runs from :func:`collect_runs`, skipping those marked ``unreadable``."""
+    runs = [r for r in runs if "unreadable" not in r]
     groups: dict[str, list[dict]] = defaultdict(list)
     failed: dict[str, int] = defaultdict(int)
     for run, key in zip(runs, configuration_labels([r["overrides"] for r in runs]), strict=True):

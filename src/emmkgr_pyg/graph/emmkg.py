@@ -27,6 +27,7 @@ import torch
 from torch_geometric.data import HeteroData
 
 from ..data.dataset import DataError, MMDataset
+from ..utils import ConfigError
 from .knn import KNNBuilder, symmetrize
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,9 @@ def build_emmkg(
         dataset: a dataset whose modalities carry features.
         modalities: the modalities that become node types, in order (default: all, in the
             dataset's order).
-        top_n: neighbours per modality node in the modal-modal edges (Eq. 2, default ``10``).
+        top_n: neighbours per modality node in the modal-modal edges (Eq. 2, default ``10``);
+            negative raises :class:`~emmkgr_pyg.utils.ConfigError`, at least the number of items
+            warns.
         item_modal, modal_modal, item_item: which edge blocks to build.
         knn: the kNN builder (default: exact, directed).
 
@@ -73,6 +76,19 @@ def build_emmkg(
         The graph. ``data.knn_seconds`` holds the kNN build time of each modality.
     """
     knn = knn or KNNBuilder()
+    if (modal_modal or item_item) and int(top_n) < 0:
+        raise ConfigError(
+            f"build_emmkg: graph.top_n={top_n} is negative; give the number of neighbours per "
+            "modality node (the paper uses 10), or 0 for no similarity edges."
+        )
+    if (modal_modal or item_item) and top_n >= dataset.n_items:
+        log.warning(
+            "graph.top_n=%d is not below the %d items of dataset '%s': every modality node is "
+            "linked to all others of its modality; lower graph.top_n",
+            top_n,
+            dataset.n_items,
+            dataset.name,
+        )
     names = list(dataset.modalities) if modalities is None else list(modalities)
     missing = [m for m in names if m not in dataset.modalities]
     if missing:

@@ -3,10 +3,13 @@
 Vectors are L2-normalised, so inner product = cosine. Queries run in batches against one index, so
 memory is the index (``O(N d)``) plus ``O(N n)`` results, never ``N x N``. A node never lists
 itself; neighbours are ordered by similarity, ties by index, so the result is deterministic.
+Cached edges carry a manifest with the SHA-256 of their file: an unreadable or altered entry is
+rebuilt.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -16,7 +19,7 @@ import faiss
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..utils import atomic_path, stable_hash
+from ..utils import load_checked_npy, save_npy, stable_hash, write_json
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +131,9 @@ class KNNBuilder:
         if self.cache_dir:
             key = stable_hash(self.identity(), k, features)
             path = Path(self.cache_dir).expanduser() / "knn" / f"{key[:24]}.npy"
-            if path.is_file():
-                return np.load(path)
+            cached = _cached_edges(path, len(features))
+            if cached is not None:
+                return cached
         nbr, _ = self.neighbors(features, k)
         n, kk = nbr.shape
         src = np.repeat(np.arange(n, dtype=np.int64), kk)
@@ -139,9 +143,8 @@ class KNNBuilder:
         if self.symmetric:
             edge_index = symmetrize(edge_index, n)
         if path is not None:
-            with atomic_path(path) as tmp:
-                with open(tmp, "wb") as f:
-                    np.save(f, edge_index)
+            digest = save_npy(path, edge_index)
+            write_json(path.with_suffix(".json"), {"shape": list(edge_index.shape), "sha256": digest})
         return edge_index
 
     def _make_index(self, x: np.ndarray) -> faiss.Index | ReducedIndex:
@@ -176,6 +179,29 @@ class KNNBuilder:
             time.perf_counter() - t0,
         )
         return index
+
+
+def _cached_edges(path: Path, num_nodes: int) -> np.ndarray | None:
+    """The cached ``[2, E]`` edges at ``path`` if they and their manifest are intact, else ``None``."""
+    manifest = path.with_suffix(".json")
+    if not (path.is_file() and manifest.is_file()):
+        return None
+    try:
+        info = json.loads(manifest.read_text())
+        sha256 = info.get("sha256") if isinstance(info, dict) else None
+    except (OSError, ValueError):
+        sha256 = None
+    edges = load_checked_npy(path, sha256)
+    if edges is None:
+        return None
+    if (
+        edges.ndim != 2
+        or edges.shape[0] != 2
+        or (edges.size and not 0 <= edges.min() <= edges.max() < num_nodes)
+    ):
+        log.warning("kNN cache entry %s holds no edges of %d nodes; rebuilding it", path, num_nodes)
+        return None
+    return edges
 
 
 def principal_basis(x: np.ndarray, dim: int, sample: int = 1024, seed: int = 0) -> np.ndarray:

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..utils import ConfigError
+
 NORMS = ("complex_l1", "l2", "squared_l2")
 VARIANTS = ("logsigmoid", "pairwise", "margin")
 
@@ -50,6 +52,16 @@ def rotate_distance(head: Tensor, phase: Tensor, tail: Tensor, norm: str = "comp
     raise ValueError(f"rotate_distance: norm '{norm}' is not one of {NORMS}.")
 
 
+def check_rotate_dim(dim: int) -> None:
+    """Refuse an odd embedding size for RotatE (complex: real and imaginary halves), before any
+    work that needs it; :class:`~emmkgr_pyg.utils.ConfigError` names ``model.net.dim`` and the fix."""
+    if int(dim) % 2 or int(dim) < 2:
+        raise ConfigError(
+            f"RelationPhases: model.net.dim={dim} must be even and positive (RotatE splits each "
+            f"embedding into real and imaginary halves); set model.net.dim={max(2, int(dim) + 1)}."
+        )
+
+
 class RelationPhases(torch.nn.Module):
     r"""One phase vector :math:`\theta_r \in [-\pi, \pi)^{d/2}` per relation, so that
     :math:`\mathbf{r} = e^{i\theta_r}` has modulus 1 by construction.
@@ -61,8 +73,7 @@ class RelationPhases(torch.nn.Module):
 
     def __init__(self, num_relations: int, dim: int) -> None:
         super().__init__()
-        if dim % 2:
-            raise ValueError(f"RelationPhases: dim {dim} must be even (complex re + im parts).")
+        check_rotate_dim(dim)
         self.num_relations, self.dim = num_relations, dim
         self.phase = torch.nn.Embedding(num_relations, dim // 2)
         self.reset_parameters()

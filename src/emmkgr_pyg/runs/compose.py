@@ -24,6 +24,7 @@ from ..eval.ranking import RankingEvaluator
 from ..graph.emmkg import build_emmkg, graph_stats
 from ..graph.interaction import InteractionGraph
 from ..graph.triples import kg_view
+from ..nn.kge import check_rotate_dim
 from ..nn.recommender import Recommender
 from ..train.distributed import close_data_parallel, init_data_parallel
 from ..train.sampled import trainer_class
@@ -99,6 +100,8 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     inter = InteractionGraph.from_dataset(dataset)
     model_cls = model_class(cfg)
     t0 = time.perf_counter()
+    if model_cls.has_kg_loss:  # an odd RotatE size is refused before the graph is built
+        check_rotate_dim(cfg.model.net.get("kg_dim") or cfg.model.net.get("dim", 64))
     kg = model_graph(cfg, dataset, model_cls)
     stats = None
     if kg is not None:
@@ -112,18 +115,24 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         RankingEvaluator(inter, *dataset.interactions.part(p), ks=tcfg.ks, batch_size=tcfg.eval_batch_size)
         for p in (VALID, TEST)
     )
+    if valid.num_users == 0:
+        raise DataError(
+            f"dataset '{dataset.name}': no user has a validation interaction, so early stopping "
+            "would pick an untrained model; use a split that holds some out for validation "
+            "(the MMRec rule gives every user with 3+ interactions one) or more interactions."
+        )
     view = kg_view(kg) if kg is not None and model_cls.has_kg_loss else None
     trainer = trainer_class(tcfg.propagation)(
         model, inter, valid, test, tcfg, kg=view, out_dir=run_dir, parallel=parallel
     )
     if cfg.get("resume") and (run_dir / artifacts.LAST).is_file():
-        trainer.resume(run_dir / artifacts.LAST)
+        trainer.resume(run_dir / artifacts.LAST, force=cfg.resume == "force")
     state = trainer.fit()
     close_data_parallel()
     if not parallel.is_main:
         return {}
 
-    best = torch.load(run_dir / artifacts.BEST, map_location="cpu", weights_only=True)
+    best = artifacts.load_tensors(run_dir / artifacts.BEST)
     model.load_state_dict(best["model"])  # onto the model's device
     model.eval()
     with torch.no_grad():
@@ -148,6 +157,7 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         "peak_rss_mib": peak_rss_mib(),
         "world_size": parallel.world_size,
         "dataset_stats": dataset.stats(),
+        "catalog_fingerprint": artifacts.catalog_fingerprint(dataset),
         "prepare": prep,
         "graph_stats": stats,
         "config": OmegaConf.to_container(cfg, resolve=True),

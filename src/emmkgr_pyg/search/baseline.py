@@ -79,4 +79,4 @@ class VectorBaseline:
         top = top_k(s, kk)
         scores, pos = np.take_along_axis(s, top, 1), top
         pos = np.where(np.isfinite(scores), pos, -1)
-        return pad_top_k(scores, pos, int(k))
+        return pad_top_k(scores, pos, min(int(k), self.n_items))

@@ -152,6 +152,7 @@ class ItemIndex:
         k = int(k)
         if k < 1:
             raise SearchError(f"top_k={k}: ask for at least one result.")
+        k = min(k, self.n_items)  # never more rows than the catalogue (nor memory for them)
         if allowed is None or allowed.all():
             scores, pos = self.index.search(q, min(k, self.n_items), params=self._params(None))
             return pad_top_k(scores, pos, k)

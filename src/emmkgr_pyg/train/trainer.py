@@ -7,6 +7,10 @@ Schedules (``schedule``):
   interaction batch (one propagation serves both);
 - ``"alternating"``: each epoch is one pass over all KG triples with its own Adam, then one pass
   over the interactions (the authors' code).
+
+A NaN or infinite loss term raises :class:`NonFiniteLossError`; a term that grows past
+``divergence_factor`` times its first value (at least 1) raises :class:`DivergedLossError`.
+``resume`` refuses a checkpoint written under other settings (:data:`RESUMABLE_CHANGES` may differ).
 """
 
 from __future__ import annotations
@@ -44,8 +48,22 @@ class Evaluator(Protocol):
     ) -> dict[str, float]: ...
 
 
+#: TrainConfig fields a resumed run may change: they end, pace or show the run, not what it learns.
+RESUMABLE_CHANGES = frozenset(
+    {"epochs", "patience", "max_seconds", "progress", "eval_batch_size", "divergence_factor", "threads"}
+)
+
+
 class NonFiniteLossError(RuntimeError):
     """A loss term became NaN or infinite."""
+
+
+class DivergedLossError(NonFiniteLossError):
+    """A loss term grew by orders of magnitude over its first value: the run diverged."""
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint does not belong to this configuration or model."""
 
 
 @dataclass
@@ -72,6 +90,7 @@ class TrainConfig:
     seed: int = 999
     progress: bool = True
     max_seconds: float | None = None
+    divergence_factor: float | None = 1e6
     # mini-batch mode and run settings, read by runs/compose.py and train/sampled.py
     propagation: str = "full"
     fanout: int | tuple[int, ...] = 16
@@ -101,6 +120,7 @@ class TrainState:
     history: list[dict[str, Any]] = field(default_factory=list)
     train_seconds: float = 0.0
     eval_seconds: float = 0.0
+    first_loss: dict[str, float] = field(default_factory=dict)
 
 
 def to_device(batch: Any, device: torch.device) -> Any:
@@ -191,9 +211,34 @@ class Trainer:
         with atomic_path(self.out_dir / name) as tmp:
             torch.save(payload if payload is not None else self._checkpoint(), tmp)
 
-    def resume(self, path: str | Path) -> None:
-        """Continue from a ``last.pt`` written by an earlier run of the same configuration."""
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    def resume(self, path: str | Path, force: bool = False) -> None:
+        """Continue from a ``last.pt`` written by an earlier run of the same configuration.
+
+        A checkpoint saved under other settings (other than :data:`RESUMABLE_CHANGES`) is refused
+        with :class:`CheckpointMismatchError` unless ``force``; a model of another shape always is.
+        """
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001 - truncated file, foreign pickle, ...
+            first_line = (str(e).strip().splitlines() or [""])[0]
+            raise CheckpointMismatchError(
+                f"{path}: not a readable checkpoint ({type(e).__name__}: {first_line}); "
+                "delete it to start over."
+            ) from e
+        changed = config_changes(ckpt.get("config") or {}, asdict(self.cfg))
+        if changed and not force:
+            raise CheckpointMismatchError(
+                f"{path} was written with other train settings ({'; '.join(changed)}); restore "
+                "them, start a new run folder, or use resume=force to override."
+            )
+        if changed:
+            log.warning("resuming %s although train settings changed: %s", path, "; ".join(changed))
+        mismatch = _shape_mismatch(self.model.state_dict(), ckpt["model"])
+        if mismatch:
+            raise CheckpointMismatchError(
+                f"{path} holds another model shape ({mismatch}); the model config changed since it "
+                "was written. Restore it or start a new run folder (resume=force cannot help)."
+            )
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if self.kg_optimizer is not None and ckpt["kg_optimizer"] is not None:
@@ -215,6 +260,14 @@ class Trainer:
                 raise NonFiniteLossError(
                     f"epoch {self.state.epoch + 1}: loss term '{name}' is {value}; lower the "
                     "learning rate or the loss weights, or check the input features."
+                )
+            first = self.state.first_loss.setdefault(name, value)
+            factor = self.cfg.divergence_factor
+            if factor is not None and abs(value) > factor * max(abs(first), 1.0):
+                raise DivergedLossError(
+                    f"epoch {self.state.epoch + 1}: loss term '{name}' is {value:.3g}, over "
+                    f"{factor:g} times its first value {first:.3g}: training "
+                    "diverged. Lower the learning rate (train.lr) or the loss weights."
                 )
             sums[name] = sums.get(name, 0.0) + value
         optimizer.step()
@@ -304,3 +357,29 @@ class Trainer:
             parts.append(f"(best {self.state.best_metric:.4f} @ {self.state.best_epoch})")
         parts.append(f"{record['seconds']:.2f}s")
         log.info(" | ".join(parts))
+
+
+def config_changes(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """``"key: saved -> current"`` for every setting that differs, except :data:`RESUMABLE_CHANGES`."""
+    out = []
+    for key in sorted(set(saved) | set(current)):
+        if key in RESUMABLE_CHANGES:
+            continue
+        a, b = saved.get(key, "<unset>"), current.get(key, "<unset>")
+        if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+            a, b = list(a), list(b)
+        if a != b:
+            out.append(f"{key}: {a} -> {b}")
+    return out
+
+
+def _shape_mismatch(expected: dict[str, torch.Tensor], saved: dict[str, torch.Tensor]) -> str:
+    """The first difference between two state dicts' keys or shapes, or ``""``."""
+    missing = [k for k in expected if k not in saved]
+    extra = [k for k in saved if k not in expected]
+    if missing or extra:
+        return f"missing {missing[:3]}, unexpected {extra[:3]}"
+    for k, v in expected.items():
+        if tuple(v.shape) != tuple(saved[k].shape):
+            return f"'{k}' is {tuple(saved[k].shape)} there, {tuple(v.shape)} here"
+    return ""

@@ -283,6 +283,35 @@ def test_bad_lines_skip_or_fail(tmp_path):
         AmazonRawReader("Office", on_bad_line="fail").read(tmp_path, "office")
 
 
+def test_metadata_of_the_wrong_type_is_dropped_or_named(tmp_path, caplog):
+    items = ["i1", "i2", "i3"]
+    reviews = [
+        {"reviewerID": u, "asin": i, "overall": 4.0, "unixReviewTime": 1, "reviewText": "ok"}
+        for u in ("A", "B", "C")
+        for i in items
+    ]
+    meta = [
+        {"asin": "i1", "title": 12345, "brand": "Acme", "category": ["Office", "Pens"]},
+        {"asin": "i2", "title": "Good pen", "category": 7},
+        {"asin": "i3", "title": "Bad \ud83d emoji", "description": ["fine", "text"]},
+    ]
+    _write_gz(tmp_path / "Office_5.json.gz", reviews, json.dumps)
+    _write_gz(tmp_path / "meta_Office.json.gz", meta, json.dumps)
+    ds = AmazonRawReader("Office", k_core=1).read(tmp_path, "office")
+    # on_bad_line=skip (the default): each bad field is dropped and counted, the rest is kept
+    assert ds.report["bad_metadata_fields"] == 3
+    assert ds.catalog.title == [None, "Good pen", None]
+    assert ds.catalog.brand[0] == "Acme" and ds.catalog.categories == [["Office", "Pens"], [], []]
+    assert ds.modalities["description"].raw == ["fine text"]
+    assert "bad_metadata_fields=3" in caplog.text
+    with pytest.raises(
+        DataError,
+        match=r"meta_Office\.json\.gz, item 'i1': field 'title' is an int \(12345\); it must be a string or "
+        r"null\. .* Or set dataset\.reader\.on_bad_line=skip to drop such fields\.",
+    ):
+        AmazonRawReader("Office", k_core=1, on_bad_line="fail").read(tmp_path, "office")
+
+
 def test_missing_and_ambiguous_files(tmp_path):
     with pytest.raises(DataError, match=r"missing file .*/Office_5\.json\.gz .*reviews_Office_5"):
         AmazonRawReader("Office").read(tmp_path, "office")

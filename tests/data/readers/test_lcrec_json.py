@@ -51,3 +51,40 @@ def test_errors_name_file_and_fix(tmp_path):
     (tmp_path / "Toy.item.json").write_text("{not json")
     with pytest.raises(DataError, match="Toy.item.json: not valid JSON"):
         LcRecJsonReader("Toy").read(tmp_path, "toy")
+
+
+@pytest.mark.parametrize(
+    ("meta", "message"),
+    [
+        ({"title": 12345}, r"field 'title' is an int \(12345\); it must be a string or null"),
+        ({"categories": 7}, r"field 'categories' is an int \(7\); it must be a string \(comma-separated"),
+        ({"categories": ["a", 3]}, r"field 'categories' is a list \(\['a', 3\]\)"),
+        ({"description": {"en": "x"}}, r"field 'description' is a dict .*; it must be a string, a list of"),
+        ({"brand": ["Acme"]}, r"field 'brand' is a list"),
+        ({"title": "ink \ud83d toner"}, r"field 'title' holds a lone surrogate \\ud83d at character 4"),
+        ("just a title", r"maps to str; expected an object \{title, description, brand, categories\}"),
+    ],
+    ids=[
+        "numeric-title",
+        "numeric-categories",
+        "mixed-categories",
+        "dict-description",
+        "list-brand",
+        "lone-surrogate",
+        "not-an-object",
+    ],
+)
+def test_metadata_of_the_wrong_type_names_file_and_item(tmp_path, meta, message):
+    items = {str(i): {"title": f"thing {i}"} for i in range(3)}
+    items["2"] = meta
+    _write(tmp_path, "Toy", {"0": [0, 1, 2], "1": [0, 1, 2]}, items)
+    with pytest.raises(DataError, match=message) as err:
+        LcRecJsonReader("Toy").read(tmp_path, "toy")
+    assert str(err.value).startswith(f"{tmp_path / 'Toy.item.json'}, item '2': ")
+
+
+def test_null_metadata_and_paragraph_descriptions_are_accepted(tmp_path):
+    items = {"0": None, "1": {"description": ["first", "second"], "categories": ["A", "B"]}, "2": {}}
+    _write(tmp_path, "Toy", {"0": [0, 1, 2], "1": [0, 1, 2]}, items)
+    ds = LcRecJsonReader("Toy").read(tmp_path, "toy")
+    assert ds.modalities["description"].raw == ["first second"] and ds.catalog.categories[1] == ["A", "B"]

@@ -74,3 +74,120 @@ def test_bad_inter_files(tmp_path):
     _minimal(tmp_path, x_label=(0, 0, 0, 0))
     with pytest.raises(DataError, match="no test interaction"):
         MMRecReader().read(tmp_path, "toy")
+
+
+def test_empty_inter_files(tmp_path):
+    _minimal(tmp_path)
+    (tmp_path / "toy.inter").write_text("")
+    with pytest.raises(DataError, match=r"toy\.inter: the file is empty\. The MMRec \.inter file is"):
+        MMRecReader().read(tmp_path, "toy")
+    (tmp_path / "toy.inter").write_text("userID\titemID\tx_label\n\n")
+    with pytest.raises(DataError, match=r"toy\.inter: a header and no interaction; export the interactions"):
+        MMRecReader().read(tmp_path, "toy")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", r"image_feat\.npy: not a readable \.npy file of features \(EOFError: .*\); it is empty"),
+        (b"\x93NUMPY garbage", r"image_feat\.npy: not a readable \.npy file of features \(ValueError"),
+    ],
+    ids=["empty", "garbage"],
+)
+def test_unreadable_feature_files_are_named(tmp_path, content, message):
+    _minimal(tmp_path)
+    (tmp_path / "image_feat.npy").write_bytes(content)
+    with pytest.raises(DataError, match=message):
+        MMRecReader().read(tmp_path, "toy")
+
+
+def test_feature_files_must_be_2d_and_finite(tmp_path):
+    _minimal(tmp_path)
+    np.save(tmp_path / "image_feat.npy", np.ones(4, dtype=np.float32))
+    with pytest.raises(DataError, match=r"image_feat\.npy: an array of shape \(4,\); features must be 2-D"):
+        MMRecReader().read(tmp_path, "toy")
+    feats = np.ones((4, 3), dtype=np.float32)
+    feats[2, 1] = np.nan
+    np.save(tmp_path / "image_feat.npy", feats)
+    # the message names the .npy file, not the .inter file
+    with pytest.raises(
+        DataError, match=r"image_feat\.npy: NaN or inf features in 1 rows \(first: row 2, item '2'\)"
+    ):
+        MMRecReader().read(tmp_path, "toy")
+    np.save(tmp_path / "image_items.npy", np.array([0, 1, 3]))  # item 2 lacks the modality: its row is unused
+    assert MMRecReader().read(tmp_path, "toy").modalities["image"].n_items_with == 3
+
+
+@pytest.mark.parametrize(
+    ("items", "message"),
+    [
+        (b"", r"image_items\.npy: not a readable \.npy file of item indices \(EOFError"),
+        (
+            np.array([[0, 1]]),
+            r"image_items\.npy: an array of shape \(1, 2\) and dtype int64; it must be a 1-D",
+        ),
+        (np.array([0.0, 1.0]), r"it must be a 1-D integer array"),
+        (np.array([0, 9]), r"image_items\.npy: itemIDs must be sorted, distinct and in 0\.\.3"),
+        (np.array([1, 1]), r"itemIDs must be sorted, distinct"),
+    ],
+    ids=["empty", "2-d", "float", "out-of-range", "repeated"],
+)
+def test_bad_item_index_files(tmp_path, items, message):
+    _minimal(tmp_path)
+    if isinstance(items, bytes):
+        (tmp_path / "image_items.npy").write_bytes(items)
+    else:
+        np.save(tmp_path / "image_items.npy", items)
+    with pytest.raises(DataError, match=message):
+        MMRecReader().read(tmp_path, "toy")
+
+
+def _meta(tmp_path, *rows: str):
+    _minimal(tmp_path)
+    (tmp_path / "item_meta.jsonl").write_text('{"modality_kinds": {}}\n' + "".join(r + "\n" for r in rows))
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        (
+            '{"item": 1, "title": 42}',
+            r"line 3, item 1: field 'title' is an int \(42\); it must be a string or null",
+        ),
+        (
+            '{"item": 1, "categories": 7}',
+            r"line 3, item 1: field 'categories' is an int \(7\); it must be a list of strings",
+        ),
+        (
+            '{"item": 1, "title": "ink \\ud83d toner"}',
+            r"line 3, item 1: field 'title' holds a lone surrogate \\ud83d at "
+            r"character 4",
+        ),
+        ('{"item": 1, "title": "x"', r"item_meta\.jsonl, line 3: not a JSON object \("),
+        ("[1, 2]", r"item_meta\.jsonl, line 3: a JSON list, not an object"),
+        ('{"item": 7}', r"item_meta\.jsonl, line 3: 'item' is 7; it must be an itemID in 0\.\.3"),
+        ('{"item": 0, "raw": {"title": ["a"]}}', r"line 3, item 0: field 'raw\.title' is a list"),
+    ],
+    ids=[
+        "numeric-title",
+        "numeric-categories",
+        "lone-surrogate",
+        "cut-line",
+        "not-object",
+        "bad-item",
+        "raw-list",
+    ],
+)
+def test_bad_item_meta_lines_name_file_line_and_item(tmp_path, row, message):
+    _meta(tmp_path, '{"item": 0, "title": "fine"}', row)
+    with pytest.raises(DataError, match=message) as err:
+        MMRecReader().read(tmp_path, "toy")
+    assert str(tmp_path / "item_meta.jsonl") in str(err.value)
+
+
+def test_item_meta_that_is_not_utf8(tmp_path):
+    _meta(tmp_path)
+    with open(tmp_path / "item_meta.jsonl", "ab") as f:
+        f.write(b'{"item": 0, "title": "caf\xe9"}\n')
+    with pytest.raises(DataError, match=r"item_meta\.jsonl, line 2: not UTF-8 \(byte 0xe9\)"):
+        MMRecReader().read(tmp_path, "toy")

@@ -35,7 +35,7 @@ import numpy as np
 
 from ..dataset import TRAIN, Catalog, DataError, MMDataset, drop_duplicate_interactions, index_ids
 from ..split import mmrec_split
-from ..text import clean_text, is_html_fragment, split_category_path
+from ..text import check_categories, check_text, clean_text, is_html_fragment, split_category_path
 from .base import Reader, finalize
 from .lcrec_json import text_modality
 
@@ -166,7 +166,7 @@ class AmazonRawReader(Reader):
 
         meta = self._read_meta(meta_path, parse, set(item_ids), report)
         review_text = _training_reviews(item, split, timestamp, texts, len(item_ids))
-        catalog = self._catalog(item_ids, meta, review_text, release, report)
+        catalog = self._catalog(item_ids, meta, review_text, release, report, meta_path)
         _warn(str(review_path), report)
         return finalize(
             name,
@@ -243,22 +243,37 @@ class AmazonRawReader(Reader):
         review_text: list[str | None],
         release: str,
         report: dict[str, Any],
+        source: Path,
     ) -> Catalog:
         """The catalogue: metadata fields and the ``title``, ``description`` and ``review``
-        modalities."""
+        modalities. A field of the wrong type is dropped and counted (``on_bad_line=skip``) or
+        raises :class:`DataError` naming ``source`` and the item (``fail``)."""
         title, description, brand, cats, urls = [], [], [], [], []
-        n_html = 0
+        n_html = n_bad = 0
+
+        def field(rec: dict, name: str, check: Callable[..., Any], where: str, **kw: Any) -> Any:
+            nonlocal n_bad
+            try:
+                return check(rec.get(name), where, name, **kw)
+            except DataError as e:
+                if self.on_bad_line == "fail":
+                    raise DataError(f"{e} Or set dataset.reader.on_bad_line=skip to drop such fields.") from e
+                n_bad += 1
+                return None
+
         for asin in item_ids:
             rec = meta.get(asin, {})
-            raw_title = rec.get("title")
+            where = f"{source}, item '{asin}'"
+            raw_title = field(rec, "title", check_text, where)
             if is_html_fragment(raw_title):
                 n_html += 1
                 raw_title = None
             title.append(clean_text(raw_title))
-            description.append(clean_text(rec.get("description")))
-            brand.append(clean_text(rec.get("brand")))
-            cats.append(split_category_path(rec.get(_CATEGORY_FIELD[release])))
+            description.append(clean_text(field(rec, "description", check_text, where, paragraphs=True)))
+            brand.append(clean_text(field(rec, "brand", check_text, where)))
+            cats.append(split_category_path(field(rec, _CATEGORY_FIELD[release], check_categories, where)))
             urls.append(_image_urls(rec, release))
+        report["bad_metadata_fields"] = n_bad
         report["items_without_metadata"] = sum(a not in meta for a in item_ids)
         report["html_fragment_titles"] = n_html
         modalities = {

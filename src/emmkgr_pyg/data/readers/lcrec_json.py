@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..dataset import Catalog, DataError, MMDataset, Modality
-from ..text import attributes_text, clean_text, split_category_path
+from ..text import attributes_text, check_categories, check_text, clean_text, split_category_path
 from .base import Reader, finalize
 
 
@@ -65,10 +65,17 @@ class LcRecJsonReader(Reader):
 
         title, brand, cats, texts = [], [], [], {"title": [], "description": [], "attributes": []}
         for k in item_ids:
-            meta = items[k] if isinstance(items[k], dict) else {}
-            t, d, b = clean_text(meta.get("title")), clean_text(meta.get("description")), None
-            b = clean_text(meta.get("brand"))
-            c = split_category_path(meta.get("categories"))
+            where = f"{item_path}, item '{k}'"
+            meta = items[k] if items[k] is not None else {}
+            if not isinstance(meta, dict):
+                raise DataError(
+                    f"{where}: maps to {type(meta).__name__}; expected an object "
+                    "{title, description, brand, categories} (or null)."
+                )
+            t = clean_text(check_text(meta.get("title"), where, "title"))
+            d = clean_text(check_text(meta.get("description"), where, "description", paragraphs=True))
+            b = clean_text(check_text(meta.get("brand"), where, "brand"))
+            c = split_category_path(check_categories(meta.get("categories"), where))
             title.append(t)
             brand.append(b)
             cats.append(c)

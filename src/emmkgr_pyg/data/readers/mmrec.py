@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from ...utils import atomic_path, save_npy
-from ..dataset import Catalog, DataError, MMDataset, Modality
+from ..dataset import Catalog, DataError, MMDataset, Modality, check_feature_rows, load_npy
+from ..text import check_surrogates, check_text, describe_value
 from .base import Reader, finalize
 
 INTER_COLUMNS = ("userID", "itemID", "rating", "timestamp", "x_label")
@@ -77,16 +78,20 @@ class MMRecReader(Reader):
         feats = {}
         for m in names:
             path = self.require(root, f"{m}_feat.npy", f"features of modality '{m}'")
-            feats[m] = (path, np.load(path))
+            feats[m] = (path, load_npy(path, "features"))
         modalities = {}
         for m, (path, arr) in feats.items():
-            if arr.ndim != 2 or arr.shape[0] != n_items:
-                raise DataError(
-                    f"{path}: {arr.shape[0] if arr.ndim else 0} rows, expected {n_items} (one per "
-                    f"item, row = itemID). Re-export the features for every item of {inter_path.name}."
-                )
+            fix = f"Re-export the features for every item of {inter_path.name} (row = itemID)."
+            check_feature_rows(arr, path, n_items, fix)
             idx_path = root / f"{m}_items.npy"
-            idx = np.load(idx_path) if idx_path.is_file() else np.arange(n_items)
+            idx = _read_item_index(idx_path, n_items) if idx_path.is_file() else np.arange(n_items)
+            bad = ~np.isfinite(arr[idx]).all(1)
+            if bad.any():
+                rows = idx[bad]
+                raise DataError(
+                    f"{path}: NaN or inf features in {len(rows)} rows (first: row {int(rows[0])}, item "
+                    f"'{item_ids[rows[0]]}'). Re-encode those items, or leave them out of {idx_path.name}."
+                )
             m_meta = meta["modalities"].get(m, {})
             modalities[m] = Modality(
                 m,
@@ -165,12 +170,20 @@ def write_mmrec(dataset: MMDataset, root: str | Path, name: str | None = None) -
 def _read_inter(path: Path):
     with open(path, encoding="utf-8") as f:
         header = f.readline().rstrip("\n").split("\t")
+        has_rows = any(line.strip() for line in f)
+    if header == [""]:
+        raise DataError(
+            f"{path}: the file is empty. The MMRec .inter file is tab-separated with header "
+            f"{' '.join(INTER_COLUMNS)} and one interaction per line; export it again."
+        )
     missing = [c for c in ("userID", "itemID", "x_label") if c not in header]
     if missing:
         raise DataError(
             f"{path}: header {header} lacks {missing}. The MMRec .inter file is tab-separated with "
             f"header {' '.join(INTER_COLUMNS)} (rating and timestamp optional)."
         )
+    if not has_rows:
+        raise DataError(f"{path}: a header and no interaction; export the interactions again.")
     try:
         table = np.loadtxt(path, delimiter="\t", skiprows=1, ndmin=2, dtype=np.float64)
     except ValueError as e:
@@ -222,17 +235,43 @@ def _read_item_meta(path: Path, n_items: int) -> dict:
     if not path.is_file():
         return meta
     raw: dict[str, dict[int, str]] = {}
-    with open(path, encoding="utf-8") as f:
-        kinds = json.loads(f.readline()).get("modality_kinds", {})
-        for line in f:
-            row = json.loads(line)
-            i = row["item"]
-            meta["title"][i] = row.get("title")
-            meta["brand"][i] = row.get("brand")
-            meta["categories"][i] = row.get("categories") or []
-            meta["image_urls"][i] = row.get("image_urls") or []
-            for m, v in (row.get("raw") or {}).items():
-                raw.setdefault(m, {})[i] = v
+    with open(path, encoding="utf-8", errors="surrogateescape") as f:
+        kinds = _meta_line(path, 1, f.readline()).get("modality_kinds", {})
+        if not isinstance(kinds, dict) or not all(isinstance(k, str) for k in kinds.values()):
+            raise DataError(
+                f"{path}, line 1: modality_kinds must map modality names to kinds; write the file "
+                "again with write_mmrec."
+            )
+        for lineno, line in enumerate(f, 2):
+            if not line.strip():
+                continue
+            row = _meta_line(path, lineno, line)
+            i = row.get("item")
+            if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < n_items:
+                raise DataError(
+                    f"{path}, line {lineno}: 'item' is {i!r}; it must be an itemID in 0..{n_items - 1}."
+                )
+            where = f"{path}, line {lineno}, item {i}"
+            meta["title"][i] = check_text(row.get("title"), where, "title")
+            meta["brand"][i] = check_text(row.get("brand"), where, "brand")
+            for name in ("categories", "image_urls"):
+                value = row.get(name) or []
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    raise DataError(
+                        f"{where}: field '{name}' is {describe_value(value)}; it must be a "
+                        "list of strings. Fix that line or write the file again."
+                    )
+                for v in value:
+                    check_surrogates(v, where, name)
+                meta[name][i] = value
+            raw_row = row.get("raw") or {}
+            if not isinstance(raw_row, dict):
+                raise DataError(
+                    f"{where}: field 'raw' is {type(raw_row).__name__}; it must map modality names to "
+                    "content."
+                )
+            for m, v in raw_row.items():
+                raw.setdefault(m, {})[i] = check_text(v, where, f"raw.{m}")
     for m, kind in kinds.items():
         entries = raw.get(m, {})
         index = np.array(sorted(entries), dtype=np.int64)
@@ -242,3 +281,35 @@ def _read_item_meta(path: Path, n_items: int) -> dict:
             "raw": [entries[i] for i in index.tolist()] if entries else None,
         }
     return meta
+
+
+def _meta_line(path: Path, lineno: int, line: str) -> dict:
+    """One line of ``item_meta.jsonl`` (read with ``surrogateescape``) as a JSON object."""
+    undecodable = next((c for c in line if "\udc80" <= c <= "\udcff"), None)
+    if undecodable is not None:
+        raise DataError(
+            f"{path}, line {lineno}: not UTF-8 (byte 0x{ord(undecodable) - 0xDC00:02x}); save the file "
+            "as UTF-8."
+        )
+    try:
+        row = json.loads(line)
+    except ValueError as e:
+        raise DataError(
+            f"{path}, line {lineno}: not a JSON object ({e}); fix the line or write the file again."
+        ) from e
+    if not isinstance(row, dict):
+        raise DataError(f"{path}, line {lineno}: a JSON {type(row).__name__}, not an object.")
+    return row
+
+
+def _read_item_index(path: Path, n_items: int) -> np.ndarray:
+    """``<modality>_items.npy``: sorted, distinct itemIDs in ``0..n_items-1``."""
+    idx = load_npy(path, "item indices")
+    if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer):
+        raise DataError(
+            f"{path}: an array of shape {idx.shape} and dtype {idx.dtype}; it must be a 1-D integer "
+            "array of the itemIDs that have the modality. Export it again."
+        )
+    if len(idx) and (idx.min() < 0 or idx.max() >= n_items or (np.diff(idx) <= 0).any()):
+        raise DataError(f"{path}: itemIDs must be sorted, distinct and in 0..{n_items - 1}; export it again.")
+    return idx.astype(np.int64)
