@@ -20,19 +20,31 @@ def test_unfiltered_equals_pyg_kge_test():
     n, n_rel = 40, 3
     model = RotatE(num_nodes=n, num_relations=n_rel, hidden_channels=8, margin=3.0)
     g = torch.Generator().manual_seed(1)
-    test = torch.stack([torch.randint(n, (25,), generator=g), torch.randint(n_rel, (25,), generator=g), torch.randint(n, (25,), generator=g)])
+    test = torch.stack(
+        [
+            torch.randint(n, (25,), generator=g),
+            torch.randint(n_rel, (25,), generator=g),
+            torch.randint(n, (25,), generator=g),
+        ]
+    )
     mean_rank, mrr, hits10 = model.test(test[0], test[1], test[2], batch_size=16, k=10, log=False)
 
     ent = torch.cat([model.node_emb.weight, model.node_emb_im.weight], dim=-1).detach()
     phase = model.rel_emb.weight.detach()
     ours = link_prediction(
-        lambda h, r, t: rotate_distance(ent[h], phase[r], ent[t], "l2"), test, n, n_rel, ks=(1, 10), batch_size=7
+        lambda h, r, t: rotate_distance(ent[h], phase[r], ent[t], "l2"),
+        test,
+        n,
+        n_rel,
+        ks=(1, 10),
+        batch_size=7,
     )
     # PyG's rank is 0-based (MR = mean rank - 1), ours 1-based
     assert ours["n"] == 25
     assert abs(ours["MRR"] - mrr) < 1e-6
     assert abs(ours["MR"] - 1 - mean_rank) < 1e-5
     assert abs(ours["Hits@10"] - hits10) < 1e-9
+
     # and PyG's own score as the distance gives the same
     def pyg_distance(h, r, t):  # PyG's forward takes flat index vectors
         h, r, t = torch.broadcast_tensors(h, r, t)

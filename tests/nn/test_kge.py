@@ -195,7 +195,10 @@ def test_auto_gamma_is_the_first_batchs_mean_negative_distance():
     gamma = neg.mean().item()
     assert abs(fn.gamma.item() - gamma) < 1e-5
     expected = torch.stack(
-        [-F.logsigmoid(gamma - pos[b]) - sum(F.logsigmoid(neg[b, k] - gamma) / 3 for k in range(3)) for b in range(6)]
+        [
+            -F.logsigmoid(gamma - pos[b]) - sum(F.logsigmoid(neg[b, k] - gamma) / 3 for k in range(3))
+            for b in range(6)
+        ]
     ).mean()
     torch.testing.assert_close(loss, expected)
     fn(pos, neg * 100)  # kept: later batches do not move it

@@ -2,7 +2,8 @@
 
 Writes ``results.json``, checkpoints and ``embeddings.pt`` in the run folder (``hydra.run.dir``)
 and returns validation Recall@20 for sweepers. In a multirun, a failing job writes ``error.json``
-in its folder and the sweep goes on.
+in its folder, returns ``None`` (not a number: the Optuna sweeper records the trial as failed; it
+cannot take NaN) and the sweep goes on.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ log = logging.getLogger("emmkgr-train")
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
-def main(cfg: DictConfig) -> float:
+def main(cfg: DictConfig) -> float | None:
     hc = HydraConfig.get()
     run_dir = hc.runtime.output_dir
     metric = f"valid/{cfg.train.metric}"
@@ -42,7 +43,7 @@ def main(cfg: DictConfig) -> float:
                 "overrides": list(hc.overrides.task),
             },
         )
-        return math.nan
+        return None
     keys = [k for k in ("test/Recall@10", "test/Recall@20", "test/NDCG@10", "test/NDCG@20") if k in results]
     summary = ", ".join(f"{k} {results[k]:.4f}" for k in keys)
     log.info(

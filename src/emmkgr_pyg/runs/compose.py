@@ -126,6 +126,8 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         RankingEvaluator(inter, *dataset.interactions.part(p), ks=tcfg.ks, batch_size=tcfg.eval_batch_size)
         for p in (VALID, TEST)
     )
+    if not cfg.get("evaluate_test", True):
+        test = None
     view = kg_view(kg) if kg is not None and model_cls.has_kg_loss else None
     trainer = Trainer(model, inter, valid, test, tcfg, kg=view, out_dir=run_dir)
     if cfg.get("resume") and (run_dir / artifacts.LAST).is_file():
