@@ -1,10 +1,12 @@
-"""The Optuna sweeper of ``conf/tune`` (a Hydra plugin: Hydra instantiates sweepers only from ``hydra_plugins``) (``emmkgr-train -m hparams_search=<model>``), made resumable.
+"""The Optuna sweeper of ``conf/tune`` (``emmkgr-train -m hparams_search=<model>``), resumable.
+
+A Hydra plugin: Hydra instantiates sweepers only from the ``hydra_plugins`` namespace.
 
 Hydra's Optuna sweeper reopens a study in its storage but then runs ``n_trials`` more. This one
 reads ``n_trials`` as the study's budget: trials already finished in the storage (complete or
 failed) count, so a sweep that is run again after an interruption only runs the rest, and job
 numbers go on from the trials already there (a trial's folder is never overwritten). A trial that
-fails (``emmkgr-train`` returns NaN and writes ``error.json``) is recorded as failed by Optuna and
+fails (``emmkgr-train`` returns ``None`` and writes ``error.json``) is recorded as failed and
 the search goes on (``max_failure_rate: 1.0`` in ``conf/tune``). Needs the ``tune`` extra.
 """
 
