@@ -188,7 +188,7 @@ def test_kg_loss_bad_variant_raises():
 
 
 def test_auto_gamma_is_the_first_batchs_mean_negative_distance():
-    fn = KGLoss()  # the default: log-sigmoid, gamma "auto"
+    fn = KGLoss("logsigmoid")  # gamma "auto" by default
     assert fn.auto_gamma and torch.isnan(fn.gamma)
     pos, neg = randn(6, seed=21).abs() * 4, randn(6, 3, seed=22).abs() * 9
     loss = fn(pos, neg)
@@ -205,7 +205,7 @@ def test_auto_gamma_is_the_first_batchs_mean_negative_distance():
     assert abs(fn.gamma.item() - gamma) < 1e-5
     assert "gamma=auto" in repr(fn)
     # a checkpoint restores it; reset clears it
-    other = KGLoss()
+    other = KGLoss("logsigmoid")
     other.load_state_dict(fn.state_dict())
     assert abs(other.gamma.item() - gamma) < 1e-5
     fn.reset_parameters()
@@ -218,7 +218,7 @@ def test_auto_gamma_is_the_first_batchs_mean_negative_distance():
 
 
 def test_auto_gamma_per_relation():
-    fn = KGLoss(num_relations=3)
+    fn = KGLoss("logsigmoid", num_relations=3)
     pos, neg = randn(6, seed=23).abs(), randn(6, 2, seed=24).abs() * 5
     rel = torch.tensor([0, 0, 2, 2, 2, 0])  # relation 1 absent: not calibrated yet
     loss = fn(pos, neg, rel)
@@ -238,3 +238,10 @@ def test_auto_gamma_per_relation():
 def test_auto_gamma_bad_value_raises():
     with pytest.raises(ValueError, match="KGLoss: gamma 'big' must be a number or 'auto'"):
         KGLoss(gamma="big")
+
+
+def test_default_is_pairwise():
+    fn = KGLoss()
+    pos, neg = randn(5, seed=25), randn(5, 4, seed=26)
+    torch.testing.assert_close(fn(pos, neg), KGLoss("pairwise")(pos, neg))
+    assert fn.variant == "pairwise"

@@ -77,9 +77,10 @@ class RelationPhases(torch.nn.Module):
 class KGLoss(torch.nn.Module):
     r"""The knowledge-graph loss of Eq. 5 on RotatE distances.
 
-    - ``"logsigmoid"`` (default, the RotatE paper):
+    - ``"logsigmoid"`` (the RotatE paper):
       :math:`-\log\sigma(\gamma - d^+) - \sum_k w_k \log\sigma(d^-_k - \gamma)`;
-    - ``"pairwise"`` (Eq. 5 read as a ranking of each positive over its negatives):
+    - ``"pairwise"`` (default; Eq. 5 read as a ranking of each positive over its negatives, no
+      margin to calibrate):
       :math:`-\sum_k w_k \log\sigma(d^-_k - d^+)`;
     - ``"margin"`` (the authors' code): :math:`\sum_k w_k \max(0, m + d^+ - d^-_k)`.
 
@@ -97,7 +98,7 @@ class KGLoss(torch.nn.Module):
     At :math:`\gamma_r = \mathbb{E}[d^-_r]` both sides start at :math:`\sigma(0) = 0.5`.
 
     Args:
-        variant: ``"logsigmoid"``, ``"pairwise"`` or ``"margin"``.
+        variant: ``"logsigmoid"``, ``"pairwise"`` or ``"margin"`` (default ``"pairwise"``).
         gamma: the margin :math:`\gamma` of ``"logsigmoid"``, a number or ``"auto"``
             (default ``"auto"``).
         margin: the margin :math:`m` of ``"margin"`` (default ``1.0``).
@@ -107,7 +108,7 @@ class KGLoss(torch.nn.Module):
 
     def __init__(
         self,
-        variant: str = "logsigmoid",
+        variant: str = "pairwise",
         gamma: float | str = "auto",
         margin: float = 1.0,
         adversarial_temperature: float | None = None,

@@ -185,8 +185,8 @@ class EMMKGR(Recommender):
         reg_weight: L2 weight on the batch's layer-0 embeddings (default ``1e-4``).
         kg_reg_weight: L2 weight on the KG batch's head and tail embeddings (default ``0``).
         kg_norm: RotatE distance, see :func:`rotate_distance` (default ``"complex_l1"``).
-        kg_loss: keyword arguments of :class:`KGLoss` (default: log-sigmoid, gamma calibrated
-            to the random-pair distance at initialisation, ``"auto"``).
+        kg_loss: keyword arguments of :class:`KGLoss` (default: pairwise, Eq. 5; a log-sigmoid
+            gamma defaults to ``"auto"``, calibrated per relation at initialisation).
         item_graph_layers: layers of the authors' item-item fusion; ``0`` = the paper's sum
             (default ``0``).
         feature_dim: see :class:`EMMKGEncoder` (default ``None``: features as they are).
