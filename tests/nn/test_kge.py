@@ -245,3 +245,9 @@ def test_default_is_pairwise():
     pos, neg = randn(5, seed=25), randn(5, 4, seed=26)
     torch.testing.assert_close(fn(pos, neg), KGLoss("pairwise")(pos, neg))
     assert fn.variant == "pairwise"
+
+
+def test_a_checkpoint_without_gamma_still_loads():
+    fn = KGLoss("logsigmoid", gamma=7.0)
+    fn.load_state_dict({})  # a run saved before gamma was a buffer
+    assert fn.gamma.item() == 7.0

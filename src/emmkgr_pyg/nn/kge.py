@@ -127,6 +127,11 @@ class KGLoss(torch.nn.Module):
         value = math.nan if self.auto_gamma else float(gamma)
         self.register_buffer("gamma", torch.full((num_relations if self.auto_gamma else 1,), value))
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # checkpoints written before gamma became a buffer have none: keep the configured one
+        state_dict.setdefault(prefix + "gamma", self.gamma.clone())
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def reset_parameters(self) -> None:
         if self.auto_gamma:
             self.gamma.fill_(math.nan)
