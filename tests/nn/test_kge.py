@@ -211,7 +211,7 @@ def test_auto_gamma_is_the_first_batchs_mean_negative_distance():
     fn.reset_parameters()
     assert torch.isnan(fn.gamma)
     # a fixed gamma is never recalibrated
-    fixed = KGLoss(gamma=5.0)
+    fixed = KGLoss("logsigmoid", gamma=5.0)
     fixed(pos, neg)
     fixed.reset_parameters()
     assert fixed.gamma.item() == 5.0
@@ -245,6 +245,9 @@ def test_default_is_pairwise():
     pos, neg = randn(5, seed=25), randn(5, 4, seed=26)
     torch.testing.assert_close(fn(pos, neg), KGLoss("pairwise")(pos, neg))
     assert fn.variant == "pairwise"
+    # no margin to calibrate, and none in a checkpoint
+    assert fn.gamma is None and "gamma" not in fn.state_dict()
+    fn.load_state_dict({})
 
 
 def test_a_checkpoint_without_gamma_still_loads():

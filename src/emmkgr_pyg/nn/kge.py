@@ -123,17 +123,20 @@ class KGLoss(torch.nn.Module):
         self.auto_gamma = gamma == "auto"
         self.margin = margin
         self.adversarial_temperature = adversarial_temperature
-        # NaN until calibrated (gamma="auto"); a buffer so that a checkpoint restores it
+        # NaN until calibrated (gamma="auto"); a buffer so that a checkpoint restores it; the
+        # other variants have none
         value = math.nan if self.auto_gamma else float(gamma)
-        self.register_buffer("gamma", torch.full((num_relations if self.auto_gamma else 1,), value))
+        size = num_relations if self.auto_gamma else 1
+        self.register_buffer("gamma", torch.full((size,), value) if variant == "logsigmoid" else None)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
         # checkpoints written before gamma became a buffer have none: keep the configured one
-        state_dict.setdefault(prefix + "gamma", self.gamma.clone())
+        if self.gamma is not None:
+            state_dict.setdefault(prefix + "gamma", self.gamma.clone())
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def reset_parameters(self) -> None:
-        if self.auto_gamma:
+        if self.auto_gamma and self.gamma is not None:
             self.gamma.fill_(math.nan)
 
     def forward(self, pos_dist: Tensor, neg_dist: Tensor, rel: Tensor | None = None) -> Tensor:
@@ -141,11 +144,12 @@ class KGLoss(torch.nn.Module):
         a per-relation ``"auto"`` gamma) -> scalar loss."""
         if neg_dist.dim() == 1:
             neg_dist = neg_dist.unsqueeze(1)
-        if self.gamma.numel() > 1 and rel is None:
-            raise ValueError("KGLoss: a per-relation gamma (num_relations > 1) needs the batch's rel.")
-        rel = torch.zeros_like(pos_dist, dtype=torch.long) if self.gamma.numel() == 1 else rel
-        if self.variant == "logsigmoid" and torch.isnan(self.gamma[rel]).any():
-            self._calibrate(neg_dist.detach(), rel)
+        if self.variant == "logsigmoid":
+            if self.gamma.numel() > 1 and rel is None:
+                raise ValueError("KGLoss: a per-relation gamma (num_relations > 1) needs the batch's rel.")
+            rel = torch.zeros_like(pos_dist, dtype=torch.long) if self.gamma.numel() == 1 else rel
+            if torch.isnan(self.gamma[rel]).any():
+                self._calibrate(neg_dist.detach(), rel)
         if self.adversarial_temperature:
             w = torch.softmax(-self.adversarial_temperature * neg_dist, dim=1).detach()
         else:
@@ -169,9 +173,12 @@ class KGLoss(torch.nn.Module):
         self.gamma[seen] = total[seen] / count[seen]
 
     def extra_repr(self) -> str:
-        values = ", ".join(f"{float(g):.4g}" for g in self.gamma[:4])
-        gamma = f"auto ({values}{', ...' if self.gamma.numel() > 4 else ''})" if self.auto_gamma else values
+        gamma = ""
+        if self.gamma is not None:
+            values = ", ".join(f"{float(g):.4g}" for g in self.gamma[:4])
+            values += ", ..." if self.gamma.numel() > 4 else ""
+            gamma = f"gamma={f'auto ({values})' if self.auto_gamma else values}, "
         return (
-            f"variant={self.variant}, gamma={gamma}, margin={self.margin}, "
+            f"variant={self.variant}, {gamma}margin={self.margin}, "
             f"adversarial_temperature={self.adversarial_temperature}"
         )
