@@ -4,6 +4,8 @@
     python benchmarks/rec_table.py --datasets amazon_office --models emmkgr,lightgcn --seeds 0,1,2
     python benchmarks/rec_table.py --overrides model.net.kg_layers=3   # extra Hydra overrides for every job
     python benchmarks/rec_table.py --tag b --models lgmrec --also a     # finish table "a" in a second sweep
+    python benchmarks/rec_table.py --tuned --datasets synthetic --models emmkgr,freedom \
+        --search-overrides train.epochs=30 --overrides train.epochs=30     # equal tuning first
 
 Each dataset is one ``emmkgr-train -m`` sweep (models x seeds) into
 ``benchmarks/results/rec/<tag or "default">/<dataset>/``; the table shows mean +- std of Recall@10/20
@@ -11,6 +13,13 @@ and NDCG@10/20 (best mean in bold), each E-MMKGR variant's relative gain over th
 seconds per epoch (training and validation) and peak memory per model. ``--also`` adds the runs of
 earlier tags (a model run under two tags counts all its runs). Writes
 ``benchmarks/results/rec_table[_<tag>].json`` and ``.md``.
+
+``--tuned``: every model gets the same search first, ``emmkgr-train -m hparams_search=<model>``
+(Optuna, ``conf/tune``: the same trial budget, epoch cap and patience for all, validation Recall@20,
+no test evaluation) into ``benchmarks/results/rec/<tag or "tuned">/<dataset>/search/<model>/``; a
+finished study is reused and an interrupted one resumes (its sqlite storage). Then the seeds run at
+each model's best trial into ``.../final/<model>/`` (seeds already there are reused), and the table
+shows each model's chosen setting beside it.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ import time
 from pathlib import Path
 
 import emmkgr_pyg.conf
+import optuna
 
 from emmkgr_pyg.eval.summary import collect_runs
 
@@ -69,6 +79,42 @@ def sweep(dataset: str, models: str, seeds: str, overrides: list[str], out: Path
     t0 = time.perf_counter()
     subprocess.run(args, check=True)
     return time.perf_counter() - t0
+
+
+def run(args: list[str]) -> float:
+    exe = Path(sys.executable).parent / "emmkgr-train"
+    print("$ emmkgr-train", " ".join(args), flush=True)
+    t0 = time.perf_counter()
+    subprocess.run([str(exe), *args], check=True)
+    return time.perf_counter() - t0
+
+
+def tuned(dataset: str, model: str, seeds: str, args: argparse.Namespace, out: Path) -> dict:
+    """The model's Optuna search (run, resumed or reused), then ``seeds`` at its best trial."""
+    search, final = out / "search" / model, out / "final" / model
+    common = [f"dataset={dataset}", *DATASET_ARGS.get(dataset, []), "train.progress=false"]
+    seconds = run(
+        ["-m", f"hparams_search={model}", *common, f"hydra.sweep.dir={search}", *args.search_overrides]
+    )
+    study = optuna.load_study(study_name=f"{model}-{dataset}", storage=f"sqlite:///{search / 'optuna.db'}")
+    states = [t.state.name for t in study.trials]
+    best = study.best_trial
+    chosen = [f"{k}={v}" for k, v in sorted(best.params.items())]
+    wanted = seeds.split(",")
+    sweeps = [d for d in final.iterdir() if d.is_dir()] if final.is_dir() else []
+    done = {r["results"]["seed"] for d in sweeps for r in collect_runs(d) if "results" in r}
+    todo = [s for s in wanted if int(s) not in done]
+    if todo:
+        seconds += run(
+            ["-m", f"model={model}", *common, f"seed={','.join(todo)}", *chosen, *args.overrides]
+            + [f"hydra.sweep.dir={final}/{'_'.join(todo)}"]
+        )
+    return {
+        "chosen": chosen,
+        "search_valid_Recall@20": best.value,
+        "trials": {s: states.count(s) for s in sorted(set(states))},
+        "seconds": seconds,
+    }
 
 
 def table(dataset: str, folders: list[Path]) -> tuple[str, dict]:
@@ -130,6 +176,13 @@ def main() -> None:
     p.add_argument("--models", default=all_models(), help="default: every conf/model config")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--overrides", nargs="*", default=[])
+    p.add_argument("--tuned", action="store_true", help="tune every model first (conf/hparams_search)")
+    p.add_argument(
+        "--search-overrides",
+        nargs="*",
+        default=[],
+        help="overrides of every search (the same for all models, e.g. train.epochs=30)",
+    )
     p.add_argument("--tag", default="", help="sub-folder name for this sweep (default: none)")
     p.add_argument("--summarize-only", action="store_true", help="re-print from existing results")
     p.add_argument(
@@ -141,17 +194,36 @@ def main() -> None:
     args = p.parse_args()
     out_all, md = {}, []
     for dataset in args.datasets.split(","):
-        folder = RESULTS / "rec" / (args.tag or "default") / dataset
-        seconds = (
-            None if args.summarize_only else sweep(dataset, args.models, args.seeds, args.overrides, folder)
-        )
-        text, data = table(dataset, [folder, *(RESULTS / "rec" / t / dataset for t in args.also)])
+        folder = RESULTS / "rec" / (args.tag or ("tuned" if args.tuned else "default")) / dataset
+        if args.tuned:
+            settings = {}
+            for model in args.models.split(","):
+                settings[model] = tuned(dataset, model, args.seeds, args, folder)
+            text, data = table(dataset, sorted((folder / "final").glob("*/*")))
+            text += "\n\n| model | chosen setting (best validation Recall@20 of the search) | search valid R@20 | trials |\n"
+            text += "|---|---|---|---|\n"
+            text += "\n".join(
+                f"| {m} | {' '.join(v['chosen'])} | {v['search_valid_Recall@20']:.4f} | "
+                + ", ".join(f"{n} {k.lower()}" for k, n in v["trials"].items())
+                + " |"
+                for m, v in settings.items()
+            )
+            data["tuning"] = settings
+            seconds = sum(v["seconds"] for v in settings.values())
+        else:
+            seconds = (
+                None
+                if args.summarize_only
+                else sweep(dataset, args.models, args.seeds, args.overrides, folder)
+            )
+            text, data = table(dataset, [folder, *(RESULTS / "rec" / t / dataset for t in args.also)])
         data["sweep_seconds"] = seconds
         print("\n" + text + "\n", flush=True)
         md.append(text)
         out_all[dataset] = data
     RESULTS.mkdir(exist_ok=True)
-    name = f"rec_table{'_' + args.tag if args.tag else ''}"
+    tag = args.tag or ("tuned" if args.tuned else "")
+    name = f"rec_table{'_' + tag if tag else ''}"
     (RESULTS / f"{name}.json").write_text(json.dumps(out_all, indent=2))
     (RESULTS / f"{name}.md").write_text("\n\n".join(md) + "\n")
     print(f"wrote {RESULTS / (name + '.md')}")

@@ -269,3 +269,26 @@ def test_resume_continues_an_interrupted_run(run_cli, tmp_path):
     history = (tmp_path / "run" / "history.jsonl").read_text().splitlines()
     assert [json.loads(h)["epoch"] for h in history] == [1, 2, 3, 4]
     assert json.loads((tmp_path / "run" / "results.json").read_text())["epochs"] == 4
+
+
+def test_link_prediction_on_held_out_triples(run_cli, tmp_path, tiny_run_dir):
+    run_cli(
+        "emmkgr-train",
+        *TINY,
+        "model=emmkgr",
+        "link_prediction.holdout=0.1",
+        "hydra.run.dir=run",
+        f"cache_dir={tmp_path / 'c'}",
+        cwd=tmp_path,
+    )
+    res = _read(tmp_path / "run" / "results.json")
+    stats = _read(tmp_path / "run" / "graph_stats.json")
+    full = _read(tiny_run_dir / "graph_stats.json")["edges"]
+    # the held-out triples left the graph the model trained on, and are what was ranked
+    assert sum(full.values()) - sum(stats["edges"].values()) == stats["held_out_triples"] == res["kg/n"] > 0
+    assert all(0 < stats["edges"][k] < full[k] for k in full)
+    for key in ("kg/MRR", "kg/Hits@1", "kg/Hits@10"):
+        assert 0 <= res[key] <= 1, key
+    assert res["kg/Hits@1"] <= res["kg/Hits@10"] and res["kg/MR"] >= 1
+    # off by default: the full graph and no kg/ keys
+    assert not [k for k in _read(tiny_run_dir / "results.json") if k.startswith("kg/")]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch_geometric.data import HeteroData
 
 from emmkgr_pyg.graph.emmkg import build_emmkg
 from emmkgr_pyg.graph.knn import KNNBuilder
-from emmkgr_pyg.graph.triples import KGView, kg_view
+from emmkgr_pyg.graph.triples import KGView, hold_out_triples, kg_view
 
 
 def hand_graph() -> HeteroData:
@@ -90,3 +91,43 @@ def test_graph_without_edges():
     view = kg_view(data)
     assert view.num_nodes == 3 and view.triples.shape == (3, 0)
     assert view.head_range.tolist() == [[0, 2]] and view.tail_range.tolist() == [[2, 1]]
+
+
+def _set(triples: torch.Tensor) -> set[tuple[int, int, int]]:
+    return {tuple(t) for t in triples.t().tolist()}
+
+
+def test_hold_out_takes_reverses_along_and_leaves_the_rest(tiny):
+    full = build_emmkg(tiny, top_n=3, knn=KNNBuilder(progress=False))
+    before = {et: full[et].edge_index.clone() for et in full.edge_types}
+    train, test = hold_out_triples(full, 0.2, seed=3)
+    view, tview = kg_view(full), kg_view(train)
+    # ids unchanged, the original untouched
+    assert tview.offsets == view.offsets and tview.relations == view.relations
+    for et in full.edge_types:
+        assert torch.equal(full[et].edge_index, before[et])
+    all_t, train_t, test_t = _set(view.triples), _set(tview.triples), _set(test)
+    # a partition of the triples
+    assert train_t | test_t == all_t and not train_t & test_t
+    assert len(test_t) == test.size(1)
+    # no pair of nodes is linked in training and held out
+    pair = lambda s: {frozenset((h, t)) for h, _, t in s}
+    assert not pair(train_t) & pair(test_t)
+    for rel in range(len(view.relations)):
+        n_all = int((view.triples[1] == rel).sum())
+        n_train = int((tview.triples[1] == rel).sum())
+        assert 1 <= n_train < n_all, view.relations[rel]  # each relation gives some, keeps some
+    # has_text's held-out items come with their text_of reverse
+    rid = {rel: i for i, (_, rel, _) in enumerate(view.relations)}
+    has, of = rid["has_text"], rid["text_of"]
+    assert {(h, t) for h, r, t in test_t if r == has} == {(t, h) for h, r, t in test_t if r == of}
+
+
+def test_hold_out_is_seeded_and_zero_holds_nothing(tiny):
+    full = build_emmkg(tiny, top_n=3, knn=KNNBuilder(progress=False))
+    a, b = hold_out_triples(full, 0.2, seed=1)[1], hold_out_triples(full, 0.2, seed=1)[1]
+    assert torch.equal(a, b) and not torch.equal(a, hold_out_triples(full, 0.2, seed=2)[1])
+    train, test = hold_out_triples(full, 0.0)
+    assert test.size(1) == 0 and torch.equal(kg_view(train).triples, kg_view(full).triples)
+    with pytest.raises(ValueError, match="fraction 1.0 must be in"):
+        hold_out_triples(full, 1.0)

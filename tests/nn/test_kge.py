@@ -193,3 +193,72 @@ def test_kg_loss_bad_variant_raises():
     with pytest.raises(ValueError, match="KGLoss: variant 'hinge' is not one of"):
         KGLoss("hinge")
     assert "variant=margin" in repr(KGLoss("margin"))
+
+
+def test_auto_gamma_is_the_first_batchs_mean_negative_distance():
+    fn = KGLoss("logsigmoid")  # gamma "auto" by default
+    assert fn.auto_gamma and torch.isnan(fn.gamma)
+    pos, neg = randn(6, seed=21).abs() * 4, randn(6, 3, seed=22).abs() * 9
+    loss = fn(pos, neg)
+    gamma = neg.mean().item()
+    assert abs(fn.gamma.item() - gamma) < 1e-5
+    expected = torch.stack(
+        [
+            -F.logsigmoid(gamma - pos[b]) - sum(F.logsigmoid(neg[b, k] - gamma) / 3 for k in range(3))
+            for b in range(6)
+        ]
+    ).mean()
+    torch.testing.assert_close(loss, expected)
+    fn(pos, neg * 100)  # kept: later batches do not move it
+    assert abs(fn.gamma.item() - gamma) < 1e-5
+    assert "gamma=auto" in repr(fn)
+    # a checkpoint restores it; reset clears it
+    other = KGLoss("logsigmoid")
+    other.load_state_dict(fn.state_dict())
+    assert abs(other.gamma.item() - gamma) < 1e-5
+    fn.reset_parameters()
+    assert torch.isnan(fn.gamma)
+    # a fixed gamma is never recalibrated
+    fixed = KGLoss("logsigmoid", gamma=5.0)
+    fixed(pos, neg)
+    fixed.reset_parameters()
+    assert fixed.gamma.item() == 5.0
+
+
+def test_auto_gamma_per_relation():
+    fn = KGLoss("logsigmoid", num_relations=3)
+    pos, neg = randn(6, seed=23).abs(), randn(6, 2, seed=24).abs() * 5
+    rel = torch.tensor([0, 0, 2, 2, 2, 0])  # relation 1 absent: not calibrated yet
+    loss = fn(pos, neg, rel)
+    g0, g2 = neg[rel == 0].mean().item(), neg[rel == 2].mean().item()
+    torch.testing.assert_close(fn.gamma[[0, 2]], torch.tensor([g0, g2], dtype=torch.float32))
+    assert torch.isnan(fn.gamma[1])
+    gamma = torch.tensor([g0, 0, g2], dtype=torch.float64)[rel]
+    expected = (-F.logsigmoid(gamma - pos) - 0.5 * F.logsigmoid(neg - gamma[:, None]).sum(1)).mean()
+    torch.testing.assert_close(loss, expected, rtol=1e-6, atol=1e-6)
+    fn(pos, neg * 3, torch.tensor([1, 1, 0, 0, 0, 0]))  # relation 1 now; 0 and 2 kept
+    g1 = (neg[:2] * 3).mean().item()
+    torch.testing.assert_close(fn.gamma, torch.tensor([g0, g1, g2], dtype=torch.float32))
+    with pytest.raises(ValueError, match="needs the batch's rel"):
+        fn(pos, neg)
+
+
+def test_auto_gamma_bad_value_raises():
+    with pytest.raises(ValueError, match="KGLoss: gamma 'big' must be a number or 'auto'"):
+        KGLoss(gamma="big")
+
+
+def test_default_is_pairwise():
+    fn = KGLoss()
+    pos, neg = randn(5, seed=25), randn(5, 4, seed=26)
+    torch.testing.assert_close(fn(pos, neg), KGLoss("pairwise")(pos, neg))
+    assert fn.variant == "pairwise"
+    # no margin to calibrate, and none in a checkpoint
+    assert fn.gamma is None and "gamma" not in fn.state_dict()
+    fn.load_state_dict({})
+
+
+def test_a_checkpoint_without_gamma_still_loads():
+    fn = KGLoss("logsigmoid", gamma=7.0)
+    fn.load_state_dict({})  # a run saved before gamma was a buffer
+    assert fn.gamma.item() == 7.0

@@ -2,7 +2,8 @@
 
 Writes ``results.json``, checkpoints and ``embeddings.pt`` in the run folder (``hydra.run.dir``)
 and returns validation Recall@20 for sweepers. In a multirun, a failing job writes ``error.json``
-in its folder and the sweep goes on. Under ``torchrun`` (data-parallel training, see
+in its folder, returns ``None`` (not a number: the Optuna sweeper records the trial as failed; it
+cannot take NaN) and the sweep goes on. Under ``torchrun`` (data-parallel training, see
 :mod:`emmkgr_pyg.train.distributed`) only rank 0 has a run folder.
 """
 
@@ -39,7 +40,7 @@ def rank_overrides() -> list[str]:
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
-def train(cfg: DictConfig) -> float:
+def train(cfg: DictConfig) -> float | None:
     hc = HydraConfig.get()
     run_dir = hc.runtime.output_dir
     metric = f"valid/{cfg.train.metric}"
@@ -60,9 +61,9 @@ def train(cfg: DictConfig) -> float:
                 "overrides": list(hc.overrides.task),
             },
         )
-        return math.nan
+        return None
     if not results:  # a data-parallel rank other than 0: rank 0 reports
-        return math.nan
+        return None
     keys = [k for k in ("test/Recall@10", "test/Recall@20", "test/NDCG@10", "test/NDCG@20") if k in results]
     summary = ", ".join(f"{k} {results[k]:.4f}" for k in keys)
     log.info(

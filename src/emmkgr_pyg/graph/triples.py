@@ -7,6 +7,7 @@ so the same configuration always gives the same ids).
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -62,3 +63,37 @@ def kg_view(data: HeteroData) -> KGView:
     ).view(-1, 2)
     triples = torch.stack([homo.edge_index[0], homo.edge_type, homo.edge_index[1]])
     return KGView(node_types, offsets, int(homo.num_nodes), relations, triples, head_range, tail_range)
+
+
+def hold_out_triples(data: HeteroData, fraction: float, seed: int = 0) -> tuple[HeteroData, Tensor]:
+    """Hold out ``fraction`` of each relation's triples for link prediction.
+
+    A held-out triple ``(h, r, t)`` takes every other triple between ``h`` and ``t`` with it (its
+    reverse ``(t, r', h)``, e.g. ``text_of`` of ``has_text``, would give it away), so a relation
+    with a reverse gives about twice ``fraction``. Each relation draws at least one triple when
+    ``fraction > 0`` and at most all but one.
+
+    Returns:
+        ``(train, test)``: a shallow copy of ``data`` without the held-out edges (what the encoder
+        propagates over and the KG loss trains on; node ids and relation ids unchanged) and the
+        held-out triples ``[3, T]`` in the global ids of :func:`kg_view`.
+    """
+    if not 0 <= fraction < 1:
+        raise ValueError(f"hold_out_triples: fraction {fraction} must be in [0, 1).")
+    view = kg_view(data)
+    h, r, t = view.triples
+    g = torch.Generator().manual_seed(seed)
+    held = torch.zeros(h.numel(), dtype=torch.bool)
+    for rel in range(len(view.relations)):
+        idx = (r == rel).nonzero().view(-1)
+        n = min(max(round(fraction * idx.numel()), 1), idx.numel() - 1) if fraction > 0 else 0
+        held[idx[torch.randperm(idx.numel(), generator=g)[:n]]] = True
+    pair = torch.minimum(h, t) * view.num_nodes + torch.maximum(h, t)
+    held |= torch.isin(pair, pair[held])
+    train = copy.copy(data)
+    start = 0
+    for rel, edge_type in enumerate(view.relations):
+        count = int((r == rel).sum())  # to_homogeneous keeps each edge type's edges, in order
+        train[edge_type].edge_index = data[edge_type].edge_index[:, ~held[start : start + count]]
+        start += count
+    return train, view.triples[:, held]

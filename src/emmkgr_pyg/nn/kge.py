@@ -88,9 +88,10 @@ class RelationPhases(torch.nn.Module):
 class KGLoss(torch.nn.Module):
     r"""The knowledge-graph loss of Eq. 5 on RotatE distances.
 
-    - ``"logsigmoid"`` (default, the RotatE paper):
+    - ``"logsigmoid"`` (the RotatE paper):
       :math:`-\log\sigma(\gamma - d^+) - \sum_k w_k \log\sigma(d^-_k - \gamma)`;
-    - ``"pairwise"`` (Eq. 5 read as a ranking of each positive over its negatives):
+    - ``"pairwise"`` (default; Eq. 5 read as a ranking of each positive over its negatives, no
+      margin to calibrate):
       :math:`-\sum_k w_k \log\sigma(d^-_k - d^+)`;
     - ``"margin"`` (the authors' code): :math:`\sum_k w_k \max(0, m + d^+ - d^-_k)`.
 
@@ -98,47 +99,97 @@ class KGLoss(torch.nn.Module):
     weights of RotatE, :math:`w = \mathrm{softmax}(-\alpha d^-)` (no gradient through ``w``).
     The loss is averaged over the batch.
 
+    ``gamma="auto"`` calibrates :math:`\gamma_r` to the embeddings, one per relation: the first
+    batch that holds relation :math:`r` sets it to the mean distance of its negatives of :math:`r`
+    (random pairs at initialisation), and it is kept (a buffer, saved in checkpoints;
+    :meth:`reset_parameters` clears it). A fixed :math:`\gamma` far from the random-pair distance
+    leaves one side without gradient: RotatE's 12 on 32 complex dimensions whose random pairs are
+    ~7 apart gives the positives :math:`\sigma(7 - 12) \approx 0.007` of the negatives' gradient;
+    and modalities of different scales are apart by different amounts, hence one per relation.
+    At :math:`\gamma_r = \mathbb{E}[d^-_r]` both sides start at :math:`\sigma(0) = 0.5`.
+
     Args:
-        variant: ``"logsigmoid"``, ``"pairwise"`` or ``"margin"``.
-        gamma: the margin :math:`\gamma` of ``"logsigmoid"`` (default ``12.0``).
+        variant: ``"logsigmoid"``, ``"pairwise"`` or ``"margin"`` (default ``"pairwise"``).
+        gamma: the margin :math:`\gamma` of ``"logsigmoid"``, a number or ``"auto"``
+            (default ``"auto"``).
         margin: the margin :math:`m` of ``"margin"`` (default ``1.0``).
         adversarial_temperature: :math:`\alpha`, or ``None`` for uniform weights.
+        num_relations: how many :math:`\gamma_r` ``"auto"`` keeps (default ``1``: one for all).
     """
 
     def __init__(
         self,
-        variant: str = "logsigmoid",
-        gamma: float = 12.0,
+        variant: str = "pairwise",
+        gamma: float | str = "auto",
         margin: float = 1.0,
         adversarial_temperature: float | None = None,
+        num_relations: int = 1,
     ) -> None:
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"KGLoss: variant '{variant}' is not one of {VARIANTS}.")
+        if isinstance(gamma, str) and gamma != "auto":
+            raise ValueError(f"KGLoss: gamma '{gamma}' must be a number or 'auto'.")
         self.variant = variant
-        self.gamma = gamma
+        self.auto_gamma = gamma == "auto"
         self.margin = margin
         self.adversarial_temperature = adversarial_temperature
+        # NaN until calibrated (gamma="auto"); a buffer so that a checkpoint restores it; the
+        # other variants have none
+        value = math.nan if self.auto_gamma else float(gamma)
+        size = num_relations if self.auto_gamma else 1
+        self.register_buffer("gamma", torch.full((size,), value) if variant == "logsigmoid" else None)
 
-    def forward(self, pos_dist: Tensor, neg_dist: Tensor) -> Tensor:
-        """``pos_dist`` ``[B]``, ``neg_dist`` ``[B, K]`` -> scalar loss."""
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # checkpoints written before gamma became a buffer have none: keep the configured one
+        if self.gamma is not None:
+            state_dict.setdefault(prefix + "gamma", self.gamma.clone())
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def reset_parameters(self) -> None:
+        if self.auto_gamma and self.gamma is not None:
+            self.gamma.fill_(math.nan)
+
+    def forward(self, pos_dist: Tensor, neg_dist: Tensor, rel: Tensor | None = None) -> Tensor:
+        """``pos_dist`` ``[B]``, ``neg_dist`` ``[B, K]``, relation ids ``rel`` ``[B]`` (used by
+        a per-relation ``"auto"`` gamma) -> scalar loss."""
         if neg_dist.dim() == 1:
             neg_dist = neg_dist.unsqueeze(1)
+        if self.variant == "logsigmoid":
+            if self.gamma.numel() > 1 and rel is None:
+                raise ValueError("KGLoss: a per-relation gamma (num_relations > 1) needs the batch's rel.")
+            rel = torch.zeros_like(pos_dist, dtype=torch.long) if self.gamma.numel() == 1 else rel
+            if torch.isnan(self.gamma[rel]).any():
+                self._calibrate(neg_dist.detach(), rel)
         if self.adversarial_temperature:
             w = torch.softmax(-self.adversarial_temperature * neg_dist, dim=1).detach()
         else:
             w = torch.full_like(neg_dist, 1.0 / neg_dist.size(1))
         pos = pos_dist.unsqueeze(1)
         if self.variant == "logsigmoid":
-            loss = -F.logsigmoid(self.gamma - pos_dist) - (w * F.logsigmoid(neg_dist - self.gamma)).sum(1)
+            gamma = self.gamma[rel].to(pos_dist.dtype)
+            loss = -F.logsigmoid(gamma - pos_dist) - (w * F.logsigmoid(neg_dist - gamma[:, None])).sum(1)
         elif self.variant == "pairwise":
             loss = -(w * F.logsigmoid(neg_dist - pos)).sum(1)
         else:
             loss = (w * F.relu(self.margin + pos - neg_dist)).sum(1)
         return loss.mean()
 
+    @torch.no_grad()
+    def _calibrate(self, neg_dist: Tensor, rel: Tensor) -> None:
+        todo = torch.isnan(self.gamma)
+        total = torch.zeros_like(self.gamma).index_add_(0, rel, neg_dist.mean(1).to(self.gamma.dtype))
+        count = torch.bincount(rel, minlength=self.gamma.numel()).to(self.gamma.dtype)
+        seen = todo & (count > 0)
+        self.gamma[seen] = total[seen] / count[seen]
+
     def extra_repr(self) -> str:
+        gamma = ""
+        if self.gamma is not None:
+            values = ", ".join(f"{float(g):.4g}" for g in self.gamma[:4])
+            values += ", ..." if self.gamma.numel() > 4 else ""
+            gamma = f"gamma={f'auto ({values})' if self.auto_gamma else values}, "
         return (
-            f"variant={self.variant}, gamma={self.gamma}, margin={self.margin}, "
+            f"variant={self.variant}, {gamma}margin={self.margin}, "
             f"adversarial_temperature={self.adversarial_temperature}"
         )

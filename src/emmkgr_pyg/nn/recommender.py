@@ -100,6 +100,11 @@ class Recommender(torch.nn.Module):
         """The pass the KG loss needs alone (the alternating schedule); default: everything."""
         return self.embed()
 
+    def kg_distance(self, emb: Embeddings, head: Tensor, rel: Tensor, tail: Tensor) -> Tensor:
+        """The KG distance of triples given as global E-MMKG ids that broadcast against each other
+        (what link prediction ranks; only models with a KG loss have one)."""
+        raise NotImplementedError(f"{type(self).__name__} has no knowledge-graph score.")
+
     def export_embeddings(self, emb: Embeddings) -> dict[str, Tensor]:
         """What a trained run saves for search and analysis (``item`` always)."""
         return {ITEM: emb.item, USER: emb.user}
@@ -184,7 +189,8 @@ class EMMKGR(Recommender):
         reg_weight: L2 weight on the batch's layer-0 embeddings (default ``1e-4``).
         kg_reg_weight: L2 weight on the KG batch's head and tail embeddings (default ``0``).
         kg_norm: RotatE distance, see :func:`rotate_distance` (default ``"complex_l1"``).
-        kg_loss: keyword arguments of :class:`KGLoss` (default: log-sigmoid, gamma 12).
+        kg_loss: keyword arguments of :class:`KGLoss` (default: pairwise, Eq. 5; a log-sigmoid
+            gamma defaults to ``"auto"``, calibrated per relation at initialisation).
         item_graph_layers: layers of the authors' item-item fusion; ``0`` = the paper's sum
             (default ``0``).
         feature_dim: see :class:`EMMKGEncoder` (default ``None``: features as they are).
@@ -230,7 +236,7 @@ class EMMKGR(Recommender):
             feature_dim=feature_dim,
         )
         self.relations = RelationPhases(len(self.encoder.view.relations), dim)
-        self.kg_loss_fn = KGLoss(**(kg_loss or {}))
+        self.kg_loss_fn = KGLoss(**{"num_relations": len(self.encoder.view.relations), **(kg_loss or {})})
         self.kg_norm = kg_norm
         self.kg_reg_weight = kg_reg_weight
         self.item_graph_layers = item_graph_layers
@@ -246,6 +252,7 @@ class EMMKGR(Recommender):
         self.cf.reset_parameters()
         self.encoder.reset_parameters()
         self.relations.reset_parameters()
+        self.kg_loss_fn.reset_parameters()
         if self.item_graph_layers:
             self.item_conv.reset_parameters()
 
@@ -267,15 +274,18 @@ class EMMKGR(Recommender):
         item_kg = self.encoder.item_emb
         return self.cf.ego_embeddings(users, pos, neg) + [item_kg(pos), item_kg(neg)]
 
-    def kg_losses(self, emb: Embeddings, batch: KGBatch) -> dict[str, Tensor]:
+    def kg_distance(self, emb: Embeddings, head: Tensor, rel: Tensor, tail: Tensor) -> Tensor:
         h_mm = emb.extra["H_mm"]
-        phase = self.relations(batch.rel)
-        head, tail = h_mm[batch.head], h_mm[batch.tail]
-        pos = rotate_distance(head, phase, tail, self.kg_norm)
-        neg = rotate_distance(h_mm[batch.neg_head], phase.unsqueeze(1), h_mm[batch.neg_tail], self.kg_norm)
-        losses = {"kg": self.kg_loss_fn(pos, neg)}
+        return rotate_distance(h_mm[head], self.relations(rel), h_mm[tail], self.kg_norm)
+
+    def kg_losses(self, emb: Embeddings, batch: KGBatch) -> dict[str, Tensor]:
+        rel = batch.rel.unsqueeze(1)
+        pos = self.kg_distance(emb, batch.head, batch.rel, batch.tail)
+        neg = self.kg_distance(emb, batch.neg_head, rel, batch.neg_tail)
+        losses = {"kg": self.kg_loss_fn(pos, neg, batch.rel)}
         if self.kg_reg_weight:
-            sq = head.pow(2).sum() + tail.pow(2).sum()
+            h_mm = emb.extra["H_mm"]
+            sq = h_mm[batch.head].pow(2).sum() + h_mm[batch.tail].pow(2).sum()
             losses["kg_reg"] = self.kg_reg_weight * 0.5 * sq / batch.head.size(0)
         return losses
 

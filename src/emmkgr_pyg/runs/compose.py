@@ -2,7 +2,9 @@
 
 ``run_training(cfg, run_dir)`` prepares the dataset (features cached), builds the E-MMKG when the
 model reads modality features (its kNN edges only when the model propagates over them), trains
-with early stopping and writes the run's artifacts into ``run_dir``.
+with early stopping and writes the run's artifacts into ``run_dir``. With
+``link_prediction.holdout > 0`` a model with a KG loss trains on the E-MMKG less some held-out
+triples, and ``results.json`` reports link prediction on them (``kg/MRR``, ``kg/Hits@k``).
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ from torch_geometric.data import HeteroData
 
 from ..data.dataset import TEST, VALID, DataError, MMDataset
 from ..data.prepared import prepare_dataset
+from ..eval.link_prediction import link_prediction
 from ..eval.ranking import RankingEvaluator
 from ..graph.emmkg import build_emmkg, graph_stats
 from ..graph.interaction import InteractionGraph
-from ..graph.triples import kg_view
+from ..graph.triples import KGView, hold_out_triples, kg_view
 from ..nn.kge import check_rotate_dim
-from ..nn.recommender import Recommender
+from ..nn.recommender import Embeddings, Recommender
 from ..train.distributed import close_data_parallel, init_data_parallel
 from ..train.sampled import trainer_class
 from ..train.trainer import TrainConfig
@@ -73,6 +76,22 @@ def model_graph(cfg: DictConfig, dataset: MMDataset, model_cls: type[Recommender
     return build_graph(dataset, cfg.graph, **overrides)
 
 
+def evaluate_link_prediction(
+    model: Recommender, emb: Embeddings, full: KGView, test: torch.Tensor
+) -> dict[str, float]:
+    """Filtered, typed tail ranking of the held-out ``test`` triples among the nodes of each
+    relation's tail type (:mod:`emmkgr_pyg.eval.link_prediction`), as ``kg/<metric>``."""
+    metrics = link_prediction(
+        lambda h, r, t: model.kg_distance(emb, h, r, t),
+        test,
+        full.num_nodes,
+        len(full.relations),
+        tail_range=full.tail_range,
+        known=full.triples,
+    )
+    return {f"kg/{k}": v for k, v in metrics.items()}
+
+
 def train_config(cfg: DictConfig) -> TrainConfig:
     values = OmegaConf.to_container(cfg.train, resolve=True)
     return TrainConfig(**values, seed=int(cfg.seed))
@@ -103,9 +122,15 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     if model_cls.has_kg_loss:  # an odd RotatE size is refused before the graph is built
         check_rotate_dim(cfg.model.net.get("kg_dim") or cfg.model.net.get("dim", 64))
     kg = model_graph(cfg, dataset, model_cls)
-    stats = None
+    stats, kg_full, kg_test = None, None, None
+    holdout = float(cfg.get("link_prediction", {}).get("holdout", 0.0))
+    if kg is not None and model_cls.has_kg_loss and holdout > 0:
+        kg_full = kg
+        kg, kg_test = hold_out_triples(kg_full, holdout, int(cfg.link_prediction.seed))
     if kg is not None:
         stats = {**graph_stats(kg), "build_seconds": round(time.perf_counter() - t0, 3)}
+        if kg_test is not None:
+            stats["held_out_triples"] = int(kg_test.size(1))
         if parallel.is_main:
             write_json(run_dir / artifacts.GRAPH_STATS, stats)
     seed_everything(int(cfg.seed))
@@ -121,6 +146,8 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
             "would pick an untrained model; use a split that holds some out for validation "
             "(the MMRec rule gives every user with 3+ interactions one) or more interactions."
         )
+    if not cfg.get("evaluate_test", True):
+        test = None
     view = kg_view(kg) if kg is not None and model_cls.has_kg_loss else None
     trainer = trainer_class(tcfg.propagation)(
         model, inter, valid, test, tcfg, kg=view, out_dir=run_dir, parallel=parallel
@@ -136,7 +163,9 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     model.load_state_dict(best["model"])  # onto the model's device
     model.eval()
     with torch.no_grad():
-        artifacts.save_embeddings(run_dir, model.export_embeddings(model.embed()))
+        emb = model.embed()
+        artifacts.save_embeddings(run_dir, model.export_embeddings(emb))
+    kg_metrics = {} if kg_test is None else evaluate_link_prediction(model, emb, kg_view(kg_full), kg_test)
     with atomic_path(run_dir / artifacts.HISTORY) as tmp:
         tmp.write_text("".join(json.dumps(r) + "\n" for r in state.history))
 
@@ -147,6 +176,7 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         "seed": int(cfg.seed),
         **state.best_valid,
         **state.best_test,
+        **kg_metrics,
         "best_epoch": state.best_epoch,
         "epochs": state.epoch,
         "train_seconds": round(state.train_seconds, 3),

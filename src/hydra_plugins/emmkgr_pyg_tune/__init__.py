@@ -1,0 +1,1 @@
+"""Hydra plugins of emmkgr-pyg: the resumable Optuna sweeper (``tune`` extra)."""
