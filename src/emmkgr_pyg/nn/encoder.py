@@ -52,6 +52,9 @@ class EMMKGEncoder(torch.nn.Module):
             once, at construction; :math:`f_{proj}` then maps the reduced features (a linear
             :math:`f_{proj}` becomes one restricted to that subspace). Saves the per-step cost of
             projecting e.g. 4096-d image vectors. ``None`` keeps them (default ``None``).
+        item_init_bound: draw the item table uniformly in :math:`\pm` this bound (the RotatE
+            reference code and the authors: :math:`(\gamma + 2) / (d/2)`), or ``None`` for Xavier
+            uniform (default ``None``).
 
     Shapes:
         - :meth:`forward`: ``{node type: [num nodes of type, d]}``
@@ -69,6 +72,7 @@ class EMMKGEncoder(torch.nn.Module):
         add_self_loops: bool = False,
         backend: str = "auto",
         feature_dim: int | None = None,
+        item_init_bound: float | None = None,
     ) -> None:
         super().__init__()
         if feature_dim is not None and train_features:
@@ -77,6 +81,7 @@ class EMMKGEncoder(torch.nn.Module):
                 "train_features=True (set one of them)."
             )
         self.dim, self.num_layers = dim, num_layers
+        self.item_init_bound = item_init_bound
         self.projection, self.proj_norm = projection, proj_norm
         self.view: KGView = kg_view(data)
         if self.view.node_types[0] != ITEM:
@@ -103,7 +108,10 @@ class EMMKGEncoder(torch.nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        torch.nn.init.xavier_uniform_(self.item_emb.weight)
+        if self.item_init_bound is None:
+            torch.nn.init.xavier_uniform_(self.item_emb.weight)
+        else:
+            torch.nn.init.uniform_(self.item_emb.weight, -self.item_init_bound, self.item_init_bound)
         for p in self.proj:
             for layer in p.modules():
                 if isinstance(layer, torch.nn.Linear):
