@@ -176,11 +176,11 @@ def test_every_model_trains_and_gets_the_graph_its_flags_ask_for(run_cli, tmp_pa
         if cls.needs_features:
             assert bool(_similar_edges(_read(stats))) == cls.needs_modal_edges, model
         assert _kg_loss_trained(job) == cls.has_kg_loss, model
-    layers = {
-        m: _read(jobs[m] / "results.json")["config"]["model"]["net"]["item_graph_layers"]
+    fusion = {
+        m: _read(jobs[m] / "results.json")["config"]["model"]["net"]["fusion"]
         for m in ("emmkgr", "emmkgr_ii")
     }
-    assert layers == {"emmkgr": 0, "emmkgr_ii": 1}
+    assert fusion == {"emmkgr": "sum", "emmkgr_ii": "item_graph"}
 
 
 def test_ablations_take_effect(run_cli, tmp_path, tiny_run_dir):
@@ -211,15 +211,24 @@ def test_ablations_take_effect(run_cli, tmp_path, tiny_run_dir):
     edges = stats["with_item_item"]["edges"]
     assert edges.pop("item__similar_item__item") > 0 and edges == ref_stats["edges"]
 
-    # authors: alternating schedule, margin loss, self-loops, trainable features, item-item fusion
-    net = config["authors"]["model"]["net"]
-    assert config["authors"]["train"]["schedule"] == "alternating"
-    assert net["kg_loss"]["variant"] == "margin" and net["item_graph_layers"] == 1
-    assert net["add_self_loops"] and net["train_features"] and net["proj_norm"] == 1.0
-    # the feature tables become parameters: one row per modality node, the modality's width
+    # authors: alternating schedule with one KG pass, margin loss on untyped negatives, self-loops,
+    # trainable features, the raw-feature item-item graph, a 128-d KG
+    net, train = config["authors"]["model"]["net"], config["authors"]["train"]
+    assert train["schedule"] == "alternating" and train["kg_passes_per_epoch"] == 1
+    assert not train["kg_typed_negatives"] and train["kg_filter_any_relation"]
+    assert net["kg_loss"]["variant"] == "margin" and net["fusion"] == "authors" and net["item_graph"] == "knn"
+    assert net["add_self_loops"] and net["train_features"] and net["proj_norm"] == 1.0104
+    assert (net["dim"], net["kg_dim"], net["kg_init"], net["reg_form"]) == (64, 128, "rotate", "mmrec")
+    # the feature tables become parameters (one row per modality node, the modality's width), and
+    # the 64 extra KG dimensions widen the item table, the projections and the relation phases
     mods = ref_res["dataset_stats"]["modalities"]
     n_features = sum(ref_stats["nodes"][m] * mods[m]["dim"] for m in mods)
-    assert _read(run["authors"] / "results.json")["n_parameters"] == ref_res["n_parameters"] + n_features
+    wider = 64 * (ref_stats["nodes"]["item"] + sum(mods[m]["dim"] + 1 for m in mods)) + 32 * len(
+        ref_stats["edges"]
+    )
+    assert (
+        _read(run["authors"] / "results.json")["n_parameters"] == ref_res["n_parameters"] + n_features + wider
+    )
     assert _kg_loss_trained(run["authors"])
 
 

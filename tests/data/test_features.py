@@ -113,6 +113,34 @@ def test_extra_feature_files_that_cannot_be_used_are_named(tmp_path):
             resolve_modalities(ds, _cfg(extra=extra))
 
 
+def test_extra_text_modality_joined_from_several_fields():
+    """MMRec's text input (title + brand + categories + description) is a config entry."""
+    ds = _dataset()
+    extra = {
+        "text": {"source": ["title", "description"]},
+        "dash": {"source": ["description", "title"], "sep": " - "},
+    }
+    specs = resolve_modalities(ds, _cfg(include=["text", "title", "dash"], extra=extra))
+    assert [s.name for s in specs] == ["text", "title", "dash"]
+    joined = {s.name: s.modality for s in specs}
+    assert joined["text"].kind == "text"
+    np.testing.assert_array_equal(joined["text"].item_index, range(5))
+    assert joined["text"].raw == [
+        "item 0 red long text",
+        "item 1 red",
+        "item 2 red",
+        "item 3 red other text",
+        "item 4 red",
+    ]
+    assert joined["dash"].raw[0] == "long text - item 0 red" and joined["dash"].raw[1] == "item 1 red"
+    out, _ = encode_dataset(ds, specs, progress=False)
+    assert out.modalities["text"].features.shape == (5, 16)
+    assert not np.allclose(out.modalities["text"].features[0], out.modalities["title"].features[0])
+    np.testing.assert_allclose(out.modalities["text"].features[1], out.modalities["title"].features[1])
+    with pytest.raises(DataError, match=r"\['image'\] are not text modalities of dataset 'toy'"):
+        resolve_modalities(ds, _cfg(extra={"x": {"source": ["title", "image"]}}))
+
+
 class CountingEncoder(HashingTextEncoder):
     calls = 0
 

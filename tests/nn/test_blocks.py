@@ -8,6 +8,7 @@ from emmkgr_pyg.nn import (
     IDEmbedding,
     LightGCNConv,
     bpr_loss,
+    embedding_reg,
     id_layer_mean,
     last_layer,
     layer_mean,
@@ -76,3 +77,17 @@ def test_bpr_loss_by_hand():
     # score differences: 3 - 1 = 2 and 2 - 4 = -2
     expected = -(math.log(1 / (1 + math.exp(-2))) + math.log(1 / (1 + math.exp(2)))) / 2
     assert bpr_loss(u, p, n).item() == pytest.approx(expected)
+
+
+def test_embedding_reg_forms_against_their_formulas():
+    g = torch.Generator().manual_seed(0)
+    embs = [torch.randn(4, 3, generator=g, dtype=torch.float64) for _ in range(3)]
+    # MMRec's EmbLoss written the obvious way: sqrt of the sum of squares of each tensor, summed, / B
+    mmrec = sum(math.sqrt(sum(v * v for v in e.flatten().tolist())) for e in embs) / 4
+    squared = 0.5 * sum(v * v for e in embs for v in e.flatten().tolist()) / 4
+    assert embedding_reg(embs, 4).item() == pytest.approx(mmrec, rel=1e-12)
+    assert embedding_reg(embs, 4, "mmrec").item() == pytest.approx(mmrec, rel=1e-12)
+    assert embedding_reg(embs, 4, "squared").item() == pytest.approx(squared, rel=1e-12)
+    assert mmrec != pytest.approx(squared)
+    with pytest.raises(ValueError, match="embedding_reg: form 'l1'"):
+        embedding_reg(embs, 4, "l1")

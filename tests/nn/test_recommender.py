@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
+
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from emmkgr_pyg.data.dataset import Modality
 from emmkgr_pyg.graph.emmkg import build_emmkg
 from emmkgr_pyg.graph.interaction import InteractionGraph
+from emmkgr_pyg.graph.item_graph import dense_modal_features
 from emmkgr_pyg.graph.knn import KNNBuilder
 from emmkgr_pyg.graph.triples import kg_view
 from emmkgr_pyg.nn.kge import KGLoss
@@ -90,9 +96,16 @@ def test_lightgcn_bpr_and_reg(inter):
         / 3
     )
     torch.testing.assert_close(losses["bpr"], bpr)
-    sq = model.ids.user.weight[users].pow(2).sum() + model.ids.item.weight[pos].pow(2).sum()
-    sq = sq + model.ids.item.weight[neg].pow(2).sum()
-    torch.testing.assert_close(losses["reg"], 0.3 * 0.5 * sq / 3)
+    ego = [model.ids.user.weight[users], model.ids.item.weight[pos], model.ids.item.weight[neg]]
+    # the default is MMRec's EmbLoss: the sum of the (not squared) norms over the batch size
+    norms = sum(e.pow(2).sum().sqrt() for e in ego)
+    torch.testing.assert_close(losses["reg"], 0.3 * norms / 3)
+    squared = LightGCN(inter, dim=4, reg_weight=0.3, reg_form="squared")
+    squared.load_state_dict(model.state_dict())
+    sq = sum(e.pow(2).sum() for e in ego)
+    torch.testing.assert_close(squared.rec_losses(emb, users, pos, neg)["reg"], 0.3 * 0.5 * sq / 3)
+    with pytest.raises(ValueError, match="LightGCN: reg_form 'l1'"):
+        LightGCN(inter, dim=4, reg_form="l1")
     no_reg = LightGCN(inter, dim=4, reg_weight=0.0)
     assert set(no_reg.rec_losses(no_reg.embed(), users, pos, neg)) == {"bpr"}
     assert model.kg_losses(emb, None) == {}
@@ -137,14 +150,14 @@ def test_emmkgr_bpr_and_reg_terms(emmkgr_setup):
     u = emb.user[users]
     expected = -F.logsigmoid((u * emb.item[pos]).sum(1) - (u * emb.item[neg]).sum(1)).mean()
     torch.testing.assert_close(losses["bpr"], expected)
-    sq = (
-        model.cf.ids.user.weight[users].pow(2).sum()
-        + model.cf.ids.item.weight[pos].pow(2).sum()
-        + model.cf.ids.item.weight[neg].pow(2).sum()
-        + model.encoder.item_emb.weight[pos].pow(2).sum()
-        + model.encoder.item_emb.weight[neg].pow(2).sum()
-    )
-    torch.testing.assert_close(losses["reg"], 1e-2 * 0.5 * sq / 4)
+    ego = [
+        model.cf.ids.user.weight[users],
+        model.cf.ids.item.weight[pos],
+        model.cf.ids.item.weight[neg],
+        model.encoder.item_emb.weight[pos],
+        model.encoder.item_emb.weight[neg],
+    ]
+    torch.testing.assert_close(losses["reg"], 1e-2 * sum(e.pow(2).sum().sqrt() for e in ego) / 4)
 
 
 def test_emmkgr_kg_losses_by_hand(emmkgr_setup):
@@ -197,8 +210,8 @@ def test_emmkgr_kg_reg_is_on_head_and_tail_embeddings(emmkgr_setup):
         torch.tensor([[9], [2]]),
     )
     h_mm = emb.extra["H_mm"].detach()
-    sq = h_mm[batch.head].pow(2).sum() + h_mm[batch.tail].pow(2).sum()
-    torch.testing.assert_close(model.kg_losses(emb, batch)["kg_reg"].detach(), 0.1 * 0.5 * sq / 2)
+    norms = h_mm[batch.head].pow(2).sum().sqrt() + h_mm[batch.tail].pow(2).sum().sqrt()
+    torch.testing.assert_close(model.kg_losses(emb, batch)["kg_reg"].detach(), 0.1 * norms / 2)
 
 
 def test_emmkgr_export_embeddings(emmkgr_setup):
@@ -273,7 +286,7 @@ def test_item_item_graph_matches_dense(emmkgr_setup):
 def test_emmkgr_item_graph_fusion(emmkgr_setup, layers):
     inter, kg, _ = emmkgr_setup
     torch.manual_seed(0)
-    model = EMMKGR(inter, kg, dim=6, item_graph_layers=layers)
+    model = EMMKGR(inter, kg, dim=6, fusion="item_graph", item_graph_layers=layers)
     emb = model.embed()
     item_in, h_mm = emb.extra["H_in_item"].double(), emb.extra["H_mm"].double()
     a = dense_item_graph(kg)
@@ -286,8 +299,8 @@ def test_item_graph_needs_modal_modal_edges(tiny_dataset):
     inter = InteractionGraph.from_dataset(tiny_dataset)
     kg = build_emmkg(tiny_dataset, modal_modal=False)
     with pytest.raises(ValueError, match="item_item_graph: the E-MMKG has no modal-modal edges"):
-        EMMKGR(inter, kg, dim=4, item_graph_layers=1)
-    assert EMMKGR(inter, kg, dim=4).item_graph_layers == 0
+        EMMKGR(inter, kg, dim=4, fusion="item_graph")
+    assert EMMKGR(inter, kg, dim=4).item_graph_layers == 0  # the paper's sum has no item graph
 
 
 def _kg_gradients(model: EMMKGR, batch: KGBatch) -> tuple[Tensor, Tensor, float, float]:
@@ -350,3 +363,93 @@ def test_kg_loss_gives_positives_and_negatives_gradient_at_initialisation(kg_los
     }
     assert shares["has_title"][0] < 0.01 and shares["has_title"][1] > 0.99
     assert shares["similar_image"][1] < 0.01
+
+
+def dense_knn_mix(kg, n_items: int, k: int, weights: dict[str, float]) -> torch.Tensor:
+    """The authors' ``mm_adj`` the obvious way: per modality cosine top-k over dense features
+    (the item itself included), binary, D^-1/2 A D^-1/2, then the weighted sum."""
+    total = torch.zeros(n_items, n_items, dtype=torch.float64)
+    for m, x in dense_modal_features(kg, n_items).items():
+        xn = x.double() / x.double().norm(dim=1, keepdim=True)
+        a = torch.zeros(n_items, n_items, dtype=torch.float64)
+        a.scatter_(1, (xn @ xn.t()).topk(k, dim=1).indices, 1.0)
+        d = a.sum(1).pow(-0.5)
+        total += weights[m] * d[:, None] * a * d[None, :]
+    return total
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_emmkgr_authors_fusion_propagates_raw_kg_item_rows_over_the_knn_graph(tiny_dataset, layers):
+    # every item has every modality: mean-filled duplicates would tie in the top-k
+    rng = np.random.default_rng(1)
+    n = tiny_dataset.n_items
+    mods = {
+        m: Modality(m, "feature", np.arange(n), features=rng.normal(size=(n, 6))) for m in ("text", "image")
+    }
+    dataset = replace(tiny_dataset, catalog=replace(tiny_dataset.catalog, modalities=mods))
+    inter = InteractionGraph.from_dataset(dataset)
+    kg = build_emmkg(dataset, top_n=2, knn=KNNBuilder(progress=False))
+    torch.manual_seed(0)
+    model = EMMKGR(
+        inter,
+        kg,
+        dim=4,
+        kg_dim=8,
+        fusion="authors",
+        item_graph="knn",
+        item_graph_layers=layers,
+        item_graph_k=3,
+        item_graph_weights={"image": 0.1},
+    )
+    model.eval()
+    emb = model.embed()
+    item_in = emb.extra["H_in_item"].double()
+    raw = model.encoder.item_emb.weight.detach().double()[:, :4]  # before KG propagation
+    a = dense_knn_mix(kg, inter.n_items, 3, {"text": 0.9, "image": 0.1})
+    expected = item_in + torch.linalg.matrix_power(a, layers) @ (item_in + raw)
+    assert (emb.item.double() - expected).abs().max() < 1e-5
+    assert emb.extra["H_mm"].shape[1] == 8  # evaluation still exports H_mm (search reads it)
+    # training: the BPR pass does not propagate the KG, so no gradient reaches the projections
+    model.train()
+    emb = model.embed()
+    assert "H_mm" not in emb.extra
+    users, pos, neg = torch.tensor([0, 1]), torch.tensor([1, 2]), torch.tensor([3, 4])
+    sum(model.rec_losses(emb, users, pos, neg).values()).backward()
+    assert all(p.grad is None for p in model.encoder.proj.parameters())
+    assert model.encoder.item_emb.weight.grad[:, 4:].abs().sum() == 0
+    assert model.encoder.item_emb.weight.grad[:, :4].abs().sum() > 0
+
+
+def test_emmkgr_kg_dim_split(emmkgr_setup):
+    inter, kg, _ = emmkgr_setup
+    torch.manual_seed(0)
+    model = EMMKGR(inter, kg, dim=4, kg_dim=8, reg_weight=0.5)
+    emb = model.embed()
+    h_mm = emb.extra["H_mm"]
+    assert h_mm.shape == (kg_view(kg).num_nodes, 8) and emb.item.shape == (8, 4)
+    torch.testing.assert_close(emb.item, emb.extra["H_in_item"] + h_mm[: inter.n_items, :4])
+    assert model.relations.phase.weight.shape[1] == 4  # kg_dim / 2 complex phases
+    users, pos, neg = torch.tensor([0, 3]), torch.tensor([1, 2]), torch.tensor([5, 6])
+    rows = model.encoder.item_emb.weight[:, :4]
+    ego = [model.cf.ids.user.weight[users], model.cf.ids.item.weight[pos], model.cf.ids.item.weight[neg]]
+    ego += [rows[pos], rows[neg]]
+    reg = model.rec_losses(emb, users, pos, neg)["reg"]
+    torch.testing.assert_close(reg, 0.5 * sum(e.pow(2).sum().sqrt() for e in ego) / 2)
+    with pytest.raises(ValueError, match=r"EMMKGR: kg_dim \(2\) must be at least dim \(4\)"):
+        EMMKGR(inter, kg, dim=4, kg_dim=2)
+    with pytest.raises(ValueError, match="EMMKGR: fusion 'concat' is not one of"):
+        EMMKGR(inter, kg, dim=4, fusion="concat")
+
+
+def test_emmkgr_rotate_init_draws_the_kg_item_table_in_the_rotate_range(emmkgr_setup):
+    inter, kg, _ = emmkgr_setup
+    torch.manual_seed(0)
+    model = EMMKGR(inter, kg, dim=4, kg_dim=8, kg_init="rotate", kg_loss={"variant": "margin", "gamma": 12.0})
+    w = model.encoder.item_emb.weight.detach()
+    bound = (12.0 + 2.0) / 4  # (gamma + 2) / (kg_dim / 2)
+    assert w.abs().max() <= bound and w.abs().max() > 0.8 * bound
+    assert w.min() < -0.8 * bound and w.std() == pytest.approx(bound / math.sqrt(3), rel=0.25)
+    model.reset_parameters()
+    assert model.encoder.item_emb.weight.abs().max() <= bound
+    xavier = EMMKGR(inter, kg, dim=4, kg_dim=8).encoder.item_emb.weight
+    assert xavier.abs().max() <= math.sqrt(6 / (8 + 8))

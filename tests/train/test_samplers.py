@@ -178,3 +178,32 @@ def test_kg_epoch_covers_every_triple_once_and_is_seeded(view):
             assert torch.equal(getattr(x, f), getattr(y, f))
     cyc = KGNegativeSampler(view, batch_size=50, generator=gen(5)).cycle()
     assert sum(1 for _ in zip(range(2 * len(a) + 1), cyc, strict=False)) == 2 * len(a) + 1
+
+
+def test_kg_untyped_any_relation_filter_never_gives_a_tail_the_head_has(view):
+    """The authors' negatives: uniform over all nodes, never a tail the head has under any relation."""
+    tails_of: dict[int, set[int]] = {}
+    for h, _, t in view.triples.t().tolist():
+        tails_of.setdefault(h, set()).add(t)
+    sampler = KGNegativeSampler(
+        view,
+        batch_size=10_000,
+        num_negatives=16,
+        typed=False,
+        filter_any_relation=True,
+        generator=gen(5),
+    )
+    (batch,) = list(sampler)
+    assert torch.equal(batch.neg_head, batch.head.view(-1, 1).expand_as(batch.neg_head))
+    for h, row in zip(batch.head.tolist(), batch.neg_tail.tolist(), strict=True):
+        assert not set(row) & tails_of[h]
+    drawn = set(batch.neg_tail.view(-1).tolist())
+    assert len(drawn) > 0.9 * view.num_nodes  # untyped: drawn over every node type
+    # the per-relation filter lets through tails that the head has under another relation
+    per_relation = KGNegativeSampler(view, batch_size=10_000, num_negatives=16, typed=False, generator=gen(5))
+    (loose,) = list(per_relation)
+    hits = sum(
+        len(set(row) & tails_of[h])
+        for h, row in zip(loose.head.tolist(), loose.neg_tail.tolist(), strict=True)
+    )
+    assert hits > 0

@@ -335,3 +335,24 @@ def test_training_on_the_gpu_matches_the_cpu(make_trainer, model):
     assert gpu.state.best_epoch == cpu.state.best_epoch
     for k, v in cpu.state.best_valid.items():
         assert gpu.state.best_valid[k] == pytest.approx(v, abs=1e-3), k
+
+
+@pytest.mark.parametrize(
+    ("schedule", "passes"), [("alternating", None), ("alternating", 2), ("sum", None), ("sum", 3)]
+)
+def test_kg_passes_per_epoch(make_trainer, monkeypatch, schedule, passes):
+    trainer = make_trainer("emmkgr", schedule=schedule, epochs=1, kg_passes_per_epoch=passes)
+    n_kg, n_bpr = len(trainer.kg), len(trainer.bpr)
+    assert n_kg > 1 and n_bpr > 1
+    calls = []
+    real = trainer.model.kg_losses
+    monkeypatch.setattr(trainer.model, "kg_losses", lambda emb, batch: calls.append(1) or real(emb, batch))
+    trainer.fit()
+    if schedule == "alternating":
+        assert len(calls) == (passes or 1) * n_kg
+    elif passes is None:
+        assert len(calls) == n_bpr  # one KG batch per BPR batch
+    else:
+        assert len(calls) == n_bpr * math.ceil(passes * n_kg / n_bpr) >= passes * n_kg
+    with pytest.raises(ValueError, match="TrainConfig: kg_passes_per_epoch must be at least 1"):
+        TrainConfig(kg_passes_per_epoch=0)

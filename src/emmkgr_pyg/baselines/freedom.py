@@ -13,7 +13,7 @@ from ..graph.knn import KNNBuilder
 from ..nn.blocks import IDEmbedding, bpr_loss, id_layer_mean, last_layer
 from ..nn.conv import LightGCNConv
 from ..nn.recommender import Embeddings, Recommender
-from .common import ModalFeatures, dense_modal_features, knn_item_graph, knn_normalize, resolve_modal_weights
+from .common import ModalFeatures, dense_modal_features, mixed_knn_item_graph, resolve_modal_weights
 
 
 def degree_sensitive_weights(user: Tensor, item: Tensor, n_users: int, n_items: int) -> Tensor:
@@ -166,14 +166,9 @@ class FREEDOM(Recommender):
         self.pruned_edge_index = None
 
     def frozen_item_graph(self, features: Mapping[str, Tensor], knn: KNNBuilder) -> tuple[Tensor, Tensor]:
-        r""":math:`\mathbf{S}` as ``(edge_index, edge_weight)``, edges neighbour -> item."""
-        indices, weights = [], []
-        for m, x in features.items():
-            ei, _ = knn_item_graph(x, self.knn_k, knn)
-            w = knn_normalize(ei, torch.ones(ei.size(1)), self.n_items)
-            indices.append(ei)
-            weights.append(self.modal_weights[m] * w)
-        return torch.cat(indices, dim=1), torch.cat(weights)
+        r""":math:`\mathbf{S}` as ``(edge_index, edge_weight)``, edges neighbour -> item
+        (:func:`~emmkgr_pyg.graph.item_graph.mixed_knn_item_graph`)."""
+        return mixed_knn_item_graph(features, self.knn_k, self.modal_weights, knn)
 
     def on_epoch_start(self) -> None:
         """Every epoch trains on a freshly pruned user-item graph."""

@@ -31,6 +31,8 @@ class LightGCNPyG(Recommender):
         dim: embedding size (default ``64``).
         num_layers: :math:`L` (default ``2``).
         reg_weight: L2 weight on the batch's layer-0 embeddings (default ``1e-4``).
+        reg_form: the L2 term's form (:func:`~emmkgr_pyg.nn.blocks.embedding_reg`; default
+            ``"mmrec"``).
 
     Shapes:
         - :meth:`embed`: ``user`` ``[U, dim]``, ``item`` ``[N, dim]``
@@ -43,8 +45,9 @@ class LightGCNPyG(Recommender):
         dim: int = 64,
         num_layers: int = 2,
         reg_weight: float = 1e-4,
+        reg_form: str = "mmrec",
     ) -> None:
-        super().__init__(inter, reg_weight)
+        super().__init__(inter, reg_weight, reg_form)
         self.dim, self.num_layers = dim, num_layers
         self.net = PyGLightGCN(inter.num_nodes, dim, num_layers)
         self.register_buffer("edge_index", inter.edge_index(), persistent=False)

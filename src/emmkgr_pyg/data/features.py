@@ -9,8 +9,11 @@ The ``modality`` config group says it (``conf/modality/*.yaml``)::
     extra: {}                        # new modalities: name -> {source, kind, encoder}
 
 A new modality is one ``extra`` entry. ``source`` is an ``.npy`` file (one row per item), a JSON
-file mapping item ids to texts, or the name of a modality the dataset already has (re-encoded,
-e.g. with another encoder); ``encoder`` defaults to the encoder of the source's kind.
+file mapping item ids to texts, the name of a modality the dataset already has (re-encoded,
+e.g. with another encoder), or a list of the dataset's text modalities joined per item into one
+text (in the listed order, with ``sep``, default a space; an item has it when it has any of them;
+MMRec's text input is ``source: [title, attributes, description]``); ``encoder`` defaults to the
+encoder of the source's kind.
 
 Features are cached per (dataset, modality, encoder) under ``cache_dir``: the ``.npy`` is written
 atomically and its manifest (with a hash of the inputs and of the encoder, and the SHA-256 of the
@@ -24,7 +27,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -215,6 +218,8 @@ def _extra_modality(dataset: MMDataset, name: str, entry: Mapping[str, Any]) -> 
     source = entry.get("source")
     if source is None:
         raise DataError(f"modality.extra.{name}: give a source (.npy, .json or a modality name).")
+    if isinstance(source, Sequence) and not isinstance(source, str):
+        return _joined_text_modality(dataset, name, list(source), str(entry.get("sep", " ")))
     source = str(source)
     if source in dataset.modalities:
         base = dataset.modalities[source]
@@ -257,6 +262,24 @@ def _extra_modality(dataset: MMDataset, name: str, entry: Mapping[str, Any]) -> 
         pairs = sorted((index[k], str(v)) for k, v in texts.items() if v)
         return Modality(name, entry.get("kind") or "text", [i for i, _ in pairs], raw=[v for _, v in pairs])
     raise DataError(f"{path}: modality sources are .npy (features) or .json (texts).")
+
+
+def _joined_text_modality(dataset: MMDataset, name: str, sources: list, sep: str) -> Modality:
+    """One text per item: the item's texts of the ``sources`` modalities, in order, joined."""
+    bad = [m for m in sources if m not in dataset.modalities or dataset.modalities[m].raw is None]
+    if not sources or bad:
+        raise DataError(
+            f"modality.extra.{name}.source = {sources}: {bad or 'an empty list'} are not text "
+            f"modalities of dataset '{dataset.name}' with raw text ({sorted(dataset.modalities)})."
+        )
+    parts: dict[int, list[str]] = {}
+    for m in sources:
+        mod = dataset.modalities[m]
+        for i, text in zip(mod.item_index.tolist(), mod.raw, strict=True):
+            if text:
+                parts.setdefault(i, []).append(str(text))
+    index = sorted(parts)
+    return Modality(name, "text", index, raw=[sep.join(parts[i]) for i in index])
 
 
 def _slug(s: str) -> str:

@@ -1,7 +1,16 @@
 """LightGCNConv, the E-MMKG encoder, RotatE scoring, the pieces every model shares, the
 recommenders, and the propagation of new items into a trained E-MMKG."""
 
-from .blocks import FrozenFeatures, IDEmbedding, bpr_loss, id_layer_mean, last_layer, layer_mean, layer_sum
+from .blocks import (
+    FrozenFeatures,
+    IDEmbedding,
+    bpr_loss,
+    embedding_reg,
+    id_layer_mean,
+    last_layer,
+    layer_mean,
+    layer_sum,
+)
 from .conv import LightGCNConv, lightgcn_norm
 from .encoder import EMMKGEncoder
 from .inductive import InductivePropagator
@@ -22,6 +31,7 @@ __all__ = [
     "Recommender",
     "RelationPhases",
     "bpr_loss",
+    "embedding_reg",
     "id_layer_mean",
     "last_layer",
     "layer_mean",

@@ -54,6 +54,9 @@ class EMMKGEncoder(torch.nn.Module):
             projecting e.g. 4096-d image vectors. ``"auto"``: ``4 * dim`` for frozen features
             (none with ``train_features``). ``None`` keeps them (default ``None``). Frozen float16
             features stay float16 (half the memory); rows are cast when projected.
+        item_init_bound: draw the item table uniformly in :math:`\pm` this bound (the RotatE
+            reference code and the authors: :math:`(\gamma + 2) / (d/2)`), or ``None`` for Xavier
+            uniform (default ``None``).
 
     Shapes:
         - :meth:`forward`: ``{node type: [num nodes of type, d]}``
@@ -71,6 +74,7 @@ class EMMKGEncoder(torch.nn.Module):
         add_self_loops: bool = False,
         backend: str = "auto",
         feature_dim: int | str | None = None,
+        item_init_bound: float | None = None,
     ) -> None:
         super().__init__()
         if feature_dim == "auto":
@@ -81,6 +85,7 @@ class EMMKGEncoder(torch.nn.Module):
                 "train_features=True (set one of them)."
             )
         self.dim, self.num_layers = dim, num_layers
+        self.item_init_bound = item_init_bound
         self.projection, self.proj_norm = projection, proj_norm
         self.view: KGView = kg_view(data)
         if self.view.node_types[0] != ITEM:
@@ -108,7 +113,10 @@ class EMMKGEncoder(torch.nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        torch.nn.init.xavier_uniform_(self.item_emb.weight)
+        if self.item_init_bound is None:
+            torch.nn.init.xavier_uniform_(self.item_emb.weight)
+        else:
+            torch.nn.init.uniform_(self.item_emb.weight, -self.item_init_bound, self.item_init_bound)
         for p in self.proj:
             for layer in p.modules():
                 if isinstance(layer, torch.nn.Linear):

@@ -8,6 +8,7 @@ interaction graph and, when :attr:`Recommender.needs_features`, the E-MMKG.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +17,8 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 
 from ..graph.interaction import InteractionGraph
-from .blocks import IDEmbedding, bpr_loss, id_layer_mean
+from ..graph.item_graph import dense_modal_features, mixed_knn_item_graph, resolve_modal_weights
+from .blocks import REG_FORMS, IDEmbedding, bpr_loss, embedding_reg, id_layer_mean, last_layer
 from .conv import LightGCNConv, lightgcn_norm
 from .encoder import EMMKGEncoder
 from .kge import KGLoss, RelationPhases, rotate_distance
@@ -24,6 +26,8 @@ from .kge import KGLoss, RelationPhases, rotate_distance
 #: keys of :meth:`Recommender.export_embeddings` (a run saves them as ``embeddings.pt``;
 #: :mod:`emmkgr_pyg.runs.artifacts` re-exports them): H_item, the users, E-MMKGR's H^MM item rows
 ITEM, USER, MM_ITEM = "item", "user", "H_mm_item"
+#: the gamma of the RotatE reference code and the authors, which sets their initial embedding range
+ROTATE_INIT_GAMMA = 12.0
 
 
 @dataclass
@@ -57,10 +61,12 @@ class Recommender(torch.nn.Module):
     #: trains a knowledge-graph loss (:meth:`kg_losses`; the trainer draws KG batches only then)
     has_kg_loss: bool = False
 
-    def __init__(self, inter: InteractionGraph, reg_weight: float = 1e-4) -> None:
+    def __init__(self, inter: InteractionGraph, reg_weight: float = 1e-4, reg_form: str = "mmrec") -> None:
         super().__init__()
+        if reg_form not in REG_FORMS:
+            raise ValueError(f"{type(self).__name__}: reg_form '{reg_form}' is not one of {REG_FORMS}.")
         self.n_users, self.n_items = inter.n_users, inter.n_items
-        self.reg_weight = reg_weight
+        self.reg_weight, self.reg_form = reg_weight, reg_form
 
     def on_epoch_start(self) -> None:
         """Called by the trainer before every training epoch (e.g. to redraw a sampled graph)."""
@@ -82,14 +88,14 @@ class Recommender(torch.nn.Module):
 
         By default: ``bpr``, BPR (Eq. 6, :func:`~emmkgr_pyg.nn.blocks.bpr_loss`) on the scored
         embeddings, and ``reg``, the L2 term of LightGCN on the batch's layer-0 embeddings
-        (:meth:`ego_embeddings`; ``reg_weight`` times their squared norm / 2B). A model with other
+        (:meth:`ego_embeddings`; ``reg_weight`` times :func:`~emmkgr_pyg.nn.blocks.embedding_reg`
+        of them in the form ``reg_form``, by default MMRec's sum of norms / B). A model with other
         recommendation objectives returns its own terms (BM3: ``rec``, ``align``, ``mask``, ``reg``,
         and it ignores ``neg``)."""
         losses = {"bpr": bpr_loss(emb.user[users], emb.item[pos], emb.item[neg])}
         ego = self.ego_embeddings(users, pos, neg)
         if ego and self.reg_weight:
-            sq = sum(e.pow(2).sum() for e in ego)
-            losses["reg"] = self.reg_weight * 0.5 * sq / users.size(0)
+            losses["reg"] = self.reg_weight * embedding_reg(ego, users.size(0), self.reg_form)
         return losses
 
     def kg_losses(self, emb: Embeddings, batch: KGBatch) -> dict[str, Tensor]:
@@ -123,6 +129,8 @@ class LightGCN(Recommender):
         dim: embedding size (default ``64``).
         num_layers: :math:`L` (default ``2``).
         reg_weight: L2 weight on the batch's layer-0 embeddings (default ``1e-4``).
+        reg_form: the L2 term's form, ``"mmrec"`` or ``"squared"``
+            (:func:`~emmkgr_pyg.nn.blocks.embedding_reg`; default ``"mmrec"``).
         backend: sparse backend (default ``"auto"``).
     """
 
@@ -134,8 +142,9 @@ class LightGCN(Recommender):
         num_layers: int = 2,
         reg_weight: float = 1e-4,
         backend: str = "auto",
+        reg_form: str = "mmrec",
     ) -> None:
-        super().__init__(inter, reg_weight)
+        super().__init__(inter, reg_weight, reg_form)
         self.dim, self.num_layers = dim, num_layers
         self.ids = IDEmbedding(self.n_users, self.n_items, dim)
         self.register_buffer("edge_index", inter.edge_index(), persistent=False)
@@ -160,41 +169,74 @@ class LightGCN(Recommender):
         return self.ids.ego(users, pos, neg)
 
 
+#: how EMMKGR fuses the E-MMKG into the item representation
+FUSIONS = ("sum", "item_graph", "authors")
+#: where EMMKGR's item-item graph comes from
+ITEM_GRAPHS = ("modal_edges", "knn")
+#: initialisations of the E-MMKG's item table
+KG_INITS = ("xavier_uniform", "rotate")
+
+
 class EMMKGR(Recommender):
     r"""E-MMKGR for recommendation (paper section 3.3): LightGCN on the interactions plus the
-    E-MMKG encoder, fused as
+    E-MMKG encoder, trained with BPR (Eq. 6) and the RotatE KG loss (Eq. 5) on
+    :math:`\mathbf{H}^{MM}`; users are scored as :math:`\hat y_{ui} = \mathbf{h}^{IN}_u \cdot
+    \mathbf{h}_i`. The item representation :math:`\mathbf{h}_i` is one of three ``fusion`` forms
+    (:math:`[\cdot]_{:d}` keeps the first ``dim`` entries of a ``kg_dim`` vector):
 
-    .. math::
-        \mathbf{H}_{item} = \mathbf{H}^{IN}_{item} + \mathbf{H}^{MM}_{item}, \qquad
-        \hat y_{ui} = \mathbf{h}^{IN}_u \cdot \mathbf{h}_i
+    - ``"sum"`` (the paper): :math:`\mathbf{H}_{item} = \mathbf{H}^{IN}_{item} +
+      [\mathbf{H}^{MM}_{item}]_{:d}`;
+    - ``"item_graph"``: :math:`\mathbf{H}_{item} = \mathbf{H}^{IN}_{item} +
+      \tilde{\mathbf{A}}_{ii}^{L_{ii}} (\mathbf{H}^{IN}_{item} + [\mathbf{H}^{MM}_{item}]_{:d})`;
+    - ``"authors"`` (the authors' code, ``final_forward``): the *raw* item rows of the KG table,
+      before KG propagation, :math:`\mathbf{H}_{item} = \mathbf{H}^{IN}_{item} +
+      \tilde{\mathbf{A}}_{ii}^{L_{ii}} (\mathbf{H}^{IN}_{item} + [\mathbf{E}^{i}_{kg}]_{:d})`; the
+      KG propagation then feeds the item representation only through the KG loss's gradient on
+      the shared tables.
 
-    trained with BPR (Eq. 6) and the RotatE KG loss (Eq. 5) on :math:`\mathbf{H}^{MM}`.
-
-    With ``item_graph_layers = L > 0`` the item side is fused as the authors' code does instead:
-    :math:`\mathbf{H}_{item} = \mathbf{H}^{IN}_{item} + \tilde{\mathbf{A}}_{ii}^{L}
-    (\mathbf{H}^{IN}_{item} + \mathbf{H}^{MM}_{item})`, with :math:`\tilde{\mathbf{A}}_{ii}` the
-    mean over modalities of the normalised item-item graphs that the E-MMKG's ``similar_<m>`` edges
-    induce on items (the frozen FREEDOM-style graph, built from the same kNN, never dense).
+    :math:`\tilde{\mathbf{A}}_{ii}` (``item_graph``, frozen, sparse) is either ``"modal_edges"``:
+    the mean over modalities of the normalised graphs that the E-MMKG's ``similar_<m>`` edges
+    induce on items (:func:`item_item_graph`), or ``"knn"`` (the authors' and FREEDOM's): the
+    top-``item_graph_k`` cosine graph of each modality's raw features, the item itself included,
+    each edge :math:`1/k`, mixed with ``item_graph_weights``
+    (:func:`~emmkgr_pyg.graph.item_graph.mixed_knn_item_graph`).
 
     Args:
         inter: the training interaction graph.
         kg: the E-MMKG.
-        dim: embedding size of both graphs (default ``64``; even, for RotatE).
+        dim: :math:`d`, embedding size of the user-item graph (default ``64``).
         num_layers: LightGCN layers on the interaction graph (default ``2``).
         kg_layers: encoder layers on the E-MMKG (default ``2``).
+        kg_dim: embedding size of the E-MMKG (even, RotatE is complex; at least ``dim``), or
+            ``None`` for ``dim`` (default ``None``; the authors: ``2 dim``).
+        kg_init: the KG item table's initialisation: ``"xavier_uniform"``, or ``"rotate"``
+            (the authors: uniform in :math:`\pm(\gamma + 2) / (kg\_dim / 2)`; default
+            ``"xavier_uniform"``).
         projection: :math:`f_{proj}`, ``"linear"`` or ``"mlp"`` (default ``"linear"``).
         proj_norm: L2 norm of projected modality nodes, or ``None`` (default ``None``).
         train_features: make modality features trainable (default ``False``).
         add_self_loops: self-loops in the E-MMKG adjacency (default ``False``).
-        reg_weight: L2 weight on the batch's layer-0 embeddings (default ``1e-4``).
+        reg_weight: L2 weight on the batch's layer-0 embeddings: user and item IDs and the
+            :math:`[\mathbf{E}^{i}_{kg}]_{:d}` rows of the items (default ``1e-4``).
+        reg_form: the L2 terms' form (:func:`~emmkgr_pyg.nn.blocks.embedding_reg`; default
+            ``"mmrec"``).
         kg_reg_weight: L2 weight on the KG batch's head and tail embeddings (default ``0``).
         kg_norm: RotatE distance, see :func:`rotate_distance` (default ``"complex_l1"``).
         kg_loss: keyword arguments of :class:`KGLoss` (default: pairwise, Eq. 5; a log-sigmoid
             gamma defaults to ``"auto"``, calibrated per relation at initialisation).
-        item_graph_layers: layers of the authors' item-item fusion; ``0`` = the paper's sum
-            (default ``0``).
+        fusion: ``"sum"``, ``"item_graph"`` or ``"authors"`` (default ``"sum"``).
+        item_graph: ``"modal_edges"`` or ``"knn"`` (default ``"modal_edges"``).
+        item_graph_layers: :math:`L_{ii}` (default ``1``).
+        item_graph_k: neighbours per item of the ``"knn"`` graph, itself included (default ``10``).
+        item_graph_weights: per-modality weights of the ``"knn"`` graph
+            (:func:`~emmkgr_pyg.graph.item_graph.resolve_modal_weights`; default ``None``: uniform).
         feature_dim: see :class:`EMMKGEncoder` (default ``None``: features as they are).
         backend: sparse backend (default ``"auto"``).
+
+    Shapes:
+        - :meth:`embed`: ``user`` ``[U, dim]``, ``item`` ``[N, dim]``, ``extra["H_mm"]``
+          ``[total KG nodes, kg_dim]`` (left out in training under ``"authors"``, which does not
+          read it), ``extra["H_in_item"]`` ``[N, dim]``
     """
 
     needs_features = True
@@ -216,17 +258,44 @@ class EMMKGR(Recommender):
         kg_reg_weight: float = 0.0,
         kg_norm: str = "complex_l1",
         kg_loss: dict[str, Any] | None = None,
-        item_graph_layers: int = 0,
+        fusion: str = "sum",
+        item_graph: str = "modal_edges",
+        item_graph_layers: int = 1,
+        item_graph_k: int = 10,
+        item_graph_weights: Mapping[str, float] | None = None,
+        kg_dim: int | None = None,
+        kg_init: str = "xavier_uniform",
+        reg_form: str = "mmrec",
         backend: str = "auto",
         feature_dim: int | None = None,
     ) -> None:
-        super().__init__(inter, reg_weight)
+        super().__init__(inter, reg_weight, reg_form)
         if kg is None:
             raise ValueError("EMMKGR: needs the E-MMKG (kg=None); build it with build_emmkg.")
-        self.cf = LightGCN(inter, dim=dim, num_layers=num_layers, reg_weight=reg_weight, backend=backend)
+        kg_dim = dim if kg_dim is None else kg_dim
+        for name, value, allowed in (
+            ("fusion", fusion, FUSIONS),
+            ("item_graph", item_graph, ITEM_GRAPHS),
+            ("kg_init", kg_init, KG_INITS),
+        ):
+            if value not in allowed:
+                raise ValueError(f"EMMKGR: {name} '{value}' is not one of {allowed}.")
+        if kg_dim < dim:
+            raise ValueError(
+                f"EMMKGR: kg_dim ({kg_dim}) must be at least dim ({dim}); the fusion adds the first "
+                "dim entries of the KG item vectors."
+            )
+        self.dim, self.kg_dim = dim, kg_dim
+        self.fusion, self.kg_init = fusion, kg_init
+        self.cf = LightGCN(
+            inter, dim=dim, num_layers=num_layers, reg_weight=reg_weight, backend=backend, reg_form=reg_form
+        )
+        bound = None
+        if kg_init == "rotate":  # the RotatE reference code's embedding range (its gamma: 12)
+            bound = (ROTATE_INIT_GAMMA + 2.0) / (kg_dim // 2)
         self.encoder = EMMKGEncoder(
             kg,
-            dim=dim,
+            dim=kg_dim,
             num_layers=kg_layers,
             projection=projection,
             proj_norm=proj_norm,
@@ -234,14 +303,20 @@ class EMMKGR(Recommender):
             add_self_loops=add_self_loops,
             backend=backend,
             feature_dim=feature_dim,
+            item_init_bound=bound,
         )
-        self.relations = RelationPhases(len(self.encoder.view.relations), dim)
+        self.relations = RelationPhases(len(self.encoder.view.relations), kg_dim)
         self.kg_loss_fn = KGLoss(**{"num_relations": len(self.encoder.view.relations), **(kg_loss or {})})
         self.kg_norm = kg_norm
         self.kg_reg_weight = kg_reg_weight
-        self.item_graph_layers = item_graph_layers
-        if item_graph_layers:
-            ei, ew = item_item_graph(kg)
+        self.item_graph_layers = item_graph_layers if fusion != "sum" else 0
+        if self.item_graph_layers:
+            if item_graph == "knn":
+                features = dense_modal_features(kg, self.n_items, "EMMKGR")
+                weights = resolve_modal_weights(list(features), item_graph_weights, "EMMKGR")
+                ei, ew = mixed_knn_item_graph(features, item_graph_k, weights)
+            else:
+                ei, ew = item_item_graph(kg)
             self.register_buffer("item_graph_index", ei, persistent=False)
             self.register_buffer("item_graph_weight", ew, persistent=False)
             self.item_conv = LightGCNConv(normalize=False, cached=True, backend=backend)
@@ -256,37 +331,57 @@ class EMMKGR(Recommender):
         if self.item_graph_layers:
             self.item_conv.reset_parameters()
 
+    def kg_item_rows(self) -> Tensor:
+        r""":math:`[\mathbf{E}^{i}_{kg}]_{:d}`, the raw KG item table's first ``dim`` columns."""
+        return self.encoder.item_emb.weight[:, : self.dim]
+
     def embed(self) -> Embeddings:
         user, item_in = self.cf.propagate()
-        h_mm = self.encoder.propagate()
-        item = item_in + h_mm[: self.n_items]
+        extra = {"H_in_item": item_in}
+        if self.fusion != "authors" or not self.training:
+            extra["H_mm"] = self.encoder.propagate()
+        if self.fusion == "authors":
+            side = self.kg_item_rows()
+        else:
+            side = extra["H_mm"][: self.n_items, : self.dim]
         if self.item_graph_layers:
-            h = item
-            for _ in range(self.item_graph_layers):
-                h = self.item_conv(h, self.item_graph_index, self.item_graph_weight)
+            h = last_layer(
+                self.item_conv,
+                item_in + side,
+                self.item_graph_index,
+                self.item_graph_layers,
+                self.item_graph_weight,
+            )
             item = item_in + h
-        return Embeddings(user, item, {"H_mm": h_mm, "H_in_item": item_in})
+        else:
+            item = item_in + side
+        return Embeddings(user, item, extra)
 
     def embed_kg(self) -> Embeddings:
         return Embeddings(None, None, {"H_mm": self.encoder.propagate()})
 
     def ego_embeddings(self, users: Tensor, pos: Tensor, neg: Tensor) -> list[Tensor]:
-        item_kg = self.encoder.item_emb
-        return self.cf.ego_embeddings(users, pos, neg) + [item_kg(pos), item_kg(neg)]
+        rows = self.kg_item_rows()
+        return self.cf.ego_embeddings(users, pos, neg) + [rows[pos], rows[neg]]
+
+    def _h_mm(self, emb: Embeddings) -> Tensor:
+        h_mm = emb.extra.get("H_mm")
+        # the "authors" fusion does not propagate the KG for recommendation
+        return self.encoder.propagate() if h_mm is None else h_mm
 
     def kg_distance(self, emb: Embeddings, head: Tensor, rel: Tensor, tail: Tensor) -> Tensor:
-        h_mm = emb.extra["H_mm"]
+        h_mm = self._h_mm(emb)
         return rotate_distance(h_mm[head], self.relations(rel), h_mm[tail], self.kg_norm)
 
     def kg_losses(self, emb: Embeddings, batch: KGBatch) -> dict[str, Tensor]:
-        rel = batch.rel.unsqueeze(1)
+        h_mm = self._h_mm(emb)
+        emb = Embeddings(emb.user, emb.item, {**emb.extra, "H_mm": h_mm})
         pos = self.kg_distance(emb, batch.head, batch.rel, batch.tail)
-        neg = self.kg_distance(emb, batch.neg_head, rel, batch.neg_tail)
+        neg = self.kg_distance(emb, batch.neg_head, batch.rel.unsqueeze(1), batch.neg_tail)
         losses = {"kg": self.kg_loss_fn(pos, neg, batch.rel)}
         if self.kg_reg_weight:
-            h_mm = emb.extra["H_mm"]
-            sq = h_mm[batch.head].pow(2).sum() + h_mm[batch.tail].pow(2).sum()
-            losses["kg_reg"] = self.kg_reg_weight * 0.5 * sq / batch.head.size(0)
+            reg = embedding_reg([h_mm[batch.head], h_mm[batch.tail]], batch.head.size(0), self.reg_form)
+            losses["kg_reg"] = self.kg_reg_weight * reg
         return losses
 
     def export_embeddings(self, emb: Embeddings) -> dict[str, Tensor]:

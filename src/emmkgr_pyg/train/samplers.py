@@ -84,6 +84,9 @@ class KGNegativeSampler:
         corrupt_heads: corrupt the head instead of the tail for half of the triples
             (default ``False``: tails only, as the authors do).
         filtered: never draw a corruption that is itself a true triple (default ``True``).
+        filter_any_relation: with ``filtered``, reject a corrupted tail ``t'`` (head ``h'``) when
+            ``(h, ., t')`` (``(h', ., t)``) is a triple of *any* relation, not only of the
+            triple's own (the authors: no tail the head already has; default ``False``).
         generator: the torch generator.
     """
 
@@ -95,6 +98,7 @@ class KGNegativeSampler:
         typed: bool = True,
         corrupt_heads: bool = False,
         filtered: bool = True,
+        filter_any_relation: bool = False,
         generator: torch.Generator | None = None,
     ) -> None:
         self.triples = view.triples
@@ -102,10 +106,13 @@ class KGNegativeSampler:
         self.num_nodes, self.num_relations = view.num_nodes, len(view.relations)
         self.batch_size, self.num_negatives = batch_size, num_negatives
         self.typed, self.corrupt_heads, self.filtered = typed, corrupt_heads, filtered
+        self.filter_any_relation = filter_any_relation
         self.generator = generator
         self.keys = torch.unique(self._key(self.triples[0], self.triples[1], self.triples[2]))
 
     def _key(self, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
+        if self.filter_any_relation:  # every relation shares one key per (head, tail) pair
+            r = torch.zeros_like(r)
         return (h * self.num_relations + r) * self.num_nodes + t
 
     def __len__(self) -> int:

@@ -8,6 +8,11 @@ Schedules (``schedule``):
 - ``"alternating"``: each epoch is one pass over all KG triples with its own Adam, then one pass
   over the interactions (the authors' code).
 
+``kg_passes_per_epoch`` says how much KG training an epoch holds: ``None`` (default) is one KG
+batch per BPR batch under ``"sum"`` and one pass over all triples under ``"alternating"``; a
+number ``p`` is ``p`` passes over all triples either way (under ``"sum"`` each step then adds the
+KG losses of ``ceil(p * KG batches / BPR batches)`` KG batches).
+
 A NaN or infinite loss term raises :class:`NonFiniteLossError`; a term that grows past
 ``divergence_factor`` times its first value (at least 1) raises :class:`DivergedLossError`.
 ``resume`` refuses a checkpoint written under other settings (:data:`RESUMABLE_CHANGES` may differ).
@@ -81,6 +86,8 @@ class TrainConfig:
     kg_typed_negatives: bool = True
     kg_corrupt_heads: bool = False
     kg_filtered_negatives: bool = True
+    kg_filter_any_relation: bool = False
+    kg_passes_per_epoch: int | None = None
     kg_lr: float | None = None
     patience: int = 20
     eval_every: int = 1
@@ -101,6 +108,11 @@ class TrainConfig:
         if self.schedule not in SCHEDULES:
             raise ValueError(f"TrainConfig: schedule '{self.schedule}' is not one of {SCHEDULES}.")
         self.ks = tuple(int(k) for k in self.ks)
+        if self.kg_passes_per_epoch is not None and self.kg_passes_per_epoch < 1:
+            raise ValueError(
+                "TrainConfig: kg_passes_per_epoch must be at least 1 or null, got "
+                f"{self.kg_passes_per_epoch}."
+            )
         name, _, k = self.metric.partition("@")
         if name not in ("Recall", "NDCG", "Precision", "MAP") or not k.isdigit() or int(k) not in self.ks:
             raise ValueError(
@@ -178,6 +190,7 @@ class Trainer:
                 typed=config.kg_typed_negatives,
                 corrupt_heads=config.kg_corrupt_heads,
                 filtered=config.kg_filtered_negatives,
+                filter_any_relation=config.kg_filter_any_relation,
                 generator=self.generator,
             )
         self.use_kg = self.kg is not None
@@ -281,7 +294,9 @@ class Trainer:
         bar_kw = {"leave": False, "disable": not (self.cfg.progress and self.parallel.is_main)}
         epoch = self.state.epoch + 1
         if self.use_kg and self.kg_optimizer is not None:
-            for batch in tqdm(self.kg, desc=f"epoch {epoch} KG", total=len(self.kg), **bar_kw):
+            passes = self.cfg.kg_passes_per_epoch or 1
+            batches = (batch for _ in range(passes) for batch in self.kg)
+            for batch in tqdm(batches, desc=f"epoch {epoch} KG", total=passes * len(self.kg), **bar_kw):
                 batch, share = self.parallel.shard(batch)
                 batch = to_device(batch, self.device)
                 losses = self.model.kg_losses(self.model.embed_kg(), batch)
@@ -290,20 +305,28 @@ class Trainer:
                 for k in losses:
                     counts[k] = counts.get(k, 0) + 1
         kg_batches = self.kg.cycle() if self.use_kg and self.kg_optimizer is None else None
+        per_step = self.kg_batches_per_step()
         for batch in tqdm(self.bpr, desc=f"epoch {epoch}", total=len(self.bpr), **bar_kw):
             (users, pos, neg), share = self.parallel.shard(batch)
             users, pos, neg = to_device((users, pos, neg), self.device)
             emb = self.model.embed()
             losses = {k: share * v for k, v in self.model.rec_losses(emb, users, pos, neg).items()}
             if kg_batches is not None:
-                kg_batch, kg_share = self.parallel.shard(next(kg_batches))
-                kg_batch = to_device(kg_batch, self.device)
-                kg_losses = self.model.kg_losses(emb, kg_batch)
-                losses.update({k: self.cfg.lambda_kg * kg_share * v for k, v in kg_losses.items()})
+                for _ in range(per_step):
+                    kg_batch, kg_share = self.parallel.shard(next(kg_batches))
+                    kg_batch = to_device(kg_batch, self.device)
+                    for k, v in self.model.kg_losses(emb, kg_batch).items():
+                        losses[k] = losses.get(k, 0.0) + self.cfg.lambda_kg * kg_share * v
             self._step(self.optimizer, losses, sums)
             for k in losses:
                 counts[k] = counts.get(k, 0) + 1
         return {k: v / counts[k] for k, v in sums.items()}
+
+    def kg_batches_per_step(self) -> int:
+        """KG batches each BPR step adds under the ``"sum"`` schedule (see the module docstring)."""
+        if self.kg is None or self.cfg.kg_passes_per_epoch is None:
+            return 1
+        return max(1, math.ceil(self.cfg.kg_passes_per_epoch * len(self.kg) / len(self.bpr)))
 
     @torch.no_grad()
     def evaluate(self, evaluator: Evaluator, prefix: str) -> dict[str, float]:
