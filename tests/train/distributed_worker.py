@@ -53,10 +53,13 @@ def train(
     valid = RankingEvaluator(inter, *dataset.interactions.part(VALID), ks=(5, 10))
     test = RankingEvaluator(inter, *dataset.interactions.part(TEST), ks=(5, 10))
     if model == "lightgcn":
-        net, view = LightGCN(inter, dim=8, num_layers=2), None
+        # the squared L2 form is a sum over the batch, so shares of it add up exactly; MMRec's
+        # norm form (the default) is not additive over slices (docs/beyond_one_machine.md)
+        net, view = LightGCN(inter, dim=8, num_layers=2, reg_form="squared"), None
     else:
         kg = build_emmkg(dataset, top_n=3, knn=KNNBuilder(progress=False))
-        net, view = EMMKGR(inter, kg, dim=8, num_layers=2, kg_layers=2), kg_view(kg)
+        net = EMMKGR(inter, kg, dim=8, num_layers=2, kg_layers=2, reg_form="squared")
+        view = kg_view(kg)
     trainer = Trainer(
         net,
         inter,
