@@ -154,7 +154,7 @@ def test_lightgcn_sampled_matches_full_trainer_loss_with_full_fanout(setup):
 
 def test_unsupported_model_and_bad_fanout_raise(setup):
     inter, kg = setup
-    model = EMMKGR(inter, kg, dim=8, item_graph_layers=1)
+    model = EMMKGR(inter, kg, dim=8, fusion="item_graph")
     ev = RankingEvaluator(inter, inter.user[:2].numpy(), inter.item[:2].numpy())
     config = TrainConfig(epochs=1, progress=False, propagation="sampled", fanout=-1)
     with pytest.raises(ValueError, match="item_graph_layers=0.*train.propagation=full"):

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ..graph.interaction import InteractionGraph
 from ..graph.triples import KGView
-from ..nn.blocks import bpr_loss
+from ..nn.blocks import bpr_loss, embedding_reg
 from ..nn.recommender import EMMKGR, KGBatch, Recommender
 from ..nn.sampled import interaction_model, sampled_embeddings
 from .neighbors import hop_fanouts, make_neighbor_sampler
@@ -109,8 +109,8 @@ class SampledTrainer(Trainer):
             losses["bpr"] = bpr_loss(emb.user[lu], emb.item[lp], emb.item[ln])
             ego = self.model.ego_embeddings(users, pos, neg)
             if ego and self.model.reg_weight:
-                sq = sum(e.pow(2).sum() for e in ego)
-                losses["reg"] = self.model.reg_weight * 0.5 * sq / users.size(0)
+                reg = embedding_reg(ego, users.size(0), self.model.reg_form)
+                losses["reg"] = self.model.reg_weight * reg
         if kg is not None:
             seeds = kg_sub.n_id[: kg_sub.batch_size]
             local = KGBatch(
