@@ -1,4 +1,5 @@
-"""Cleaning the text fields of real catalogues (HTML entities and fragments, blank values)."""
+"""Cleaning the text fields of real catalogues (HTML entities and fragments, blank values), and
+their word tokens."""
 
 from __future__ import annotations
 
@@ -8,6 +9,13 @@ from collections.abc import Iterable
 
 _TAG = re.compile(r"<[^>]*>?")
 _SPACE = re.compile(r"\s+")
+_TOKEN = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
+
+
+def tokens(text: str | None) -> list[str]:
+    """Lower-case word tokens (hyphenated words stay whole: ``non-stick``): what search queries are
+    built from and BM25 matches."""
+    return _TOKEN.findall(text.lower()) if text else []
 
 
 def clean_text(value: object) -> str | None:
