@@ -35,7 +35,10 @@ def test_rrf_matches_ranx_fuse_on_hand_made_rankings():
 
     def run(scores):
         return ranx.Run(
-            {f"q{q}": {f"d{i}": float(s) for i, s in enumerate(row) if np.isfinite(s)} for q, row in enumerate(scores)}
+            {
+                f"q{q}": {f"d{i}": float(s) for i, s in enumerate(row) if np.isfinite(s)}
+                for q, row in enumerate(scores)
+            }
         )
 
     fused = ranx.fuse(runs=[run(A), run(B)], method="rrf", params={"k": 60})

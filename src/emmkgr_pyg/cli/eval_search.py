@@ -42,7 +42,9 @@ def main(cfg: DictConfig) -> None:
         empty = [s for s, q in sets.items() if not q]
         if qcfg.protocol == "leakfree" and len(empty) < len(sets):
             for s in empty:  # a leak-free set needs a source the run does not index
-                print(f"emmkgr-eval-search: no leak-free {s} queries for this run ({_why(s)}).", file=sys.stderr)
+                print(
+                    f"emmkgr-eval-search: no leak-free {s} queries for this run ({_why(s)}).", file=sys.stderr
+                )
         elif empty:
             raise SearchError(
                 f"no {empty} queries could be built from '{run.dataset.name}'; lower "

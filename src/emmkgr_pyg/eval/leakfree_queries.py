@@ -135,7 +135,9 @@ def _category_queries(
         and not has_identifier(tokens(c), brands)
         and part_of(f"category:{c.lower()}") == part
     ]
-    picked = sorted(rng.choice(len(ok), size=min(cfg.n_category, len(ok)), replace=False).tolist()) if ok else []
+    picked = (
+        sorted(rng.choice(len(ok), size=min(cfg.n_category, len(ok)), replace=False).tolist()) if ok else []
+    )
     return [
         SearchQuery(
             f"{part}-category-{j}",

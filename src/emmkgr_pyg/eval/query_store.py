@@ -106,7 +106,9 @@ def query_sets(
             "dataset": dataset.name,
             "settings": vars(cfg),
             "description_modality": description_modality,
-            "fine_source": None if leakfree is None or leakfree.fine_source is None else leakfree.fine_source[0],
+            "fine_source": None
+            if leakfree is None or leakfree.fine_source is None
+            else leakfree.fine_source[0],
             "counts": {s: len(q) for s, q in sets.items()},
             "build_seconds": round(time.perf_counter() - t0, 3),
         },

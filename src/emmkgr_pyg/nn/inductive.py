@@ -105,6 +105,7 @@ class InductivePropagator:
         out[rows] = h[ids]
         return out
 
+    @torch.no_grad()
     def _propagate(
         self, contents: Sequence[Mapping[str, np.ndarray]]
     ) -> tuple[Tensor, dict[str, tuple[Tensor, Tensor]]]:
