@@ -1,7 +1,8 @@
 """Product search on the learned item space (paper section 3.3): query encoding and mapping, the
 faiss item index with attribute filters, similar items, cold-start items, search as link
 prediction in the E-MMKG (:mod:`.kg`), and the searches a user would pick instead: the vector-based
-baseline, BM25 and their reciprocal rank fusion. Opening a trained run's index is :mod:`emmkgr_pyg.runs.search`."""
+baseline, BM25 and their reciprocal rank fusion. Opening a trained run's index is
+:mod:`emmkgr_pyg.runs.search`."""
 
 from .baseline import VectorBaseline
 from .bm25 import BM25Search
