@@ -185,6 +185,27 @@ class RunSearches:
         qe = self._encoders[key]
         return lambda b: self.index.scores(qe.map(self.raw_of(b, qe.query_modalities)))
 
+    def carried(self, mapping: str, alpha: float, query_modality: str = "all") -> ScoreFn:
+        r"""E-MMKGR with the item's raw modality vectors carried into its search representation:
+        :math:`\mathbf{v}_i = [\hat{\mathbf{h}}^{MM}_i;\ \alpha \hat{\mathbf{m}}_i / \sqrt{|M|}]`
+        over the text modalities (zeros where an item lacks one), the query likewise, so that the
+        cosine is :math:`\hat{\mathbf{h}}_q \cdot \hat{\mathbf{h}}_i + \frac{\alpha^2}{|M|}
+        \sum_m \hat{\mathbf{m}}_q \cdot \hat{\mathbf{m}}_i` (one vector per item: a faiss index
+        holds it). ``alpha = 0`` is the plain mapping."""
+        base = self.cosine(mapping, query_modality)
+        feats = {m: self.baseline.features[m] for m in self.mods}
+        cols = self.baseline.item_index
+        w = alpha * alpha / len(self.mods)
+
+        def fn(b: list[SearchQuery]) -> np.ndarray:
+            out = base(b).astype(np.float64)  # cosine with the normalised items (ItemIndex.scores)
+            raw = self.raw_of(b)
+            for m in self.mods:
+                out[:, cols[m]] += w * (normalize_rows(raw[m]) @ feats[m].T)
+            return out
+
+        return fn
+
     def kg(self, node: str = "propagated", query_modality: str = "all") -> ScoreFn:
         """E-MMKGR: link prediction through ``<m>_of`` (:class:`~emmkgr_pyg.search.kg.KGSearch`)."""
         if node not in self._kg:
@@ -194,7 +215,7 @@ class RunSearches:
 
     def emmkgr(self, search: Any) -> ScoreFn:
         """The configured E-MMKGR search (``conf/search``: scorer, mapping or kg_node,
-        query_modality, fuse_bm25 with rrf_k)."""
+        query_modality, carry_raw (cosine), fuse_bm25 with rrf_k)."""
         get = search.get if hasattr(search, "get") else lambda k, d=None: getattr(search, k, d)
         scorer = get("scorer", "cosine")
         if scorer not in SCORERS:
@@ -202,6 +223,8 @@ class RunSearches:
         qm = get("query_modality", "all")
         if scorer == "kg":
             fn = self.kg(get("kg_node", "propagated"), qm)
+        elif get("carry_raw", 0.0):
+            fn = self.carried(get("mapping", "propagated"), float(get("carry_raw")), qm)
         else:
             fn = self.cosine(get("mapping", "propagated"), qm)
         if get("fuse_bm25", False):
