@@ -220,8 +220,13 @@ def tables(cases: list[dict[str, Any]], default: str, own: dict[tuple[str, str],
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--case", action="append", required=True, help="dataset:set[,set]:run_dir")
+    p.add_argument("--case", action="append", default=[], help="dataset:set[,set]:run_dir")
     p.add_argument("--lookup", action="append", default=[], help="dataset:run_dir (lookup protocol)")
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="also tabulate the cases saved by earlier invocations (benchmarks/results/cases/)",
+    )
     args = p.parse_args()
     lookup = dict(x.split(":", 1) for x in args.lookup)
     planned: dict[str, tuple[list[str], list[str]]] = {}
@@ -234,10 +239,19 @@ def main() -> None:
             lookup[ds] = run_dir
     for run_dir in lookup.values():
         planned.setdefault(run_dir, ([], []))[1].append("lookup")
-    cases = []
+    saved = RESULTS / "cases"
+    saved.mkdir(parents=True, exist_ok=True)
+    cases = {}
     for run_dir, (want, protocols) in planned.items():
         print(f"{run_dir}: leak-free {sorted(set(want))}, protocols {sorted(set(protocols))}")
-        cases.append(bench_case(run_dir, sorted(set(want)), sorted(set(protocols))))
+        case = bench_case(run_dir, sorted(set(want)), sorted(set(protocols)))
+        key = f"{case['dataset']}_{Path(run_dir).name}"
+        (saved / f"{key}.json").write_text(json.dumps(case, indent=2))
+        cases[key] = case
+    if args.merge:
+        for path in sorted(saved.glob("*.json")):
+            cases.setdefault(path.stem, json.loads(path.read_text()))
+    cases = list(cases.values())
     default, own = choose(cases)
     report = tables(cases, default, own)
     print("\n" + report)
