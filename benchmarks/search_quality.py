@@ -4,13 +4,17 @@ made on dev, test reported.
 
     python benchmarks/search_quality.py \\
         --case amazon_office:coarse:/path/office_noattr --case amazon_office:fine:/path/office_nodesc \\
-        --case synthetic:coarse,fine:/path/synthetic [--lookup amazon_office:/path/office_noattr]
+        --case synthetic:coarse,fine:/path/synthetic [--lookup amazon_office:/path/office_noattr] \\
+        [--case amazon_office:coarse:/path/office_noattr_search@align] [--merge]
 
 A case is a dataset, the query sets it answers, and the trained run (``model=emmkgr``) that
 indexes nothing those sets come from (leak-free: coarse category queries need a run without
 category text, ``modality.exclude=[attributes]``; fine queries come from held-out reviews, or from
 descriptions on a run trained with ``modality.exclude=[description]``). ``--lookup`` names the run
-the old lookup protocol is measured on (default: the dataset's coarse run).
+the old lookup protocol is measured on (default: the dataset's coarse run). A case ``...@label``
+is another model of the dataset (e.g. ``model=emmkgr_search``): its searches are tabulated as
+``label:<search>`` beside the base run's. Each case is saved under benchmarks/results/cases/;
+``--merge`` tabulates those of earlier invocations too.
 
 Query sets: leak-free ``dev`` (seed 1) and ``test`` (seed 2: disjoint halves of the candidates),
 lookup (seed 2), saved under benchmarks/results/queries/ and reused. Methods:
@@ -159,8 +163,29 @@ def choose(cases: list[dict[str, Any]]) -> tuple[str, dict[tuple[str, str], str]
             own[(case["dataset"], s)] = max(ours, key=ours.get)
             for k, v in ours.items():
                 ratios.setdefault(k, []).append(v / ref if ref > 0 else 0.0)
-    default = max(ratios, key=lambda k: float(np.mean(ratios[k])))
+    full = max(len(v) for v in ratios.values())  # a default must have run on every (dataset, set)
+    default = max((k for k in ratios if len(ratios[k]) == full), key=lambda k: float(np.mean(ratios[k])))
     return default, own
+
+
+def merge_labelled(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Cases of other models of a dataset (``label``) folded into its unlabelled cases: their
+    E-MMKGR searches and H^MM diagnostics as ``<label>:<method>`` beside the base model's."""
+    base = [c for c in cases if not c.get("label")]
+    for case in (c for c in cases if c.get("label")):
+        for key, sets in case["results"].items():
+            for s, r in sets.items():
+                target = next(
+                    (b for b in base if b["dataset"] == case["dataset"] and s in b["results"].get(key, {})),
+                    None,
+                )
+                if target is None:
+                    continue
+                methods = target["results"][key][s]["methods"]
+                for name, v in r["methods"].items():
+                    if name not in COMPETITORS and "raw " not in name:
+                        methods[f"{case['label']}:{name}"] = v
+    return base
 
 
 def tables(cases: list[dict[str, Any]], default: str, own: dict[tuple[str, str], str]) -> str:
@@ -230,12 +255,15 @@ def main() -> None:
     args = p.parse_args()
     lookup = dict(x.split(":", 1) for x in args.lookup)
     planned: dict[str, tuple[list[str], list[str]]] = {}
+    labels = {}
     for spec in args.case:
         ds, sets, run_dir = spec.split(":", 2)
+        run_dir, _, label = run_dir.partition("@")
+        labels[run_dir] = label or None
         want, protocols = planned.setdefault(run_dir, ([], []))
         want += sets.split(",")
         protocols.append("leakfree")
-        if "coarse" in sets and ds not in lookup:
+        if "coarse" in sets and ds not in lookup and not label:
             lookup[ds] = run_dir
     for run_dir in lookup.values():
         planned.setdefault(run_dir, ([], []))[1].append("lookup")
@@ -245,13 +273,14 @@ def main() -> None:
     for run_dir, (want, protocols) in planned.items():
         print(f"{run_dir}: leak-free {sorted(set(want))}, protocols {sorted(set(protocols))}")
         case = bench_case(run_dir, sorted(set(want)), sorted(set(protocols)))
+        case["label"] = labels.get(run_dir)
         key = f"{case['dataset']}_{Path(run_dir).name}"
         (saved / f"{key}.json").write_text(json.dumps(case, indent=2))
         cases[key] = case
     if args.merge:
         for path in sorted(saved.glob("*.json")):
             cases.setdefault(path.stem, json.loads(path.read_text()))
-    cases = list(cases.values())
+    cases = merge_labelled(list(cases.values()))
     default, own = choose(cases)
     report = tables(cases, default, own)
     print("\n" + report)
