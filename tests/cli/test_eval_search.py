@@ -46,7 +46,7 @@ def test_eval_search_writes_both_sets_for_both_methods(run_cli, run_dir, tmp_pat
             assert list(res[qset][method]) == metrics
             assert all(0.0 <= v <= 1.0 for v in res[qset][method].values())
     assert res["settings"]["queries"]["counts"] == {"fine": 30, "coarse": 16}
-    assert res["settings"]["search"]["mapping"] == "propagated"
+    assert res["settings"]["search"]["mapping"] == "paper"
     md = (run_dir / "search_results.md").read_text()
     assert "| query set | method" in md and "vector_baseline" in md
     assert "| fine" in out and "wrote" in out
@@ -56,14 +56,16 @@ def test_eval_search_writes_both_sets_for_both_methods(run_cli, run_dir, tmp_pat
         "emmkgr-eval-search",
         f"run_dir={run_dir}",
         *SMALL,
-        "search.mapping=paper",
-        f"out_dir={tmp_path / 'paper'}",
+        "search.mapping=propagated",
+        f"out_dir={tmp_path / 'propagated'}",
         cwd=tmp_path,
     ).stdout
     assert "reusing the query sets" in again
     assert (
-        json.loads((tmp_path / "paper" / "search_results.json").read_text())["settings"]["search"]["mapping"]
-        == "paper"
+        json.loads((tmp_path / "propagated" / "search_results.json").read_text())["settings"]["search"][
+            "mapping"
+        ]
+        == "propagated"
     )
     other = run_cli(
         "emmkgr-eval-search",

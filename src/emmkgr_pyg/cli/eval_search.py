@@ -68,7 +68,11 @@ def main(cfg: DictConfig) -> None:
     out = Path(cfg.out_dir)
     write_json(out / "search_results.json", {**results, "settings": settings})
     s = settings["search"]
-    how = f"scorer=kg, kg_node={s['kg_node']}" if s["scorer"] == "kg" else f"mapping={s['mapping']}"
+    how = (
+        f"scorer=kg, kg_node={s['kg_node']}"
+        if s["scorer"] == "kg"
+        else f"mapping={s['mapping']}, carry_raw={s['carry_raw']}"
+    )
     note = (
         f"E-MMKGR: {how}, query_modality={s['query_modality']}, fuse_bm25={s['fuse_bm25']}, "
         f"embedding={s['embedding']}; queries ({qcfg.protocol}"
