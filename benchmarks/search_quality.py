@@ -234,6 +234,8 @@ def tables(cases: list[dict[str, Any]], default: str, own: dict[tuple[str, str],
             if (ds, s) in own:
                 picks[f"dev-best on {s}"] = own[(ds, s)]
             for label, n in picks.items():
+                if n not in m:  # a labelled model measured on the leak-free sets only
+                    continue
                 rel = m[n][METRIC] / ref - 1 if ref > 0 else float("nan")
                 lines.append(
                     f"- {c}: E-MMKGR {label} `{n}` {m[n][METRIC]:.4f} vs best competitor "
