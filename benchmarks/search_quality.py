@@ -1,22 +1,36 @@
-"""Product-search quality on a trained run (paper section 4.1): E-MMKGR against the vector baseline
-on the fine- and coarse-grained query sets, every query mapping, and diagnostics of why.
+"""Product-search quality (paper section 4.1) under both protocols: E-MMKGR's searches against the
+searches a user would pick instead (BM25, the dense vector baseline, their fusion), every choice
+made on dev, test reported.
 
-    python benchmarks/search_quality.py [--run /tmp/office_runs/emmkgr] [--run <another run> ...]
+    python benchmarks/search_quality.py \\
+        --case amazon_office:coarse:/path/office_noattr --case amazon_office:fine:/path/office_nodesc \\
+        --case synthetic:coarse,fine:/path/synthetic [--lookup amazon_office:/path/office_noattr] \\
+        [--case amazon_office:coarse:/path/office_noattr_search@align] [--merge]
 
-For each run (default: the Office E-MMKGR run), with the query sets of ``emmkgr-eval-search``
-(default sizes and seed; saved under benchmarks/results/queries_<dataset>/ and reused):
+A case is a dataset, the query sets it answers, and the trained run (``model=emmkgr``) that
+indexes nothing those sets come from (leak-free: coarse category queries need a run without
+category text, ``modality.exclude=[attributes]``; fine queries come from held-out reviews, or from
+descriptions on a run trained with ``modality.exclude=[description]``). ``--lookup`` names the run
+the old lookup protocol is measured on (default: the dataset's coarse run). A case ``...@label``
+is another model of the dataset (e.g. ``model=emmkgr_search``): its searches are tabulated as
+``label:<search>`` beside the base run's. Each case is saved under benchmarks/results/cases/;
+``--merge`` tabulates those of earlier invocations too.
 
-- ``vector_baseline``: raw query embedding against each modality's raw features, best match;
-- E-MMKGR for every ``mapping`` (paper, propagated) x ``query_modality`` (all, each text
-  modality) x indexed embedding (H_mm_item, item, and ``mix``: the sum of both L2-normalised);
-- diagnostics: ``oracle centroid`` (the query placed at the mean of its targets' embeddings: an
-  upper reference for any single-vector mapping into that space, on coarse queries), the same in
-  each raw modality's space, the baseline restricted to one modality, and ``fusion`` (baseline
-  score + 0.1 x E-MMKGR score).
+Query sets: leak-free ``dev`` (seed 1) and ``test`` (seed 2: disjoint halves of the candidates),
+lookup (seed 2), saved under benchmarks/results/queries/ and reused. Methods:
 
-Coarse results are also given by kind (``coarse:category``, ``coarse:attribute``).
+- competitors: ``bm25`` (bm25s over the indexed text), ``vector_baseline`` (dense, best single
+  modality), ``hybrid`` (RRF of both, k = 60);
+- E-MMKGR: ``cosine/paper`` (f_proj, Eq. 7), ``cosine/propagated``, ``kg/propagated`` and
+  ``kg/projected`` (link prediction through ``<m>_of``), each over every query modality choice, and
+  each fused with BM25 (``+bm25``, RRF k = 60: the graph's share is read against ``hybrid``, the
+  same fusion with raw vectors in its place);
+- diagnostics: ``oracle centroid`` (the query at its targets' mean: an upper reference for a single
+  query vector) in H^MM and in each raw modality.
 
-Prints the tables; writes benchmarks/results/search_quality.json.
+The default is the E-MMKGR search with the best mean dev MAP@10 relative to the best competitor over
+every (dataset, set); each set's own dev-best is reported beside it. Prints one table per dataset
+(MAP@10; test of both protocols, dev beside) and writes benchmarks/results/search_quality.json.
 """
 
 from __future__ import annotations
@@ -30,155 +44,252 @@ from typing import Any
 import numpy as np
 
 from emmkgr_pyg.eval.query_store import query_sets
-from emmkgr_pyg.eval.search_eval import METRIC_NAMES, evaluate
+from emmkgr_pyg.eval.search_eval import evaluate
 from emmkgr_pyg.eval.search_queries import QuerySetConfig, SearchQuery
 from emmkgr_pyg.graph.knn import normalize_rows
 from emmkgr_pyg.runs import load_run
-from emmkgr_pyg.runs.artifacts import ITEM, MM_ITEM
-from emmkgr_pyg.runs.search import run_embeddings
-from emmkgr_pyg.search import ItemIndex, ItemMeta, QueryEncoder, VectorBaseline
+from emmkgr_pyg.runs.search import COMPETITORS, RunSearches, leakfree_inputs
 from emmkgr_pyg.utils import markdown_table
 
 RESULTS = Path(__file__).resolve().parent / "results"
-DEFAULT = ("propagated", "all", MM_ITEM)  # conf/search/default.yaml
-FUSION_WEIGHT = 0.1
+SEEDS = {"dev": 1, "test": 2}
+METRIC = "MAP@10"
+#: weights of the raw modality vectors carried into the item's search representation
+CARRY = (0.5, 1.0, 2.0)
 
 
-def bench_run(run_dir: str, qcfg: QuerySetConfig) -> dict[str, Any]:
-    t0 = time.perf_counter()
-    run = load_run(run_dir)
-    ds = run.dataset
-    sets = query_sets(ds, qcfg, RESULTS / f"queries_{ds.name}")
-    base_enc = QueryEncoder.from_run(run, "paper", "all")
-    texts = sorted({q.text for qs in sets.values() for q in qs})
-    raw = base_enc.raw_text(texts, progress=True)
-    row = {t: i for i, t in enumerate(texts)}
-    mods = base_enc.text_modalities
-    ids = ds.catalog.item_ids
-    pos = {x: i for i, x in enumerate(ids)}
-
-    def raw_of(batch: list[SearchQuery], modalities: list[str]) -> dict[str, np.ndarray]:
-        rows = [row[q.text] for q in batch]
-        return {m: raw[m][rows] for m in modalities}
-
-    # the coarse set also by kind: category names and attribute phrases
-    parts = dict(sets)
-    for kind in sorted({q.kind for q in sets["coarse"]}):
-        parts[f"coarse:{kind}"] = [q for q in sets["coarse"] if q.kind == kind]
-
-    def score(name: str, fn) -> dict[str, dict[str, float]]:
-        res = {s: evaluate(fn, qs, ids) for s, qs in parts.items()}
-        print(f"  {name}: " + ", ".join(f"{s} MAP@10 {r['MAP@10']:.4f}" for s, r in res.items()))
-        return res
-
-    baseline = VectorBaseline.from_dataset(ds, mods)
-    out: dict[str, Any] = {"counts": {s: len(q) for s, q in sets.items()}}
-    out["vector_baseline"] = score("vector_baseline", lambda b: baseline.scores(raw_of(b, mods)))
-    meta = ItemMeta.from_catalog(ds.catalog)
-    indexes = {e: ItemIndex(run_embeddings(run_dir, e), meta, e) for e in (MM_ITEM, ITEM)}
-    # a mix of both: the sum of the L2-normalised H^MM and H_item
-    mix = normalize_rows(run_embeddings(run_dir, MM_ITEM)) + normalize_rows(run_embeddings(run_dir, ITEM))
-    indexes["mix"] = ItemIndex(mix, meta, "mix")
-    variants: dict[str, Any] = {}
+def variants(modalities: list[str]) -> list[dict[str, Any]]:
+    """Every E-MMKGR search configuration tried on dev (``conf/search`` keys)."""
+    out = []
+    for qm in ["all", *modalities] if len(modalities) > 1 else ["all"]:
+        for how in (
+            {"scorer": "cosine", "mapping": "paper"},
+            {"scorer": "cosine", "mapping": "propagated"},
+            {"scorer": "kg", "kg_node": "propagated"},
+            {"scorer": "kg", "kg_node": "projected"},
+        ):
+            for fuse in (False, True):
+                out.append({**how, "query_modality": qm, "fuse_bm25": fuse})
     for mapping in ("paper", "propagated"):
-        for qm in ["all", *mods]:
-            qe = QueryEncoder.from_run(run, mapping, qm)
-            for emb, index in indexes.items():
-                name = f"{mapping}/{qm}/{emb}"
-                variants[name] = score(
-                    name, lambda b, qe=qe, index=index: index.scores(qe.map(raw_of(b, qe.query_modalities)))
+        for alpha in CARRY:
+            for fuse in (False, True):
+                out.append(
+                    {
+                        "scorer": "cosine",
+                        "mapping": mapping,
+                        "query_modality": "all",
+                        "carry_raw": alpha,
+                        "fuse_bm25": fuse,
+                    }
                 )
-    out["emmkgr"] = variants
-    h = normalize_rows(run_embeddings(run_dir, MM_ITEM))
-
-    def oracle(x: np.ndarray):
-        def fn(batch: list[SearchQuery]) -> np.ndarray:
-            c = np.stack([x[[pos[t] for t in q.targets]].mean(0) for q in batch])
-            return normalize_rows(c) @ x.T
-
-        return fn
-
-    diag = {f"oracle centroid {MM_ITEM}": score(f"oracle {MM_ITEM}", oracle(h))}
-    for m in mods:
-        single = VectorBaseline.from_dataset(ds, [m])
-        diag[f"vector baseline, {m} only"] = score(
-            f"baseline {m} only", lambda b, single=single, m=m: single.scores(raw_of(b, [m]))
-        )
-    for m in mods:
-        mod = ds.modalities[m]
-        x = np.zeros((ds.n_items, mod.features.shape[1]), dtype=np.float32)
-        x[mod.item_index] = normalize_rows(mod.features)
-        diag[f"oracle centroid raw {m}"] = score(f"oracle raw {m}", oracle(x))
-    qe = QueryEncoder.from_run(run, *DEFAULT[:2])
-    diag[f"fusion baseline + {FUSION_WEIGHT} x E-MMKGR"] = score(
-        "fusion",
-        lambda b: (
-            baseline.scores(raw_of(b, mods))
-            + FUSION_WEIGHT * indexes[MM_ITEM].scores(qe.map(raw_of(b, qe.query_modalities)))
-        ),
-    )
-    out["diagnostics"] = diag
-    out["model"] = run.results.get("model")
-    out["dataset"] = ds.name
-    out["model_config"] = run.results["config"]["model"]["net"]
-    out["test/Recall@20"] = run.results.get("test/Recall@20")
-    out["seconds"] = round(time.perf_counter() - t0, 1)
     return out
 
 
-def tables(run_dir: str, res: dict[str, Any]) -> str:
-    header = ["query set", "method", *METRIC_NAMES]
-    default = "/".join(DEFAULT)
-    main_rows = []
-    for s in ("fine", "coarse"):
-        main_rows.append([s, f"E-MMKGR ({default})", *(res["emmkgr"][default][s][m] for m in METRIC_NAMES)])
-        main_rows.append([s, "vector baseline", *(res["vector_baseline"][s][m] for m in METRIC_NAMES)])
-    rel = {
-        s: res["emmkgr"][default][s]["MAP@10"] / res["vector_baseline"][s]["MAP@10"] - 1
-        for s in ("fine", "coarse")
-    }
-    cols = [s for s in res["vector_baseline"] if s != "fine"]
-    all_rows = [
-        [name, v["fine"]["MAP@10"], *(v[s]["MAP@10"] for s in cols), v["fine"]["MRR"], v["coarse"]["MRR"]]
-        for name, v in [
-            ("vector_baseline", res["vector_baseline"]),
-            *res["emmkgr"].items(),
-            *res["diagnostics"].items(),
+def name_of(v: dict[str, Any]) -> str:
+    how = v.get("mapping") if v["scorer"] == "cosine" else v.get("kg_node")
+    raw = f"+raw{v['carry_raw']:g}" if v.get("carry_raw") else ""
+    return f"{v['scorer']}/{how}/{v['query_modality']}{raw}" + ("+bm25" if v["fuse_bm25"] else "")
+
+
+def oracle(x: np.ndarray, pos: dict[str, int]):
+    def fn(batch: list[SearchQuery]) -> np.ndarray:
+        c = np.stack([x[[pos[t] for t in q.targets]].mean(0) for q in batch])
+        return normalize_rows(c) @ x.T
+
+    return fn
+
+
+def bench_case(run_dir: str, want: list[str], protocols: list[str]) -> dict[str, Any]:
+    """``{protocol/part: {set: {method: metrics}}}`` of one run: the leak-free sets in ``want``
+    (those it indexes no source of), and both lookup sets."""
+    t0 = time.perf_counter()
+    run = load_run(run_dir)
+    ds = run.dataset
+    inputs = leakfree_inputs(run)
+    all_sets: dict[str, dict[str, list[SearchQuery]]] = {}
+    for protocol in protocols:
+        parts = ("dev", "test") if protocol == "leakfree" else ("test",)
+        for part in parts:
+            qcfg = QuerySetConfig(seed=SEEDS[part], protocol=protocol, part=part)
+            folder = RESULTS / "queries" / ds.name / Path(run_dir).name / f"{protocol}_{part}"
+            sets = query_sets(ds, qcfg, folder, leakfree=inputs if protocol == "leakfree" else None)
+            keep = want if protocol == "leakfree" else list(sets)
+            all_sets[f"{protocol}/{part}"] = {s: q for s, q in sets.items() if s in keep and q}
+    texts = [q.text for sets in all_sets.values() for qs in sets.values() for q in qs]
+    searches = RunSearches(run, texts, progress=True)
+    methods = dict(searches.competitors())
+    for v in variants(searches.mods):
+        methods[name_of(v)] = searches.emmkgr(v)
+    ids = ds.catalog.item_ids
+    pos = {x: i for i, x in enumerate(ids)}
+    methods["oracle centroid H_mm"] = oracle(normalize_rows(searches.items), pos)
+    raws = []
+    for m in searches.mods:
+        mod = ds.modalities[m]
+        x = np.zeros((ds.n_items, mod.features.shape[1]), dtype=np.float32)
+        x[mod.item_index] = normalize_rows(mod.features)
+        raws.append(x / np.sqrt(len(searches.mods)))
+        methods[f"oracle centroid raw {m}"] = oracle(x, pos)
+    for alpha in CARRY:  # the same diagnostic in the space with the raw vectors carried in
+        x = np.concatenate([normalize_rows(searches.items), *(alpha * r for r in raws)], 1)
+        methods[f"oracle centroid H_mm+raw{alpha:g}"] = oracle(x, pos)
+    out: dict[str, Any] = {"run": run_dir, "dataset": ds.name, "modalities": searches.mods, "results": {}}
+    out["fine_source"] = inputs.fine_source[0] if inputs.fine_source else None
+    for key, sets in all_sets.items():
+        res = out["results"].setdefault(key, {})
+        for s, queries in sets.items():
+            res[s] = {"count": len(queries), "methods": {}}
+            for name, fn in methods.items():
+                res[s]["methods"][name] = evaluate(fn, queries, ids, batch_size=128)
+            best = max(
+                res[s]["methods"].items(), key=lambda kv: kv[1][METRIC] if "oracle" not in kv[0] else -1
+            )
+            print(f"  {key} {s} ({len(queries)} queries): best {best[0]} {best[1][METRIC]:.4f}")
+    out["seconds"] = round(time.perf_counter() - t0, 1)
+    out["valid/Recall@20"] = run.results.get("valid/Recall@20")
+    return out
+
+
+def choose(cases: list[dict[str, Any]]) -> tuple[str, dict[tuple[str, str], str]]:
+    """The default E-MMKGR search (best mean dev MAP@10 relative to the best competitor over every
+    (dataset, set)) and each (dataset, set)'s own dev-best."""
+    ratios: dict[str, list[float]] = {}
+    own: dict[tuple[str, str], str] = {}
+    for case in cases:
+        for s, r in case["results"].get("leakfree/dev", {}).items():
+            m = r["methods"]
+            ref = max(m[c][METRIC] for c in COMPETITORS)
+            ours = {k: v[METRIC] for k, v in m.items() if k not in COMPETITORS and "oracle" not in k}
+            own[(case["dataset"], s)] = max(ours, key=ours.get)
+            for k, v in ours.items():
+                ratios.setdefault(k, []).append(v / ref if ref > 0 else 0.0)
+    full = max(len(v) for v in ratios.values())  # a default must have run on every (dataset, set)
+    default = max((k for k in ratios if len(ratios[k]) == full), key=lambda k: float(np.mean(ratios[k])))
+    return default, own
+
+
+def merge_labelled(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Cases of other models of a dataset (``label``) folded into its unlabelled cases: their
+    E-MMKGR searches and H^MM diagnostics as ``<label>:<method>`` beside the base model's."""
+    base = [c for c in cases if not c.get("label")]
+    for case in (c for c in cases if c.get("label")):
+        for key, sets in case["results"].items():
+            for s, r in sets.items():
+                target = next(
+                    (b for b in base if b["dataset"] == case["dataset"] and s in b["results"].get(key, {})),
+                    None,
+                )
+                if target is None:
+                    continue
+                methods = target["results"][key][s]["methods"]
+                for name, v in r["methods"].items():
+                    if name not in COMPETITORS and "raw " not in name:
+                        methods[f"{case['label']}:{name}"] = v
+    return base
+
+
+def tables(cases: list[dict[str, Any]], default: str, own: dict[tuple[str, str], str]) -> str:
+    report = [f"Default E-MMKGR search (dev-chosen over every dataset and set): `{default}`", ""]
+    by_ds: dict[str, dict[str, dict[str, Any]]] = {}
+    for case in cases:
+        for key, sets in case["results"].items():
+            for s, r in sets.items():
+                by_ds.setdefault(case["dataset"], {})[f"{key}/{s}"] = r
+    for ds, cols in by_ds.items():
+        order = [
+            c
+            for c in (
+                "leakfree/test/coarse",
+                "leakfree/test/fine",
+                "lookup/test/coarse",
+                "lookup/test/fine",
+                "leakfree/dev/coarse",
+                "leakfree/dev/fine",
+            )
+            if c in cols
         ]
-    ]
-    return "\n".join(
-        [
-            f"## {res['dataset']} ({run_dir}; queries {res['counts']})",
-            "",
-            markdown_table(header, main_rows),
-            "",
-            f"E-MMKGR vs baseline, MAP@10: fine {rel['fine']:+.1%}, coarse {rel['coarse']:+.1%}",
-            "",
-            markdown_table(
-                ["variant", "fine MAP@10", *(f"{c} MAP@10" for c in cols), "fine MRR", "coarse MRR"], all_rows
-            ),
+        rows_named = [
+            *((c, c) for c in COMPETITORS),
+            (f"E-MMKGR default ({default})", default),
         ]
-    )
+        for s in ("coarse", "fine"):
+            if (ds, s) in own:
+                rows_named.append((f"E-MMKGR dev-best on {s} ({own[(ds, s)]})", own[(ds, s)]))
+        names = sorted({m for c in order for m in cols[c]["methods"]})
+        rows_named += [(n, n) for n in names if n not in COMPETITORS]
+        header = ["method", *(f"{c} MAP@10 (n={cols[c]['count']})" for c in order)]
+        rows = [
+            [label, *(cols[c]["methods"].get(n, {}).get(METRIC, float("nan")) for c in order)]
+            for label, n in rows_named
+        ]
+        lines = [f"## {ds}", "", markdown_table(header, rows), ""]
+        for c in order:
+            if not c.startswith(("leakfree/test", "lookup/test")):
+                continue
+            m = cols[c]["methods"]
+            ref_name = max(COMPETITORS, key=lambda k: m[k][METRIC])
+            ref = m[ref_name][METRIC]
+            s = c.rsplit("/", 1)[1]
+            picks = {"default": default}
+            if (ds, s) in own:
+                picks[f"dev-best on {s}"] = own[(ds, s)]
+            for label, n in picks.items():
+                if n not in m:  # a labelled model measured on the leak-free sets only
+                    continue
+                rel = m[n][METRIC] / ref - 1 if ref > 0 else float("nan")
+                lines.append(
+                    f"- {c}: E-MMKGR {label} `{n}` {m[n][METRIC]:.4f} vs best competitor "
+                    f"{ref_name} {ref:.4f}: {rel:+.1%}"
+                )
+        report.append("\n".join(lines))
+    return "\n\n".join(report)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--run", action="append", default=None, help="a trained run (repeatable)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--case", action="append", default=[], help="dataset:set[,set]:run_dir")
+    p.add_argument("--lookup", action="append", default=[], help="dataset:run_dir (lookup protocol)")
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="also tabulate the cases saved by earlier invocations (benchmarks/results/cases/)",
+    )
     args = p.parse_args()
-    runs = args.run or ["/tmp/office_runs/emmkgr"]
-    qcfg = QuerySetConfig(seed=args.seed)
-    results = {"query_settings": vars(qcfg), "runs": {}}
-    report = []
-    for run_dir in runs:
-        print(f"{run_dir}:")
-        res = bench_run(run_dir, qcfg)
-        results["runs"][run_dir] = res
-        report.append(tables(run_dir, res))
-    print("\n" + "\n\n".join(report))
+    lookup = dict(x.split(":", 1) for x in args.lookup)
+    planned: dict[str, tuple[list[str], list[str]]] = {}
+    labels = {}
+    for spec in args.case:
+        ds, sets, run_dir = spec.split(":", 2)
+        run_dir, _, label = run_dir.partition("@")
+        labels[run_dir] = label or None
+        want, protocols = planned.setdefault(run_dir, ([], []))
+        want += sets.split(",")
+        protocols.append("leakfree")
+        if "coarse" in sets and ds not in lookup and not label:
+            lookup[ds] = run_dir
+    for run_dir in lookup.values():
+        planned.setdefault(run_dir, ([], []))[1].append("lookup")
+    saved = RESULTS / "cases"
+    saved.mkdir(parents=True, exist_ok=True)
+    cases = {}
+    for run_dir, (want, protocols) in planned.items():
+        print(f"{run_dir}: leak-free {sorted(set(want))}, protocols {sorted(set(protocols))}")
+        case = bench_case(run_dir, sorted(set(want)), sorted(set(protocols)))
+        case["label"] = labels.get(run_dir)
+        key = f"{case['dataset']}_{Path(run_dir).name}"
+        (saved / f"{key}.json").write_text(json.dumps(case, indent=2))
+        cases[key] = case
+    if args.merge:
+        for path in sorted(saved.glob("*.json")):
+            cases.setdefault(path.stem, json.loads(path.read_text()))
+    cases = merge_labelled(list(cases.values()))
+    default, own = choose(cases)
+    report = tables(cases, default, own)
+    print("\n" + report)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "search_quality.json").write_text(json.dumps(results, indent=2))
-    (RESULTS / "search_quality.md").write_text("\n\n".join(report) + "\n")
+    out = {"default": default, "dev_best": {f"{d}/{s}": n for (d, s), n in own.items()}, "cases": cases}
+    (RESULTS / "search_quality.json").write_text(json.dumps(out, indent=2))
+    (RESULTS / "search_quality.md").write_text(report + "\n")
     print(f"\nwrote {RESULTS / 'search_quality.json'}")
 
 

@@ -1,6 +1,7 @@
 import json
 
 SMALL = [
+    "queries.protocol=lookup",
     "queries.n_fine=30",
     "queries.n_category=8",
     "queries.n_attribute=8",
@@ -10,16 +11,42 @@ SMALL = [
 ]
 
 
+def test_eval_search_leakfree_by_default_reports_every_competitor(run_cli, run_dir, tmp_path):
+    args = ["queries.n_fine=20", "queries.n_category=6", "queries.min_targets=3", "queries.max_share=0.2"]
+    out_dir = tmp_path / "leakfree"
+    run_cli(
+        "emmkgr-eval-search",
+        f"run_dir={run_dir}",
+        *args,
+        "progress=false",
+        f"query_dir={out_dir}",
+        f"out_dir={out_dir}",
+        "search.scorer=kg",
+        "search.fuse_bm25=true",
+        cwd=tmp_path,
+    )
+    res = json.loads((out_dir / "search_results.json").read_text())
+    q = res["settings"]["queries"]
+    assert (q["protocol"], q["part"]) == ("leakfree", "test") and q["counts"]["coarse"] > 0
+    for qset in ("fine", "coarse"):
+        assert list(res[qset]) == ["emmkgr", "bm25", "vector_baseline", "hybrid"]
+    manifest = json.loads((out_dir / "search_queries.json").read_text())
+    assert manifest["fine_source"] == "heldout_review"
+    lines = [json.loads(x) for x in (out_dir / "search_queries_coarse.jsonl").read_text().splitlines()]
+    assert {(x["kind"], x["source"]) for x in lines} == {("category", "categories")}
+    assert "scorer=kg" in (out_dir / "search_results.md").read_text()
+
+
 def test_eval_search_writes_both_sets_for_both_methods(run_cli, run_dir, tmp_path):
     out = run_cli("emmkgr-eval-search", f"run_dir={run_dir}", *SMALL, cwd=tmp_path).stdout
     res = json.loads((run_dir / "search_results.json").read_text())
     metrics = ["Recall@5", "Recall@10", "Recall@20", "MAP@10", "MRR", "NDCG@10"]
     for qset in ("fine", "coarse"):
-        for method in ("emmkgr", "vector_baseline"):
+        for method in ("emmkgr", "bm25", "vector_baseline", "hybrid"):
             assert list(res[qset][method]) == metrics
             assert all(0.0 <= v <= 1.0 for v in res[qset][method].values())
     assert res["settings"]["queries"]["counts"] == {"fine": 30, "coarse": 16}
-    assert res["settings"]["search"]["mapping"] == "propagated"
+    assert res["settings"]["search"]["mapping"] == "paper"
     md = (run_dir / "search_results.md").read_text()
     assert "| query set | method" in md and "vector_baseline" in md
     assert "| fine" in out and "wrote" in out
@@ -29,14 +56,16 @@ def test_eval_search_writes_both_sets_for_both_methods(run_cli, run_dir, tmp_pat
         "emmkgr-eval-search",
         f"run_dir={run_dir}",
         *SMALL,
-        "search.mapping=paper",
-        f"out_dir={tmp_path / 'paper'}",
+        "search.mapping=propagated",
+        f"out_dir={tmp_path / 'propagated'}",
         cwd=tmp_path,
     ).stdout
     assert "reusing the query sets" in again
     assert (
-        json.loads((tmp_path / "paper" / "search_results.json").read_text())["settings"]["search"]["mapping"]
-        == "paper"
+        json.loads((tmp_path / "propagated" / "search_results.json").read_text())["settings"]["search"][
+            "mapping"
+        ]
+        == "propagated"
     )
     other = run_cli(
         "emmkgr-eval-search",

@@ -230,3 +230,22 @@ def test_same_seed_gives_the_pinned_dataset(size):
     head, total = PINNED_IMAGE[size]
     np.testing.assert_allclose(image[0, :3], head, rtol=1e-5)
     assert float(np.abs(image.astype(np.float64)).sum()) == pytest.approx(total, rel=1e-5)
+
+
+def test_heldout_reviews_are_those_of_validation_and_test_interactions():
+    from emmkgr_pyg.data.dataset import TRAIN
+    from emmkgr_pyg.data.synthetic import SyntheticReader
+
+    reader = SyntheticReader(n_users=60, n_items=40, n_interactions=500, image_dim=4)
+    ds = reader.read(None, "tiny")
+    held = reader.heldout_reviews()
+    inter = ds.interactions
+    mask = inter.split != TRAIN
+    assert [i for i, _ in held] == inter.item[mask].tolist()
+    world = reader.generate()
+    assert [t for _, t in held] == world.review[world.split != TRAIN].tolist()
+    # the review modality joins training reviews only
+    train_reviews = set(world.review[world.split == TRAIN])
+    only_held = [t for _, t in held if t not in train_reviews]
+    joined = " ".join(ds.modalities["review"].raw)
+    assert all(t not in joined for t in only_held)

@@ -14,7 +14,7 @@ from emmkgr_pyg.eval.query_store import (
 )
 from emmkgr_pyg.eval.search_queries import QuerySetConfig, SearchQuery, build_query_sets
 
-CFG = QuerySetConfig(n_fine=20, n_category=5, n_attribute=5, min_targets=3, max_share=0.2)
+CFG = QuerySetConfig(n_fine=20, n_category=5, n_attribute=5, min_targets=3, max_share=0.2, protocol="lookup")
 
 
 def test_queries_round_trip_as_jsonl(tmp_path):
@@ -84,3 +84,38 @@ def test_a_changed_catalogue_text_rebuilds_the_sets(synthetic, tmp_path, buildin
     assert second == build_query_sets(changed.catalog, descriptions(changed), CFG)
     if field == "title":  # the stale set would still quote the old title
         assert quoted not in second["fine"] and second["fine"] != first["fine"]
+
+
+def test_leakfree_sets_need_their_inputs_and_are_keyed_by_their_source_text(
+    synthetic, tmp_path, building, monkeypatch
+):
+    from emmkgr_pyg.eval.leakfree_queries import LeakFreeInputs, build_leakfree_sets
+
+    leakfree_builds = []
+    monkeypatch.setattr(
+        query_store,
+        "build_leakfree_sets",
+        lambda *a, **k: leakfree_builds.append(1) or build_leakfree_sets(*a, **k),
+    )
+
+    cfg = QuerySetConfig(**{**vars(CFG), "protocol": "leakfree", "part": "dev"})
+    with pytest.raises(ValueError, match="leakfree protocol needs LeakFreeInputs"):
+        query_sets(synthetic, cfg, tmp_path)
+    with pytest.raises(ValueError, match="protocol=exact: choose one of"):
+        query_sets(synthetic, QuerySetConfig(protocol="exact"), tmp_path)
+    n = synthetic.n_items
+    reviews = [
+        (i, f"sturdy frame holds up well after months of daily use number {w}")
+        for i, w in enumerate(["one", "two", "three"] * (n // 3))
+    ]
+    inputs = LeakFreeInputs(list(synthetic.catalog.title), ("heldout_review", reviews), False)
+    first = query_sets(synthetic, cfg, tmp_path, leakfree=inputs)
+    assert json.loads((tmp_path / MANIFEST).read_text())["fine_source"] == "heldout_review"
+    assert query_sets(synthetic, cfg, tmp_path, leakfree=inputs) == first and len(leakfree_builds) == 1
+    changed = LeakFreeInputs(inputs.indexed, ("heldout_review", [(0, "a different review")]), False)
+    query_sets(synthetic, cfg, tmp_path, leakfree=changed)  # other source text: rebuilt
+    other_index = LeakFreeInputs([None] * n, inputs.fine_source, False)
+    query_sets(synthetic, cfg, tmp_path, leakfree=other_index)  # other indexed text: rebuilt
+    assert json.loads((tmp_path / MANIFEST).read_text())["settings"]["protocol"] == "leakfree"
+    assert first["coarse"] and all(q.source == "categories" for q in first["coarse"])
+    assert len(leakfree_builds) == 3 and not building  # rebuilt twice; the lookup builder unused

@@ -6,8 +6,25 @@ from emmkgr_pyg.eval.query_store import query_sets
 from emmkgr_pyg.eval.search_eval import METRIC_NAMES, evaluate
 from emmkgr_pyg.eval.search_queries import QuerySetConfig
 from emmkgr_pyg.runs import artifacts, load_run
-from emmkgr_pyg.runs.search import evaluate_run, open_index, run_embeddings
-from emmkgr_pyg.search import INDEX_FILE, ItemIndex, ItemMeta, QueryEncoder, SearchError, VectorBaseline
+from emmkgr_pyg.runs.search import (
+    COMPETITORS,
+    RunSearches,
+    evaluate_run,
+    leakfree_inputs,
+    open_index,
+    run_embeddings,
+)
+from emmkgr_pyg.search import (
+    INDEX_FILE,
+    BM25Search,
+    ItemIndex,
+    ItemMeta,
+    KGSearch,
+    QueryEncoder,
+    SearchError,
+    VectorBaseline,
+    rrf,
+)
 
 
 def _meta(n):
@@ -67,25 +84,68 @@ def test_an_embedding_the_run_lacks_names_what_it_has(tmp_path):
         run_embeddings(tmp_path, artifacts.MM_ITEM)
 
 
-def test_evaluate_run_scores_both_methods_as_their_own_encoders_do(tiny_run_dir, tmp_path):
+def test_evaluate_run_scores_every_method_as_their_own_encoders_do(tiny_run_dir, tmp_path):
     run = load_run(tiny_run_dir)
-    cfg = QuerySetConfig(n_fine=12, n_category=4, n_attribute=4, min_targets=3, max_share=0.2)
+    cfg = QuerySetConfig(
+        n_fine=12, n_category=4, n_attribute=4, min_targets=3, max_share=0.2, protocol="lookup"
+    )
     sets = query_sets(run.dataset, cfg, tmp_path)
-    got = evaluate_run(run, sets, mapping="paper", batch_size=5)
+    got = evaluate_run(run, sets, {"mapping": "paper"}, batch_size=5)
     # the same rankings, each query encoded on its own (evaluate_run encodes every text once)
     qenc = QueryEncoder.from_run(run, "paper", "all")
     index = ItemIndex(run_embeddings(tiny_run_dir), ItemMeta.from_catalog(run.dataset.catalog))
     baseline = VectorBaseline.from_dataset(run.dataset, qenc.text_modalities)
+    bm25 = BM25Search.from_dataset(run.dataset, qenc.text_modalities)
     ids = run.dataset.catalog.item_ids
+
+    def dense(b):
+        return baseline.scores(qenc.raw_text([q.text for q in b]))
+
+    def lexical(b):
+        return bm25.scores([q.text for q in b])
+
     for s, queries in sets.items():
         want = {
             "emmkgr": evaluate(lambda b: index.scores(qenc.encode_text([q.text for q in b])), queries, ids),
-            "vector_baseline": evaluate(
-                lambda b: baseline.scores(qenc.raw_text([q.text for q in b])), queries, ids
-            ),
+            "bm25": evaluate(lexical, queries, ids),
+            "vector_baseline": evaluate(dense, queries, ids),
+            "hybrid": evaluate(lambda b: rrf([lexical(b), dense(b)], 60), queries, ids),
         }
-        assert list(got[s]) == ["emmkgr", "vector_baseline"]
+        assert list(got[s]) == ["emmkgr", *COMPETITORS]
         for method, values in want.items():
             assert list(got[s][method]) == list(METRIC_NAMES)
             assert got[s][method] == pytest.approx(values, abs=1e-9), (s, method)
-        assert got[s]["vector_baseline"]["MRR"] > 0
+        assert got[s]["vector_baseline"]["MRR"] > 0 and got[s]["bm25"]["MRR"] > 0
+
+
+def test_evaluate_run_kg_scorer_and_bm25_fusion(tiny_run_dir, tmp_path):
+    run = load_run(tiny_run_dir)
+    cfg = QuerySetConfig(
+        n_fine=8, n_category=3, n_attribute=3, min_targets=3, max_share=0.2, protocol="lookup"
+    )
+    sets = query_sets(run.dataset, cfg, tmp_path)
+    search = {"scorer": "kg", "kg_node": "projected", "fuse_bm25": True, "rrf_k": 10}
+    got = evaluate_run(run, sets, search)
+    runs = RunSearches(run, [q.text for qs in sets.values() for q in qs])
+    kg = KGSearch.from_run(run, run_embeddings(tiny_run_dir), "projected")
+    qenc = QueryEncoder.from_run(run, "paper", "all")
+    ids = run.dataset.catalog.item_ids
+    for s, queries in sets.items():
+        want = evaluate(
+            lambda b: rrf([runs.bm25(b), kg.scores(qenc.raw_text([q.text for q in b]))], 10), queries, ids
+        )
+        assert got[s]["emmkgr"] == pytest.approx(want, abs=1e-9)
+    with pytest.raises(SearchError, match="scorer=dot: choose one of"):
+        evaluate_run(run, sets, {"scorer": "dot"})
+
+
+def test_leakfree_inputs_of_a_synthetic_run(tiny_run_dir):
+    run = load_run(tiny_run_dir)
+    inputs = leakfree_inputs(run)
+    name, texts = inputs.fine_source
+    # one review per validation and test interaction; the run indexes no category text
+    assert name == "heldout_review" and len(texts) == int((run.dataset.interactions.split != 0).sum())
+    assert not inputs.categories_indexed and len(inputs.indexed) == run.dataset.n_items
+    review = run.dataset.modalities["review"]
+    i = int(review.item_index[0])
+    assert review.raw[0] in inputs.indexed[i]

@@ -1,15 +1,17 @@
 """``emmkgr-eval-search run_dir=<run>``: product search evaluated as in the paper (section 4.1).
 
-Builds the fine- and coarse-grained query sets from the run's catalogue (seeded; saved as JSONL in
-``query_dir`` and reused while their settings and the catalogue's text match), ranks every item
-for every query with E-MMKGR (the configured ``search`` mapping, cosine with the indexed
-embedding) and with the vector-based baseline, and writes ``search_results.json``
-(``{"fine"|"coarse": {"emmkgr"|"vector_baseline": {metric: value}}, "settings": ...}``) and
-``search_results.md``.
+Builds the fine- and coarse-grained query sets of ``queries.protocol`` (``leakfree``: from fields
+the run indexes nowhere, one ``part``; ``lookup``: phrases of the indexed text) (seeded; saved as
+JSONL in ``query_dir`` and reused while their settings and the text they come from match), ranks
+every item for every query with E-MMKGR (the configured ``search``) and with BM25, the vector-based
+baseline and their fusion, and writes ``search_results.json``
+(``{"fine"|"coarse": {"emmkgr"|"bm25"|"vector_baseline"|"hybrid": {metric: value}}, "settings": ...}``)
+and ``search_results.md``.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from ..eval.query_store import query_sets
 from ..eval.search_eval import results_table
 from ..eval.search_queries import QuerySetConfig
 from ..runs import load_run
-from ..runs.search import evaluate_run
+from ..runs.search import evaluate_run, leakfree_inputs
 from ..search.errors import SearchError
 from ..utils import markdown_table, write_json, write_text
 from . import CONFIG_PATH, USER_ERRORS, fail
@@ -33,26 +35,24 @@ def main(cfg: DictConfig) -> None:
             raise SearchError("run_dir is not set: emmkgr-eval-search run_dir=<a trained run>.")
         run = load_run(cfg.run_dir)
         qcfg = QuerySetConfig(**OmegaConf.to_container(cfg.queries, resolve=True))
-        sets = query_sets(run.dataset, qcfg, cfg.query_dir, cfg.description_modality, cfg.rebuild_queries)
+        leakfree = leakfree_inputs(run) if qcfg.protocol == "leakfree" else None
+        sets = query_sets(
+            run.dataset, qcfg, cfg.query_dir, cfg.description_modality, cfg.rebuild_queries, leakfree
+        )
         empty = [s for s, q in sets.items() if not q]
-        if empty:
+        if qcfg.protocol == "leakfree" and len(empty) < len(sets):
+            for s in empty:  # a leak-free set needs a source the run does not index
+                print(
+                    f"emmkgr-eval-search: no leak-free {s} queries for this run ({_why(s)}).", file=sys.stderr
+                )
+        elif empty:
             raise SearchError(
                 f"no {empty} queries could be built from '{run.dataset.name}'; lower "
                 "queries.min_targets or raise queries.max_share."
             )
-        s = cfg.search
         t0 = time.perf_counter()
-        results = evaluate_run(
-            run,
-            sets,
-            s.mapping,
-            s.query_modality,
-            s.embedding,
-            s.top_n,
-            cfg.batch_size,
-            cfg.progress,
-        )
-    except (SearchError, *USER_ERRORS) as e:
+        results = evaluate_run(run, sets, cfg.search, cfg.batch_size, cfg.progress)
+    except (SearchError, ValueError, *USER_ERRORS) as e:
         fail("emmkgr-eval-search", e)
     settings = {
         "run_dir": str(cfg.run_dir),
@@ -67,15 +67,27 @@ def main(cfg: DictConfig) -> None:
     out = Path(cfg.out_dir)
     write_json(out / "search_results.json", {**results, "settings": settings})
     s = settings["search"]
+    how = (
+        f"scorer=kg, kg_node={s['kg_node']}"
+        if s["scorer"] == "kg"
+        else f"mapping={s['mapping']}, carry_raw={s['carry_raw']}"
+    )
     note = (
-        f"E-MMKGR: mapping={s['mapping']}, query_modality={s['query_modality']}, "
-        f"embedding={s['embedding']}; queries: {settings['queries']['counts']} "
+        f"E-MMKGR: {how}, query_modality={s['query_modality']}, fuse_bm25={s['fuse_bm25']}, "
+        f"embedding={s['embedding']}; queries ({qcfg.protocol}"
+        f"{', ' + qcfg.part if qcfg.protocol == 'leakfree' else ''}): {settings['queries']['counts']} "
         f"(seed {qcfg.seed}) from {cfg.query_dir}"
     )
     report = f"# Product search on {run.dataset.name}\n\n{table}\n\n{note}\n"
     write_text(out / "search_results.md", report)
     print(table)
     print(f"\n{note}\nwrote {out}/search_results.json and search_results.md")
+
+
+def _why(query_set: str) -> str:
+    if query_set == "coarse":
+        return "it indexes category text: train it with modality.exclude=[attributes]"
+    return "no held-out reviews, and it indexes the description: train it with modality.exclude=[description]"
 
 
 if __name__ == "__main__":

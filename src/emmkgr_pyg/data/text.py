@@ -1,5 +1,6 @@
 """Cleaning the text fields of real catalogues (HTML entities and fragments, blank values), and
-checking their types (a reader names the file and the item of a field it cannot use)."""
+checking their types (a reader names the file and the item of a field it cannot use), and
+their word tokens."""
 
 from __future__ import annotations
 
@@ -11,6 +12,13 @@ from .dataset import DataError
 
 _TAG = re.compile(r"<[^>]*>?")
 _SPACE = re.compile(r"\s+")
+_TOKEN = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
+
+
+def tokens(text: str | None) -> list[str]:
+    """Lower-case word tokens (hyphenated words stay whole: ``non-stick``): what search queries are
+    built from and BM25 matches."""
+    return _TOKEN.findall(text.lower()) if text else []
 
 
 def clean_text(value: object) -> str | None:

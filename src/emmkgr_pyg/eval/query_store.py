@@ -1,7 +1,8 @@
 """Query sets on disk: JSONL files (:func:`save_queries`, :func:`load_queries`) and the cache
 :func:`query_sets`, which reuses the saved sets of a folder only while they were built with the same
 settings from the same catalogue text (ids, titles, brands, category paths and descriptions: every
-field :func:`~.search_queries.build_query_sets` reads)."""
+field :func:`~.search_queries.build_query_sets` reads; for the leak-free protocol also the indexed
+text and the unindexed source text of :class:`~.leakfree_queries.LeakFreeInputs`)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from pathlib import Path
 
 from ..data.dataset import MMDataset
 from ..utils import atomic_path, stable_hash, write_json
-from .search_queries import QUERY_SETS, QuerySetConfig, SearchQuery, build_query_sets
+from .leakfree_queries import LeakFreeInputs, build_leakfree_sets
+from .search_queries import PROTOCOLS, QUERY_SETS, QuerySetConfig, SearchQuery, build_query_sets
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +41,18 @@ def descriptions(dataset: MMDataset, modality: str | None = "description") -> li
 
 
 def catalogue_key(
-    dataset: MMDataset, cfg: QuerySetConfig, descs: Sequence[str | None], description_modality: str | None
+    dataset: MMDataset,
+    cfg: QuerySetConfig,
+    descs: Sequence[str | None],
+    description_modality: str | None,
+    leakfree: LeakFreeInputs | None = None,
 ) -> str:
-    """A hash of everything the query sets are built from: the settings and the catalogue's text."""
+    """A hash of everything the query sets are built from: the settings and the catalogue's text
+    (and, leak-free, the indexed and the source text)."""
     cat = dataset.catalog
+    extra = [] if leakfree is None else [leakfree.indexed, leakfree.fine_source, leakfree.categories_indexed]
     return stable_hash(
+        *extra,
         vars(cfg),
         dataset.name,
         cat.item_ids,
@@ -61,13 +70,20 @@ def query_sets(
     folder: str | Path,
     description_modality: str | None = "description",
     rebuild: bool = False,
+    leakfree: LeakFreeInputs | None = None,
 ) -> dict[str, list[SearchQuery]]:
     """The query sets of a dataset: read from ``folder`` when saved with the same settings and
     catalogue text (:func:`catalogue_key`), else built and saved there (one JSONL file per set and
-    the manifest :data:`MANIFEST`)."""
+    the manifest :data:`MANIFEST`). ``cfg.protocol`` ``leakfree`` needs ``leakfree`` (what the
+    methods under test index and the unindexed source text); ``lookup`` ignores it."""
+    if cfg.protocol not in PROTOCOLS:
+        raise ValueError(f"queries.protocol={cfg.protocol}: choose one of {PROTOCOLS}.")
+    if cfg.protocol == "leakfree" and leakfree is None:
+        raise ValueError("query_sets: the leakfree protocol needs LeakFreeInputs (what is indexed).")
+    leakfree = leakfree if cfg.protocol == "leakfree" else None
     folder = Path(folder)
     descs = descriptions(dataset, description_modality)
-    key = catalogue_key(dataset, cfg, descs, description_modality)
+    key = catalogue_key(dataset, cfg, descs, description_modality, leakfree)
     manifest = folder / MANIFEST
     paths = {s: query_file(folder, s) for s in QUERY_SETS}
     if not rebuild and manifest.is_file() and all(p.is_file() for p in paths.values()):
@@ -75,7 +91,12 @@ def query_sets(
             log.info("reusing the query sets in %s", folder)
             return {s: load_queries(p) for s, p in paths.items()}
     t0 = time.perf_counter()
-    sets = build_query_sets(dataset.catalog, descs, cfg)
+    if leakfree is None:
+        sets = build_query_sets(dataset.catalog, descs, cfg)
+    else:
+        sets = build_leakfree_sets(
+            dataset.catalog, leakfree.indexed, leakfree.fine_source, cfg, leakfree.categories_indexed
+        )
     for s, p in paths.items():
         save_queries(p, sets[s])
     write_json(
@@ -85,6 +106,9 @@ def query_sets(
             "dataset": dataset.name,
             "settings": vars(cfg),
             "description_modality": description_modality,
+            "fine_source": None
+            if leakfree is None or leakfree.fine_source is None
+            else leakfree.fine_source[0],
             "counts": {s: len(q) for s, q in sets.items()},
             "build_seconds": round(time.perf_counter() - t0, 3),
         },

@@ -22,10 +22,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..data.dataset import Catalog
+from ..data.text import tokens
 
 QUERY_SETS = ("fine", "coarse")
+#: ``queries.protocol``: leak-free (the default) or the old string lookup
+PROTOCOLS = ("leakfree", "lookup")
 
-_TOKEN = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
 _WORD = re.compile(r"\S+")
 # marketing words that the stop-word list lacks and that name no attribute
 _FILLER = frozenset(
@@ -61,6 +63,12 @@ class QuerySetConfig:
             has one of at least ``fine_words`` words (default ``0.5``).
         min_targets: fewest targets of a coarse query (default ``5``).
         max_share: most targets of a coarse query, as a share of the items (default ``0.1``).
+        protocol: ``leakfree`` (:mod:`.leakfree_queries`: no query from an indexed field) or
+            ``lookup`` (this module: phrases copied from the indexed text) (default ``leakfree``).
+        part: the half of the leak-free candidates, ``dev`` (choices) or ``test`` (reported)
+            (default ``test``; ``lookup`` has no parts).
+        shared_ngram: a leak-free fine query shares no run of this many words with indexed text
+            (default ``4``).
     """
 
     seed: int = 0
@@ -71,11 +79,9 @@ class QuerySetConfig:
     description_share: float = 0.5
     min_targets: int = 5
     max_share: float = 0.1
-
-
-def tokens(text: str | None) -> list[str]:
-    """Lower-case word tokens (hyphenated words stay whole: ``non-stick``)."""
-    return _TOKEN.findall(text.lower()) if text else []
+    protocol: str = "leakfree"
+    part: str = "test"
+    shared_ngram: int = 4
 
 
 def build_query_sets(

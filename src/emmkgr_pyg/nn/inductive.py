@@ -91,6 +91,26 @@ class InductivePropagator:
     @torch.no_grad()
     def embed(self, contents: Sequence[Mapping[str, np.ndarray]]) -> Tensor:
         """:math:`\\mathbf{h}^{MM}` ``[B, d]`` of new items given their raw modality features."""
+        return self._propagate(contents)[0][: len(contents)]
+
+    @torch.no_grad()
+    def embed_modal(self, contents: Sequence[Mapping[str, np.ndarray]], modality: str) -> Tensor:
+        """:math:`\\mathbf{h}^{MM}` ``[B, d]`` of the new items' ``modality`` nodes (the same
+        propagation); each item needs content in that modality."""
+        h, nodes = self._propagate(contents)
+        if modality not in nodes or len(nodes[modality][0]) != len(contents):
+            raise ValueError(f"embed_modal: every new item needs content in modality '{modality}'.")
+        rows, ids = nodes[modality]
+        out = torch.empty(len(contents), h.size(1))
+        out[rows] = h[ids]
+        return out
+
+    @torch.no_grad()
+    def _propagate(
+        self, contents: Sequence[Mapping[str, np.ndarray]]
+    ) -> tuple[Tensor, dict[str, tuple[Tensor, Tensor]]]:
+        """Every new node's :math:`\\mathbf{h}^{MM}` (the ``B`` items first) and, per modality,
+        (the items with content in it, their node rows)."""
         b = len(contents)
         for j, c in enumerate(contents):
             unknown = [m for m in c if m not in self.knn]
@@ -101,7 +121,7 @@ class InductivePropagator:
                     f"new item {j}: no content in a modality linked to items (it has {sorted(c)}); "
                     f"give content for one of {[m for m in self.modalities if self.item_modal[m]]}."
                 )
-        z_parts, owner_parts = [], []
+        z_parts, owner_parts, nodes = [], [], {}
         int_src, int_dst = [], []  # new-new edges (one direction; mirrored below)
         ext_new, ext_old = [], []  # new node, existing node
         n_new = b
@@ -119,6 +139,7 @@ class InductivePropagator:
             ids = torch.arange(n_new, n_new + len(rows))
             owner = torch.tensor(rows)
             owner_parts.append(owner)
+            nodes[m] = (owner, ids)
             if self.item_modal[m]:
                 int_src.append(owner)
                 int_dst.append(ids)
@@ -170,4 +191,4 @@ class InductivePropagator:
         for layer in range(self.encoder.num_layers):
             h = torch.sparse.mm(a_int, h) + torch.sparse.mm(a_ext, self.layers[layer])
             out += h
-        return (out / (self.encoder.num_layers + 1))[:b]
+        return out / (self.encoder.num_layers + 1), nodes

@@ -1,6 +1,8 @@
 """Search on a trained run folder: its item embeddings (:data:`.artifacts.EMBEDDINGS`), the
-faiss index saved beside it, and the search evaluation of a loaded run (E-MMKGR against the vector
-baseline on each query set)."""
+faiss index saved beside it, and the search evaluation of a loaded run: E-MMKGR (the configured
+search) against the searches a user would pick instead (BM25, the dense vector baseline and their
+reciprocal rank fusion) on each query set; :func:`leakfree_inputs` says what the leak-free query
+sets may be built from."""
 
 from __future__ import annotations
 
@@ -12,12 +14,17 @@ from typing import Any
 
 import numpy as np
 
+from ..data.prepared import load_dataset
+from ..eval.leakfree_queries import LeakFreeInputs
 from ..eval.search_eval import evaluate
 from ..eval.search_queries import SearchQuery
 from ..graph.knn import normalize_rows
 from ..search.baseline import VectorBaseline
+from ..search.bm25 import BM25Search, indexed_text
 from ..search.errors import SearchError
+from ..search.fusion import RRF_K, rrf
 from ..search.index import INDEX_FILE, META_FILE, ItemIndex
+from ..search.kg import KGSearch
 from ..search.meta import ItemMeta
 from ..search.query import QueryEncoder
 from ..utils import stable_hash
@@ -80,42 +87,186 @@ def open_index(
     return index
 
 
+#: the competitors of E-MMKGR search, in table order
+COMPETITORS = ("bm25", "vector_baseline", "hybrid")
+#: ``search.scorer``: cosine with the mapped query (Eq. 7) or link prediction through ``<m>_of``
+SCORERS = ("cosine", "kg")
+
+ScoreFn = Callable[[list[SearchQuery]], np.ndarray]
+
+
+def text_modalities(run: TrainedRun) -> list[str]:
+    """The run's text modalities: what every method under test indexes and encodes."""
+    return [m for m, mod in run.dataset.modalities.items() if mod.kind == "text"]
+
+
+def leakfree_inputs(run: TrainedRun, min_share: float = 0.5) -> LeakFreeInputs:
+    """What the run's methods index (its text modalities, joined per item) and the unindexed text
+    leak-free fine queries come from: the reviews of held-out interactions where the dataset's
+    reader has them (``heldout_reviews``), else the ``description`` when the run does not index it.
+    Category text counts as indexed when some indexed modality holds every level of an item's
+    category path for at least ``min_share`` of the items (the ``attributes`` modality)."""
+    from hydra.utils import instantiate
+
+    mods = text_modalities(run)
+    fields = {m: indexed_text(run.dataset, [m]) for m in mods}
+    cats = run.dataset.catalog.categories
+    with_path = [i for i, p in enumerate(cats) if p]
+
+    def holds_paths(texts: list[str | None]) -> bool:
+        hits = sum(bool(texts[i]) and all(c.lower() in texts[i].lower() for c in cats[i]) for i in with_path)
+        return bool(with_path) and hits >= min_share * len(with_path)
+
+    categories_indexed = any(holds_paths(t) for t in fields.values())
+    reader = instantiate(run.cfg.dataset.reader)
+    fine_source = None
+    if hasattr(reader, "heldout_reviews"):
+        fine_source = ("heldout_review", list(reader.heldout_reviews()))
+    elif "description" not in mods:
+        full = load_dataset(run.cfg.dataset)
+        desc = full.modalities.get("description")
+        if desc is not None and desc.raw is not None:
+            pairs = zip(desc.item_index, desc.raw, strict=True)
+            fine_source = ("description", [(int(i), str(t)) for i, t in pairs if t])
+    return LeakFreeInputs(indexed_text(run.dataset, mods), fine_source, categories_indexed)
+
+
+class RunSearches:
+    """Every search method on a loaded E-MMKGR run, as score functions over batches of queries
+    (each query text encoded once, up front).
+
+    Args:
+        run: the loaded run.
+        texts: every query text that will be scored.
+        embedding: the indexed item embedding (default :data:`.artifacts.MM_ITEM`).
+        top_n: neighbours of a propagated query (default: the graph's).
+        progress: show the encoding's progress.
+    """
+
+    def __init__(
+        self,
+        run: TrainedRun,
+        texts: list[str],
+        embedding: str = artifacts.MM_ITEM,
+        top_n: int | None = None,
+        progress: bool = False,
+    ) -> None:
+        self.run, self.top_n = run, top_n
+        self.qenc = QueryEncoder.from_run(run, "paper", "all")
+        self.mods = self.qenc.text_modalities
+        self.items = run_embeddings(run.run_dir, embedding)
+        self.index = ItemIndex(self.items, ItemMeta.from_catalog(run.dataset.catalog), embedding)
+        self.baseline = VectorBaseline.from_dataset(run.dataset, self.mods)
+        self.bm25_index = BM25Search.from_dataset(run.dataset, self.mods)
+        texts = sorted(set(texts))
+        self.raw = self.qenc.raw_text(texts, progress=progress)
+        self.row = {t: i for i, t in enumerate(texts)}
+        self._encoders: dict[tuple[str, str], QueryEncoder] = {}
+        self._kg: dict[str, KGSearch] = {}
+
+    def raw_of(self, batch: list[SearchQuery], modalities: list[str] | None = None) -> dict[str, np.ndarray]:
+        rows = [self.row[q.text] for q in batch]
+        return {m: self.raw[m][rows] for m in modalities or self.mods}
+
+    def modalities(self, query_modality: str) -> list[str]:
+        return self.qenc._resolve(query_modality)
+
+    def bm25(self, batch: list[SearchQuery]) -> np.ndarray:
+        return self.bm25_index.scores([q.text for q in batch])
+
+    def vector_baseline(self, batch: list[SearchQuery]) -> np.ndarray:
+        return self.baseline.scores(self.raw_of(batch))
+
+    def cosine(self, mapping: str, query_modality: str = "all") -> ScoreFn:
+        """E-MMKGR: the query mapped (``paper`` or ``propagated``), cosine with the items (Eq. 7)."""
+        key = (mapping, query_modality)
+        if key not in self._encoders:
+            self._encoders[key] = QueryEncoder.from_run(self.run, mapping, query_modality, self.top_n)
+        qe = self._encoders[key]
+        return lambda b: self.index.scores(qe.map(self.raw_of(b, qe.query_modalities)))
+
+    def carried(self, mapping: str, alpha: float, query_modality: str = "all") -> ScoreFn:
+        r"""E-MMKGR with the item's raw modality vectors carried into its search representation:
+        :math:`\mathbf{v}_i = [\hat{\mathbf{h}}^{MM}_i;\ \alpha \hat{\mathbf{m}}_i / \sqrt{|M|}]`
+        over the text modalities (zeros where an item lacks one), the query likewise, so that the
+        cosine is :math:`\hat{\mathbf{h}}_q \cdot \hat{\mathbf{h}}_i + \frac{\alpha^2}{|M|}
+        \sum_m \hat{\mathbf{m}}_q \cdot \hat{\mathbf{m}}_i` (one vector per item: a faiss index
+        holds it). ``alpha = 0`` is the plain mapping."""
+        base = self.cosine(mapping, query_modality)
+        feats = {m: self.baseline.features[m] for m in self.mods}
+        cols = self.baseline.item_index
+        w = alpha * alpha / len(self.mods)
+
+        def fn(b: list[SearchQuery]) -> np.ndarray:
+            out = base(b).astype(np.float64)  # cosine with the normalised items (ItemIndex.scores)
+            raw = self.raw_of(b)
+            for m in self.mods:
+                out[:, cols[m]] += w * (normalize_rows(raw[m]) @ feats[m].T)
+            return out
+
+        return fn
+
+    def kg(self, node: str = "propagated", query_modality: str = "all") -> ScoreFn:
+        """E-MMKGR: link prediction through ``<m>_of`` (:class:`~emmkgr_pyg.search.kg.KGSearch`)."""
+        if node not in self._kg:
+            self._kg[node] = KGSearch.from_run(self.run, self.items, node, self.top_n)
+        kg, mods = self._kg[node], self.modalities(query_modality)
+        return lambda b: kg.scores(self.raw_of(b, mods))
+
+    def emmkgr(self, search: Any) -> ScoreFn:
+        """The configured E-MMKGR search (``conf/search``: scorer, mapping or kg_node,
+        query_modality, carry_raw (cosine), fuse_bm25 with rrf_k)."""
+        get = search.get if hasattr(search, "get") else lambda k, d=None: getattr(search, k, d)
+        scorer = get("scorer", "cosine")
+        if scorer not in SCORERS:
+            raise SearchError(f"search.scorer={scorer}: choose one of {SCORERS}.")
+        qm = get("query_modality", "all")
+        if scorer == "kg":
+            fn = self.kg(get("kg_node", "propagated"), qm)
+        elif get("carry_raw", 0.0):
+            fn = self.carried(get("mapping", "propagated"), float(get("carry_raw")), qm)
+        else:
+            fn = self.cosine(get("mapping", "propagated"), qm)
+        if get("fuse_bm25", False):
+            return self.fused([self.bm25, fn], float(get("rrf_k", RRF_K)))
+        return fn
+
+    @staticmethod
+    def fused(fns: list[ScoreFn], k: float = RRF_K) -> ScoreFn:
+        """The reciprocal rank fusion of several methods (:func:`~emmkgr_pyg.search.fusion.rrf`)."""
+        return lambda b: rrf([fn(b) for fn in fns], k)
+
+    def competitors(self, k: float = RRF_K) -> dict[str, ScoreFn]:
+        """BM25, the dense vector baseline and their fusion (:data:`COMPETITORS`)."""
+        return {
+            "bm25": self.bm25,
+            "vector_baseline": self.vector_baseline,
+            "hybrid": self.fused([self.bm25, self.vector_baseline], k),
+        }
+
+
 def evaluate_run(
     run: TrainedRun,
     sets: dict[str, list[SearchQuery]],
-    mapping: str = "propagated",
-    query_modality: str = "all",
-    embedding: str = artifacts.MM_ITEM,
-    top_n: int | None = None,
+    search: Any = None,
     batch_size: int = 256,
     progress: bool = False,
 ) -> dict[str, dict[str, dict[str, float]]]:
-    """E-MMKGR and the vector baseline on each query set of a loaded run,
-    ``{set: {"emmkgr" | "vector_baseline": {metric: value}}}`` (metrics of
-    :func:`~emmkgr_pyg.eval.search_eval.evaluate`)."""
-    qenc = QueryEncoder.from_run(run, mapping, query_modality, top_n)
-    meta = ItemMeta.from_catalog(run.dataset.catalog)
-    index = ItemIndex(run_embeddings(run.run_dir, embedding), meta, embedding)
-    baseline = VectorBaseline.from_dataset(run.dataset, qenc.text_modalities)
-    texts = sorted({q.text for qs in sets.values() for q in qs})
-    raw = qenc.raw_text(texts, progress=progress)
-    row = {t: i for i, t in enumerate(texts)}
-
-    def raw_of(batch: list[SearchQuery], modalities: list[str]) -> dict[str, np.ndarray]:
-        rows = [row[q.text] for q in batch]
-        return {m: raw[m][rows] for m in modalities}
-
-    def emmkgr(batch: list[SearchQuery]) -> np.ndarray:
-        return index.scores(qenc.map(raw_of(batch, qenc.query_modalities)))
-
-    def vector_baseline(batch: list[SearchQuery]) -> np.ndarray:
-        return baseline.scores(raw_of(batch, qenc.text_modalities))
-
+    """E-MMKGR (the ``search`` config: :meth:`RunSearches.emmkgr`; default: cosine, propagated,
+    all query modalities, no fusion) and its competitors on each query set of a loaded run,
+    ``{set: {"emmkgr" | "bm25" | "vector_baseline" | "hybrid": {metric: value}}}`` (metrics of
+    :func:`~emmkgr_pyg.eval.search_eval.evaluate`); empty sets are left out."""
+    search = search if search is not None else {}
+    get = search.get if hasattr(search, "get") else lambda k, d=None: getattr(search, k, d)
+    texts = [q.text for qs in sets.values() for q in qs]
+    runs = RunSearches(run, texts, get("embedding", artifacts.MM_ITEM), get("top_n", None), progress)
+    methods = {"emmkgr": runs.emmkgr(search), **runs.competitors(float(get("rrf_k", RRF_K)))}
     ids = run.dataset.catalog.item_ids
     return {
         s: {
             name: evaluate(fn, queries, ids, batch_size, progress=progress, desc=f"{s}/{name}")
-            for name, fn in (("emmkgr", emmkgr), ("vector_baseline", vector_baseline))
+            for name, fn in methods.items()
         }
         for s, queries in sets.items()
+        if queries
     }

@@ -50,6 +50,14 @@ class SyntheticReader(Reader):
         """Everything the generator draws (see :func:`~.world.generate_world`)."""
         return generate_world(self.options)
 
+    def heldout_reviews(self) -> list[tuple[int, str]]:
+        """(item position, review) of every validation and test interaction: text that no
+        modality encodes (``review`` joins training reviews only), where leak-free search queries
+        come from."""
+        world = self.generate()
+        held = np.flatnonzero(world.split != TRAIN)
+        return [(int(world.item[k]), str(world.review[k])) for k in held]
+
     def read(self, root: str | Path | None, name: str = "synthetic") -> MMDataset:
         """Generate the dataset (``root`` is ignored: nothing is read)."""
         opt = self.options
