@@ -146,7 +146,7 @@ class Catalog:
 
     def _check_types(self) -> None:
         """Every field of every item has its documented type (a reader names the file first)."""
-        from .text import check_surrogates, check_text, describe_value  # text imports DataError
+        from .text import check_string_list, check_text  # text imports DataError
 
         for i, item_id in enumerate(self.item_ids):
             if not isinstance(item_id, str):
@@ -158,14 +158,8 @@ class Catalog:
             check_text(self.title[i], where, "title")
             check_text(self.brand[i], where, "brand")
             for name in ("categories", "image_urls"):
-                value = getattr(self, name)[i]
-                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                    raise DataError(
-                        f"{where}: field '{name}' is {describe_value(value)}; it must "
-                        "be a list of strings (empty when unknown)."
-                    )
-                for v in value:
-                    check_surrogates(v, where, name)
+                fix = "a list of strings (empty when unknown)."
+                check_string_list(getattr(self, name)[i], where, name, fix)
 
     @property
     def n_items(self) -> int:

@@ -97,6 +97,16 @@ def check_text(value: object, where: str, field: str, *, paragraphs: bool = Fals
     return value
 
 
+def check_string_list(value: object, where: str, field: str, fix: str) -> list[str]:
+    """``value`` unchanged if it is a list of strings without lone surrogates; otherwise a
+    :class:`DataError` naming ``where``, the field and ``fix``."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise DataError(f"{where}: field '{field}' is {describe_value(value)}; it must be {fix}")
+    for v in value:
+        check_surrogates(v, where, field)
+    return value
+
+
 def check_categories(value: object, where: str, field: str = "categories") -> object:
     """``value`` unchanged if it is a category path as :func:`split_category_path` reads it;
     otherwise a :class:`DataError` naming ``where``, the field and the fix."""

@@ -23,7 +23,7 @@ import numpy as np
 
 from ...utils import atomic_path, save_npy
 from ..dataset import Catalog, DataError, MMDataset, Modality, check_feature_rows, load_npy
-from ..text import check_surrogates, check_text, describe_value
+from ..text import check_string_list, check_text
 from .base import Reader, finalize
 
 INTER_COLUMNS = ("userID", "itemID", "rating", "timestamp", "x_label")
@@ -255,15 +255,8 @@ def _read_item_meta(path: Path, n_items: int) -> dict:
             meta["title"][i] = check_text(row.get("title"), where, "title")
             meta["brand"][i] = check_text(row.get("brand"), where, "brand")
             for name in ("categories", "image_urls"):
-                value = row.get(name) or []
-                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                    raise DataError(
-                        f"{where}: field '{name}' is {describe_value(value)}; it must be a "
-                        "list of strings. Fix that line or write the file again."
-                    )
-                for v in value:
-                    check_surrogates(v, where, name)
-                meta[name][i] = value
+                fix = "a list of strings. Fix that line or write the file again."
+                meta[name][i] = check_string_list(row.get(name) or [], where, name, fix)
             raw_row = row.get("raw") or {}
             if not isinstance(raw_row, dict):
                 raise DataError(
