@@ -119,3 +119,23 @@ def test_emmkgr_search_applies_its_parameters(run_cli, tmp_path):
     assert (
         stats["edges"]["title__similar_title__title"] >= n_text * top_n
     )  # symmetric kNN: at least n x top_n
+
+
+def test_grid_size_counts_settings_of_finite_choices():
+    from hydra_plugins.emmkgr_pyg_tune.tune_sweeper import grid_size
+
+    assert grid_size(["a=choice(1, 2)", "b=choice(0.1, 0.2, 0.3, 0.4)", "c=5"]) == 8
+    assert grid_size(["a=choice(1, 2)", "b=interval(0.1, 0.5)"]) is None
+    assert grid_size(["c=5"]) is None
+
+
+def test_a_grid_smaller_than_the_budget_runs_each_setting_once(run_cli, tmp_path):
+    # FREEDOM's MMRec grid has 2 x 4 settings for a budget of 12: TPE would repeat some
+    args = ["-m", "hparams_search=freedom", *TINY, "train.epochs=1", f"cache_dir={tmp_path / 'c'}"]
+    run_cli("emmkgr-train", *args, cwd=tmp_path)
+    trials = optuna.load_study(
+        study_name="freedom-synthetic_tiny", storage=f"sqlite:///{tmp_path / 'sw' / 'optuna.db'}"
+    ).trials
+    settings = {(t.params["model.net.prune_ratio"], t.params["model.net.reg_weight"]) for t in trials}
+    assert len(trials) == 8 and len(settings) == 8
+    assert {p for p, _ in settings} == {0.8, 0.9} and {r for _, r in settings} == {0.0, 1e-5, 1e-4, 1e-3}
