@@ -86,6 +86,7 @@ def test_tiny_search_records_resumes_and_skips_a_failing_trial(run_cli, tmp_path
     assert proc.returncode == 0
     trials = _trials(sweep)
     assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE", "FAIL"]
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == 3  # drawn without replacement
     assert "Invalid learning rate" in json.loads((sweep / "2" / "error.json").read_text())["error"]
     assert {p: p.stat().st_mtime_ns for p in sweep.glob("*/results.json")} == stamps  # not redone
 
