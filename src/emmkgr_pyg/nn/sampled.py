@@ -22,6 +22,7 @@ from torch import Tensor
 from torch_geometric.data import Data
 
 from .conv import sparse_adjacency, spmm_with_transpose
+from ..graph.emmkg import ITEM
 from .encoder import EMMKGEncoder
 from .recommender import EMMKGR, Embeddings, LightGCN, Recommender
 
@@ -63,12 +64,15 @@ def interaction_x0(cf: LightGCN, n_id: Tensor) -> Tensor:
 
 def emmkg_x0(encoder: EMMKGEncoder, n_id: Tensor) -> Tensor:
     r"""Layer-0 embeddings :math:`\mathbf{E}^{MM}` of E-MMKG nodes: item id embeddings, and the
-    projection of only the sampled modality nodes' features."""
-    starts = [encoder.view.offsets[t] for t in encoder.view.node_types]
+    projection of only the sampled modality nodes' features, and entity embeddings."""
+    types = [ITEM, *encoder.modalities]
     lookups = [encoder.item_emb]
     for i in range(len(encoder.modalities)):
         lookups.append(lambda j, i=i: encoder.project(i, encoder.features(i)[j].float(), reduced=True))
-    return gather_blocks(n_id, starts, lookups)
+    if encoder.entity_emb is not None:  # the entity types are one contiguous block, the last
+        types.append(encoder.entities[0])
+        lookups.append(encoder.entity_emb)
+    return gather_blocks(n_id, [encoder.view.offsets[t] for t in types], lookups)
 
 
 def interaction_model(model: Recommender) -> LightGCN:
