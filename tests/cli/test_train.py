@@ -189,9 +189,7 @@ def test_ablations_take_effect(run_cli, tmp_path, tiny_run_dir):
     ref_res = _read(tiny_run_dir / "results.json")
     assert _similar_edges(ref_stats) and "item__similar_item__item" not in ref_stats["edges"]
     assert _kg_loss_trained(tiny_run_dir)
-    jobs = _sweep(
-        run_cli, tmp_path, "+experiment=no_kg_loss,no_modal_modal,with_item_item,authors,entities"
-    )
+    jobs = _sweep(run_cli, tmp_path, "+experiment=no_kg_loss,no_modal_modal,with_item_item,authors,entities")
     assert sorted(jobs) == ["authors", "entities", "no_kg_loss", "no_modal_modal", "with_item_item"]
     run = jobs
     stats = {name: _read(job / "graph_stats.json") for name, job in run.items()}
@@ -220,9 +218,10 @@ def test_ablations_take_effect(run_cli, tmp_path, tiny_run_dir):
     for field in ("brand", "category"):
         assert edges.pop(f"item__has_{field}__{field}") == edges.pop(f"{field}__{field}_of__item") > 0
     assert edges == ref_stats["edges"]
-    assert _read(run["entities"] / "results.json")["n_parameters"] == ref_res["n_parameters"] + 64 * (
-        nodes["brand"] + nodes["category"]
-    ) + 32 * 4
+    assert (
+        _read(run["entities"] / "results.json")["n_parameters"]
+        == ref_res["n_parameters"] + 64 * (nodes["brand"] + nodes["category"]) + 32 * 4
+    )
     assert _kg_loss_trained(run["entities"])
 
     # authors: alternating schedule with one KG pass, margin loss on untyped negatives, self-loops,

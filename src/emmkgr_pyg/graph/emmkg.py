@@ -137,9 +137,7 @@ def build_emmkg(
                 f"graph.entities: '{field}' is also a modality of dataset '{dataset.name}'; "
                 "rename the modality or leave the field out of graph.entities."
             )
-        links = entity_links(
-            dataset.catalog, field, min_items=entity_min_items, max_share=entity_max_share
-        )
+        links = entity_links(dataset.catalog, field, min_items=entity_min_items, max_share=entity_max_share)
         data[field].num_nodes = links.n_entities
         data[field].names = links.names
         item, ent = torch.from_numpy(links.item), torch.from_numpy(links.entity)

@@ -56,14 +56,10 @@ def _values(catalog: Catalog, field: str) -> list[list[str]]:
             parts = [" ".join(p.split()) for p in path if p and p.strip()]
             out.append([PATH_SEP.join(parts[: k + 1]) for k in range(len(parts))])
         return out
-    raise ConfigError(
-        f"graph.entities: '{field}' is not an entity field; use some of {list(ENTITY_FIELDS)}."
-    )
+    raise ConfigError(f"graph.entities: '{field}' is not an entity field; use some of {list(ENTITY_FIELDS)}.")
 
 
-def entity_links(
-    catalog: Catalog, field: str, *, min_items: int = 2, max_share: float = 0.5
-) -> EntityLinks:
+def entity_links(catalog: Catalog, field: str, *, min_items: int = 2, max_share: float = 0.5) -> EntityLinks:
     """The entities of catalogue ``field`` and their items (see the module docstring).
 
     Raises:
@@ -81,12 +77,12 @@ def entity_links(
             keys.append(v)
     if not keys:
         return EntityLinks(field, [], np.zeros(0, np.int64), np.zeros(0, np.int64))
-    names, inverse, counts = np.unique(np.asarray(keys, dtype=object), return_inverse=True, return_counts=True)
+    names, inverse, counts = np.unique(
+        np.asarray(keys, dtype=object), return_inverse=True, return_counts=True
+    )
     keep = (counts >= int(min_items)) & (counts <= float(max_share) * catalog.n_items)
     new_id = np.full(len(names), -1, dtype=np.int64)
     new_id[keep] = np.arange(int(keep.sum()))
     entity = new_id[inverse]
     mask = entity >= 0
-    return EntityLinks(
-        field, [str(n) for n in names[keep]], np.asarray(items, np.int64)[mask], entity[mask]
-    )
+    return EntityLinks(field, [str(n) for n in names[keep]], np.asarray(items, np.int64)[mask], entity[mask])

@@ -21,8 +21,8 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
-from .conv import sparse_adjacency, spmm_with_transpose
 from ..graph.emmkg import ITEM
+from .conv import sparse_adjacency, spmm_with_transpose
 from .encoder import EMMKGEncoder
 from .recommender import EMMKGR, Embeddings, LightGCN, Recommender
 
