@@ -105,7 +105,9 @@ def leakfree_inputs(run: TrainedRun, min_share: float = 0.5) -> LeakFreeInputs:
     leak-free fine queries come from: the reviews of held-out interactions where the dataset's
     reader has them (``heldout_reviews``), else the ``description`` when the run does not index it.
     Category text counts as indexed when some indexed modality holds every level of an item's
-    category path for at least ``min_share`` of the items (the ``attributes`` modality)."""
+    category path for at least ``min_share`` of the items (the ``attributes`` modality), and when
+    the run's graph links items to category entity nodes (``graph.entities``: a coarse query's
+    targets would be exactly the items of one entity)."""
     from hydra.utils import instantiate
 
     mods = text_modalities(run)
@@ -117,7 +119,8 @@ def leakfree_inputs(run: TrainedRun, min_share: float = 0.5) -> LeakFreeInputs:
         hits = sum(bool(texts[i]) and all(c.lower() in texts[i].lower() for c in cats[i]) for i in with_path)
         return bool(with_path) and hits >= min_share * len(with_path)
 
-    categories_indexed = any(holds_paths(t) for t in fields.values())
+    entities = run.cfg.get("graph", {}).get("entities") or []
+    categories_indexed = "category" in entities or any(holds_paths(t) for t in fields.values())
     reader = instantiate(run.cfg.dataset.reader)
     fine_source = None
     if hasattr(reader, "heldout_reviews"):
