@@ -159,6 +159,8 @@ def test_unsupported_model_and_bad_fanout_raise(setup):
     config = TrainConfig(epochs=1, progress=False, propagation="sampled", fanout=-1)
     with pytest.raises(ValueError, match="item_graph_layers=0.*train.propagation=full"):
         SampledTrainer(model, inter, ev, None, config, kg=kg_view(kg))
+    with pytest.raises(ValueError, match="prune_ratio is not applied to sampled subgraphs"):
+        SampledTrainer(EMMKGR(inter, kg, dim=8, prune_ratio=0.5), inter, ev, None, config, kg=kg_view(kg))
     with pytest.raises(ValueError, match="one per hop"):
         hop_fanouts([5, 5, 5], 2)
     with pytest.raises(ValueError, match="positive"):

@@ -77,10 +77,14 @@ def emmkg_x0(encoder: EMMKGEncoder, n_id: Tensor) -> Tensor:
 
 def interaction_model(model: Recommender) -> LightGCN:
     """The LightGCN on the user-item graph of a model that sampled training supports."""
-    if isinstance(model, EMMKGR) and not model.item_graph_layers:
-        return model.cf
-    if isinstance(model, LightGCN):
-        return model
+    cf = model.cf if isinstance(model, EMMKGR) and not model.item_graph_layers else model
+    if isinstance(cf, LightGCN):
+        if cf.prune_ratio:
+            raise ValueError(
+                "sampled propagation: prune_ratio is not applied to sampled subgraphs; set "
+                "model.net.prune_ratio=0 or train.propagation=full."
+            )
+        return cf
     raise ValueError(
         f"sampled propagation: {type(model).__name__} is not supported (LightGCN, and EMMKGR with "
         "item_graph_layers=0, are); set train.propagation=full."
