@@ -19,7 +19,8 @@ earlier tags (a model run under two tags counts all its runs). Writes
 no test evaluation) into ``benchmarks/results/rec/<tag or "tuned">/<dataset>/search/<model>/``; a
 finished study is reused and an interrupted one resumes (its sqlite storage). Then the seeds run at
 each model's best trial into ``.../final/<model>/`` (seeds already there are reused), and the table
-shows each model's chosen setting beside it.
+shows each model's chosen setting beside it. ``--extensions entities`` adds, for each E-MMKGR model,
+the same seeds at its tuned setting with ``+experiment=entities`` (row ``emmkgr+entities``).
 """
 
 from __future__ import annotations
@@ -109,6 +110,18 @@ def tuned(dataset: str, model: str, seeds: str, args: argparse.Namespace, out: P
             ["-m", f"model={model}", *common, f"seed={','.join(todo)}", *chosen, *args.overrides]
             + [f"hydra.sweep.dir={final}/{'_'.join(todo)}"]
         )
+    for ext in args.extensions if model.startswith("emmkgr") else []:
+        # an extension's ablation row: the same seeds at the model's tuned setting, plus the
+        # experiment config (not tuned again: what the extension adds to the tuned model)
+        folder = out / "final" / f"{model}+{ext}"
+        sweeps = [d for d in folder.iterdir() if d.is_dir()] if folder.is_dir() else []
+        done = {r["results"]["seed"] for d in sweeps for r in collect_runs(d) if "results" in r}
+        todo = [s for s in wanted if int(s) not in done]
+        if todo:
+            seconds += run(
+                ["-m", f"model={model}", f"+experiment={ext}", *common, f"seed={','.join(todo)}"]
+                + [*chosen, *args.overrides, f"hydra.sweep.dir={folder}/{'_'.join(todo)}"]
+            )
     return {
         "chosen": chosen,
         "search_valid_Recall@20": best.value,
@@ -117,11 +130,19 @@ def tuned(dataset: str, model: str, seeds: str, args: argparse.Namespace, out: P
     }
 
 
+def row_label(overrides: list[str]) -> str:
+    """A run's table row: its model, plus ``+<experiment>`` for a run of an experiment config
+    (an extension's ablation row, e.g. ``emmkgr+entities``)."""
+    model = next((o.split("=", 1)[1] for o in overrides if o.startswith("model=")), "?")
+    experiments = [o.split("=", 1)[1] for o in overrides if o.startswith("+experiment=")]
+    return "+".join([model, *experiments])
+
+
 def table(dataset: str, folders: list[Path]) -> tuple[str, dict]:
     by_model: dict[str, list[dict]] = {}
     errors: dict[str, list[str]] = {}
     for run in (r for f in folders if f.is_dir() for r in collect_runs(f)):
-        model = next((o.split("=", 1)[1] for o in run["overrides"] if o.startswith("model=")), "?")
+        model = row_label(run["overrides"])
         if "results" in run:
             by_model.setdefault(model, []).append(run["results"])
         else:
@@ -182,6 +203,13 @@ def main() -> None:
         nargs="*",
         default=[],
         help="overrides of every search (the same for all models, e.g. train.epochs=30)",
+    )
+    p.add_argument(
+        "--extensions",
+        nargs="*",
+        default=[],
+        help="--tuned: experiment configs (conf/experiment, e.g. entities) run at each E-MMKGR "
+        "model's tuned setting, one ablation row each (<model>+<experiment>)",
     )
     p.add_argument("--tag", default="", help="sub-folder name for this sweep (default: none)")
     p.add_argument("--summarize-only", action="store_true", help="re-print from existing results")

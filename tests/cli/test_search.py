@@ -170,3 +170,44 @@ def test_a_run_naming_a_foreign_class_is_refused_in_one_line(run_cli, run_dir, t
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert "dataset.reader._target_=os.system is not a class of emmkgr_pyg" in proc.stderr
     assert not marker.exists()
+
+
+def test_search_applies_the_configured_search_that_eval_search_evaluates(run_cli, run_dir, tmp_path):
+    from hydra import compose, initialize_config_module
+
+    from emmkgr_pyg.eval.search_queries import SearchQuery
+    from emmkgr_pyg.runs import load_run
+    from emmkgr_pyg.runs.search import RunSearches
+
+    query = "stainless steel pan"
+    res = json.loads(
+        run_cli(
+            "emmkgr-search", f"run_dir={run_dir}", f"query={query}", "top_k=8", "output=json", cwd=tmp_path
+        ).stdout
+    )
+    assert res["search"] == "paper mapping + raw x2 + BM25 (RRF 60)"  # conf/search/default.yaml
+    # the reference: the evaluated search's scores of every item, ranked
+    with initialize_config_module(config_module="emmkgr_pyg.conf", version_base="1.3"):
+        cfg = compose(config_name="search")
+    run = load_run(run_dir)
+    scores = RunSearches(run, [query]).emmkgr(cfg.search)([SearchQuery("q", "t", "t", query, [])])[0]
+    ids = run.dataset.catalog.item_ids
+    ranked = [ids[i] for i in sorted(range(len(ids)), key=lambda i: (-scores[i], i))[:8]]
+    assert [r["item_id"] for r in res["results"]] == ranked
+    assert [r["score"] for r in res["results"]] == pytest.approx(sorted(scores, reverse=True)[:8], abs=1e-6)
+    # one vector per query: the faiss index answers, with the plain mapping's cosine scores
+    plain = json.loads(
+        run_cli(
+            "emmkgr-search",
+            f"run_dir={run_dir}",
+            f"query={query}",
+            "top_k=8",
+            "search.carry_raw=0",
+            "search.fuse_bm25=false",
+            "output=json",
+            cwd=tmp_path,
+        ).stdout
+    )
+    assert plain["search"] == "paper mapping (faiss index)"
+    assert all(-1.0 <= r["score"] <= 1.0 for r in plain["results"])
+    assert [r["item_id"] for r in plain["results"]] != [r["item_id"] for r in res["results"]]

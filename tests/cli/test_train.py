@@ -189,8 +189,9 @@ def test_ablations_take_effect(run_cli, tmp_path, tiny_run_dir):
     ref_res = _read(tiny_run_dir / "results.json")
     assert _similar_edges(ref_stats) and "item__similar_item__item" not in ref_stats["edges"]
     assert _kg_loss_trained(tiny_run_dir)
-    jobs = _sweep(run_cli, tmp_path, "+experiment=no_kg_loss,no_modal_modal,with_item_item,authors")
-    assert sorted(jobs) == ["authors", "no_kg_loss", "no_modal_modal", "with_item_item"]
+    experiments = ["authors", "entities", "no_kg_loss", "no_modal_modal", "prune", "with_item_item"]
+    jobs = _sweep(run_cli, tmp_path, "+experiment=" + ",".join(experiments))
+    assert sorted(jobs) == experiments
     run = jobs
     stats = {name: _read(job / "graph_stats.json") for name, job in run.items()}
     config = {name: _read(job / "results.json")["config"] for name, job in run.items()}
@@ -210,6 +211,24 @@ def test_ablations_take_effect(run_cli, tmp_path, tiny_run_dir):
     # with_item_item: the full graph plus A_ii
     edges = stats["with_item_item"]["edges"]
     assert edges.pop("item__similar_item__item") > 0 and edges == ref_stats["edges"]
+
+    # entities: brand and category nodes linked to their items, one learnable row each, and the
+    # four relations in the KG loss
+    nodes, edges = stats["entities"]["nodes"], dict(stats["entities"]["edges"])
+    assert nodes["brand"] > 0 and nodes["category"] > 0
+    for field in ("brand", "category"):
+        assert edges.pop(f"item__has_{field}__{field}") == edges.pop(f"{field}__{field}_of__item") > 0
+    assert edges == ref_stats["edges"]
+    assert (
+        _read(run["entities"] / "results.json")["n_parameters"]
+        == ref_res["n_parameters"] + 64 * (nodes["brand"] + nodes["category"]) + 32 * 4
+    )
+    assert _kg_loss_trained(run["entities"])
+
+    # prune: the same graph and parameters, FREEDOM's pruning of the user-item graph in training
+    assert config["prune"]["model"]["net"]["prune_ratio"] == 0.8
+    assert stats["prune"]["edges"] == ref_stats["edges"]
+    assert _read(run["prune"] / "results.json")["n_parameters"] == ref_res["n_parameters"]
 
     # authors: alternating schedule with one KG pass, margin loss on untyped negatives, self-loops,
     # trainable features, the raw-feature item-item graph, a 128-d KG

@@ -191,3 +191,52 @@ def test_float16_features_stay_float16_and_propagate_like_float32(kg):
     out16 = enc16.propagate()
     assert out16.dtype == torch.float32
     torch.testing.assert_close(out16, enc32.propagate(), atol=2e-3, rtol=2e-3)
+
+
+def with_entities(kg: HeteroData) -> HeteroData:
+    """``kg`` plus a ``brand`` entity type (2 nodes) linked to items 0, 1 and 3 (item 3 has no
+    modality: the entity is its only path to other items)."""
+    data = kg.clone()
+    data["brand"].num_nodes = 2
+    data["item", "has_brand", "brand"].edge_index = torch.tensor([[0, 3, 1], [0, 0, 1]])
+    data["brand", "brand_of", "item"].edge_index = torch.tensor([[0, 0, 1], [0, 3, 1]])
+    return data
+
+
+def test_entity_nodes_are_learnable_rows_after_the_modalities(kg, dense_adj):
+    data = with_entities(kg)
+    torch.manual_seed(0)
+    enc = EMMKGEncoder(data, dim=6, num_layers=2)
+    assert enc.modalities == ["text", "image"] and enc.entities == ["brand"]
+    e = enc.initial_embeddings()
+    assert e.shape == (4 + 3 + 2 + 2, 6)
+    torch.testing.assert_close(e[-2:], enc.entity_emb.weight)
+    x0 = torch.cat([enc.item_emb.weight] + [enc.proj[i](data[m].x) for i, m in enumerate(["text", "image"])])
+    ref = dense_reference(enc, data, dense_adj, x0=torch.cat([x0, enc.entity_emb.weight]))
+    assert (enc.propagate().double() - ref).abs().max() < 1e-5
+    out = enc()
+    assert list(out) == ["item", "text", "image", "brand"] and out["brand"].shape == (2, 6)
+    # item 3 now hears item 0 through the shared brand
+    assert not torch.allclose(out["item"][3], enc.item_emb.weight[3] / 3)
+    enc()["item"][3].sum().backward()
+    assert enc.entity_emb.weight.grad[0].abs().sum() > 0 and enc.item_emb.weight.grad[0].abs().sum() > 0
+
+
+def test_entity_table_is_reset_and_initialised_like_the_items(kg):
+    enc = EMMKGEncoder(with_entities(kg), dim=4, item_init_bound=0.05)
+    w = enc.entity_emb.weight.detach().clone()
+    assert w.abs().max() <= 0.05
+    enc.reset_parameters()
+    assert not torch.equal(w, enc.entity_emb.weight)
+    assert EMMKGEncoder(kg, dim=4).entity_emb is None
+
+
+def test_entity_types_must_follow_the_modalities(kg):
+    data = HeteroData()
+    data["item"].num_nodes = 2
+    data["brand"].num_nodes = 1
+    data["text"].x = torch.randn(2, 3)
+    data["item", "has_brand", "brand"].edge_index = torch.tensor([[0, 1], [0, 0]])
+    data["item", "has_text", "text"].edge_index = torch.tensor([[0, 1], [0, 1]])
+    with pytest.raises(ValueError, match="must follow the modalities"):
+        EMMKGEncoder(data, dim=4)

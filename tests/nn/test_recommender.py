@@ -453,3 +453,47 @@ def test_emmkgr_rotate_init_draws_the_kg_item_table_in_the_rotate_range(emmkgr_s
     assert model.encoder.item_emb.weight.abs().max() <= bound
     xavier = EMMKGR(inter, kg, dim=4, kg_dim=8).encoder.item_emb.weight
     assert xavier.abs().max() <= math.sqrt(6 / (8 + 8))
+
+
+def test_pruned_lightgcn_trains_on_the_epochs_pruned_graph_and_evaluates_on_all(inter):
+    torch.manual_seed(0)
+    model = LightGCN(inter, dim=8, num_layers=2, prune_ratio=0.5)
+    model.train()
+    emb = model.embed()
+    ei = model.pruned_edge_index
+    u, i = ei[0, ei[0] < 4], ei[1, ei[0] < 4] - 4  # the kept user -> item edges
+    assert u.numel() == max(1, int(len(USER) * 0.5))
+    assert set(zip(u.tolist(), i.tolist(), strict=True)) <= set(
+        zip(USER.tolist(), ITEM.tolist(), strict=True)
+    )
+    ref_u, ref_i = dense_lightgcn(model.ids.user.weight, model.ids.item.weight, u, i, 2)
+    assert (emb.user.double() - ref_u).abs().max() < 1e-5 and (emb.item.double() - ref_i).abs().max() < 1e-5
+    assert torch.equal(model.pruned_edge_index, ei)  # the same graph for the whole epoch
+    model.embed()
+    assert torch.equal(model.pruned_edge_index, ei)
+    draws = set()
+    for _ in range(20):  # every epoch draws again
+        model.on_epoch_start()
+        model.embed()
+        draws.add(tuple(model.pruned_edge_index.flatten().tolist()))
+    assert len(draws) > 1
+    model.eval()  # evaluation: the whole graph
+    full_u, full_i = dense_lightgcn(model.ids.user.weight, model.ids.item.weight, USER, ITEM, 2)
+    emb = model.embed()
+    assert (emb.user.double() - full_u).abs().max() < 1e-5
+    with pytest.raises(ValueError, match="prune_ratio must be in"):
+        LightGCN(inter, prune_ratio=1.0)
+
+
+def test_emmkgr_prunes_its_interaction_graph(tiny_dataset):
+    inter = InteractionGraph.from_dataset(tiny_dataset)
+    kg = build_emmkg(tiny_dataset, top_n=2, knn=KNNBuilder(progress=False))
+    model = EMMKGR(inter, kg, dim=6, prune_ratio=0.8)
+    assert model.cf.prune_ratio == 0.8
+    model.train()
+    model.embed()
+    first = model.cf.pruned_edge_index
+    assert first.size(1) == 2 * max(1, int(inter.user.numel() * 0.2))  # both directions
+    model.on_epoch_start()
+    assert model.cf.pruned_edge_index is None
+    assert EMMKGR(inter, kg, dim=6).cf.prune_ratio == 0.0

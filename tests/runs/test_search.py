@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from omegaconf import open_dict
 
 from emmkgr_pyg.eval.query_store import query_sets
 from emmkgr_pyg.eval.search_eval import METRIC_NAMES, evaluate
@@ -149,3 +150,7 @@ def test_leakfree_inputs_of_a_synthetic_run(tiny_run_dir):
     review = run.dataset.modalities["review"]
     i = int(review.item_index[0])
     assert review.raw[0] in inputs.indexed[i]
+    # a graph with category entity nodes holds the categories: no coarse category set
+    with open_dict(run.cfg):
+        run.cfg.graph.entities = ["brand", "category"]
+    assert leakfree_inputs(run).categories_indexed

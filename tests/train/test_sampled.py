@@ -159,6 +159,8 @@ def test_unsupported_model_and_bad_fanout_raise(setup):
     config = TrainConfig(epochs=1, progress=False, propagation="sampled", fanout=-1)
     with pytest.raises(ValueError, match="item_graph_layers=0.*train.propagation=full"):
         SampledTrainer(model, inter, ev, None, config, kg=kg_view(kg))
+    with pytest.raises(ValueError, match="prune_ratio is not applied to sampled subgraphs"):
+        SampledTrainer(EMMKGR(inter, kg, dim=8, prune_ratio=0.5), inter, ev, None, config, kg=kg_view(kg))
     with pytest.raises(ValueError, match="one per hop"):
         hop_fanouts([5, 5, 5], 2)
     with pytest.raises(ValueError, match="positive"):
@@ -175,3 +177,26 @@ def test_gather_blocks_and_local_ids():
     seeds = torch.tensor([7, 2, 9])
     assert local_ids(seeds, torch.tensor([9, 7, 7, 2])).tolist() == [2, 0, 0, 1]
     assert seeds_after(torch.tensor([4, 1]), torch.tensor([1, 8, 3, 8])).tolist() == [4, 1, 3, 8]
+
+
+@pytest.mark.parametrize("sampler", ["pyg", "torch"])
+def test_full_fanout_covers_entity_nodes(setup, sampler):
+    # the same graph with brand entities (the last node block) shared by groups of items
+    inter, kg = setup
+    ds_brands = {i: f"b{i % 7}" for i in range(0, kg["item"].num_nodes, 2)}
+    data = kg.clone()
+    items = torch.tensor(sorted(ds_brands))
+    ent = torch.tensor([int(ds_brands[int(i)][1:]) for i in items])
+    data["brand"].num_nodes = 7
+    data["item", "has_brand", "brand"].edge_index = torch.stack([items, ent])
+    data["brand", "brand_of", "item"].edge_index = torch.stack([ent, items])
+    trainer, model = make((inter, data), EMMKGR, sampler=sampler)
+    view = model.encoder.view
+    assert view.node_types[-1] == "brand"
+    seeds = torch.tensor([1, 2, 9])
+    kg_ids = torch.tensor([view.offsets["brand"] + 3, view.offsets["brand"], 30])
+    ids = seeds_after(seeds, kg_ids)
+    kg_sub = trainer.kg_sampler(ids)
+    emb = sampled_embeddings(model, None, kg_sub)
+    full = model.embed()
+    torch.testing.assert_close(emb.extra["H_mm"], full.extra["H_mm"][ids], atol=1e-6, rtol=1e-5)

@@ -4,53 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
-from ..graph.interaction import InteractionGraph
+from ..graph.interaction import InteractionGraph, degree_sensitive_prune
 from ..graph.knn import KNNBuilder
 from ..nn.blocks import IDEmbedding, bpr_loss, id_layer_mean, last_layer
 from ..nn.conv import LightGCNConv
 from ..nn.recommender import Embeddings, Recommender
 from .common import ModalFeatures, dense_modal_features, mixed_knn_item_graph, resolve_modal_weights
-
-
-def degree_sensitive_weights(user: Tensor, item: Tensor, n_users: int, n_items: int) -> Tensor:
-    r"""FREEDOM's sampling weight of each user-item edge, :math:`1/\sqrt{d_u d_i}` (``[E]``)."""
-    du = torch.bincount(user, minlength=n_users).double()
-    di = torch.bincount(item, minlength=n_items).double()
-    return (du[user] * di[item]).rsqrt().float()
-
-
-def degree_sensitive_prune(
-    user: Tensor,
-    item: Tensor,
-    n_users: int,
-    n_items: int,
-    prune_ratio: float,
-    generator: torch.Generator | None = None,
-) -> Tensor:
-    r"""Degree-sensitive edge pruning: the indices of the edges that survive.
-
-    Keeps :math:`\max(1, \lfloor E (1 - \rho) \rfloor)` edges drawn without replacement with
-    probability proportional to :func:`degree_sensitive_weights`, so edges between popular nodes
-    are pruned first.
-
-    Args:
-        user, item: the training edges ``[E]``.
-        n_users, n_items: sizes.
-        prune_ratio: :math:`\rho`, the fraction of edges removed (MMRec's ``dropout``), in ``[0, 1)``.
-        generator: the random generator (default: torch's global one).
-    """
-    if not 0.0 <= prune_ratio < 1.0:
-        raise ValueError(f"FREEDOM: prune_ratio must be in [0, 1), got {prune_ratio}.")
-    n_edges = user.numel()
-    if prune_ratio == 0.0:
-        return torch.arange(n_edges)
-    n_keep = max(1, int(n_edges * (1.0 - prune_ratio)))
-    weights = degree_sensitive_weights(user, item, n_users, n_items)
-    return torch.multinomial(weights, n_keep, replacement=False, generator=generator)
 
 
 class FREEDOM(Recommender):

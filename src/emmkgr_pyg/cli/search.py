@@ -1,11 +1,15 @@
 """``emmkgr-search`` and ``emmkgr-similar``: product search and similar items on a trained run.
 
-``emmkgr-search run_dir=<run> query="..." top_k=10`` encodes the query with the run's
-:math:`f_{enc}`, maps it into the item space (``search.mapping``) and ranks items by cosine
-similarity with :math:`H^{MM}` (Eq. 7) through the faiss index saved beside the run
-(``search_index.faiss``, built on first use). ``emmkgr-similar run_dir=<run> item=<id>`` lists the
-nearest items of an item. Both take ``category=`` and ``brand=`` filters (case-insensitive
-substrings), applied inside the search, and print a table (``output=json`` for JSON).
+``emmkgr-search run_dir=<run> query="..." top_k=10`` answers a text query with the search that
+``conf/search`` configures, the one ``emmkgr-eval-search`` evaluates: the query encoded with the
+run's :math:`f_{enc}`, mapped into the item space (``search.mapping``) and compared with
+:math:`H^{MM}` (Eq. 7), with the item's raw vectors carried in (``search.carry_raw``) and fused
+with BM25 (``search.fuse_bm25``) by default; this scores every item. With ``search.carry_raw=0
+search.fuse_bm25=false`` (one vector per query) the faiss index saved beside the run answers alone
+(``search_index.faiss``, built on first use; ``search.index=hnsw`` for large catalogues).
+``emmkgr-similar run_dir=<run> item=<id>`` lists the nearest items of an item. Both take
+``category=`` and ``brand=`` filters (case-insensitive substrings), applied inside the search, and
+print a table (``output=json`` for JSON).
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
+from ..eval.search_queries import SearchQuery
 from ..runs import load_run
-from ..runs.search import open_index
-from ..search import ItemFilter, ItemMeta, QueryEncoder, SearchError, VectorBaseline, similar_items
+from ..runs.search import RunSearches, open_index
+from ..search import ItemFilter, ItemMeta, QueryEncoder, SearchError, VectorBaseline, similar_items, topk
 from ..utils import markdown_table
 from . import CONFIG_PATH, USER_ERRORS, fail
 
@@ -36,7 +41,10 @@ def _check(cfg: DictConfig, prog: str) -> Path:
     if cfg.output not in OUTPUTS:
         raise SearchError(f"output={cfg.output}: choose one of {OUTPUTS}.")
     if cfg.output == "json":  # keep stdout parseable: logs go there with the console logger
-        logging.getLogger().setLevel(logging.WARNING)
+        root = logging.getLogger()
+        root.setLevel(logging.WARNING)
+        for handler in root.handlers:  # also records of loggers with their own level (bm25s: DEBUG)
+            handler.setLevel(logging.WARNING)
     if not cfg.run_dir:
         raise SearchError(f"run_dir is not set: {prog} run_dir=<a folder written by emmkgr-train>.")
     run_dir = Path(cfg.run_dir)
@@ -90,7 +98,16 @@ def run_search(cfg: DictConfig) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         text = f"<vector {cfg.query_vector}>"
     else:
         raw = qenc.raw_text([text], qenc.text_modalities)
-    if cfg.method == "emmkgr":
+    configured = cfg.method == "emmkgr" and cfg.query_vector is None and not RunSearches.is_plain(scfg)
+    if configured:  # the evaluated default: every item scored, then filtered
+        searches = RunSearches(run, [text], scfg.embedding, scfg.top_n, index=index)
+        scores = searches.emmkgr(scfg)([SearchQuery("q", "cli", "cli", text, [])])[0]
+        scores = np.where(allowed, scores, -np.inf) if allowed is not None else scores
+        k = min(int(cfg.top_k), index.n_items)
+        pos = topk.top_k(scores[None], k)[0]
+        pos = pos[np.isfinite(scores[pos])]  # what the filter removed
+        rows = index.results(scores[pos], pos)
+    elif cfg.method == "emmkgr":
         mapped = {m: raw[m] for m in qenc.query_modalities} if cfg.query_vector is None else raw
         scores, pos = index.search(qenc.map(mapped), int(cfg.top_k), allowed)
         rows = index.results(scores[0], pos[0])
@@ -103,6 +120,7 @@ def run_search(cfg: DictConfig) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         "query": text,
         "method": cfg.method,
         "mapping": scfg.mapping,
+        "search": describe(scfg) if configured else f"{scfg.mapping} mapping (faiss index)",
         "query_modality": scfg.query_modality,
         "embedding": scfg.embedding,
         "filters": {"category": item_filter.category, "brand": item_filter.brand},
@@ -110,6 +128,15 @@ def run_search(cfg: DictConfig) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         "run_dir": str(run_dir),
     }
     return request, rows
+
+
+def describe(scfg: DictConfig) -> str:
+    """The configured E-MMKGR search in words, e.g. ``paper mapping + raw x2 + BM25 (RRF 60)``."""
+    if scfg.scorer == "kg":
+        what = f"KG scoring ({scfg.kg_node} query node)"
+    else:
+        what = f"{scfg.mapping} mapping" + (f" + raw x{scfg.carry_raw:g}" if scfg.carry_raw else "")
+    return what + (f" + BM25 (RRF {scfg.rrf_k:g})" if scfg.fuse_bm25 else "")
 
 
 def run_similar(cfg: DictConfig) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -148,7 +175,7 @@ def search_main(cfg: DictConfig) -> None:
     filters = ItemFilter(**request["filters"]).describe()
     method = request["method"]
     if method == "emmkgr":
-        method += f" ({request['mapping']} mapping)"
+        method += f" ({request['search']})"
     header = f"{method} search for '{request['query']}'; filters: {filters}"
     _print(cfg, header, request, rows)
 

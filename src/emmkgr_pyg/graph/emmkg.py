@@ -10,7 +10,10 @@ Edge types, each a relation of the knowledge graph:
 - modal-modal (Eq. 2): ``(m, 'similar_<m>', m)``, each node to its top-n most cosine-similar nodes
   of other items;
 - item-item (the paper's ablation :math:`A_{ii}`): ``('item', 'similar_item', 'item')``, item ``j``
-  to item ``k`` when a modality node of ``j`` lists one of ``k`` among its top-n.
+  to item ``k`` when a modality node of ``j`` lists one of ``k`` among its top-n;
+- item-entity (an extension, ``graph.entities``): attribute values such as a brand or a category
+  as node types without features after the modalities, ``('item', 'has_<field>', <field>)`` and its
+  reverse (:mod:`.entities`).
 
 Which blocks exist is configuration (``conf/graph/``). Nothing here names a modality.
 """
@@ -28,6 +31,7 @@ from torch_geometric.data import HeteroData
 
 from ..data.dataset import DataError, MMDataset
 from ..utils import ConfigError
+from .entities import entity_links
 from .knn import KNNBuilder, symmetrize
 
 log = logging.getLogger(__name__)
@@ -59,6 +63,9 @@ def build_emmkg(
     modal_modal: bool = True,
     item_item: bool = False,
     knn: KNNBuilder | None = None,
+    entities: Sequence[str] = (),
+    entity_min_items: int = 2,
+    entity_max_share: float = 0.5,
 ) -> HeteroData:
     """Build the E-MMKG of an encoded dataset.
 
@@ -71,6 +78,10 @@ def build_emmkg(
             warns.
         item_modal, modal_modal, item_item: which edge blocks to build.
         knn: the kNN builder (default: exact, directed).
+        entities: catalogue fields whose values become shared entity nodes (``"brand"``,
+            ``"category"``; default none), each a node type after the modalities.
+        entity_min_items, entity_max_share: keep an entity shared by at least this many items
+            and at most this fraction of them (:func:`~.entities.entity_links`).
 
     Returns:
         The graph. ``data.knn_seconds`` holds the kNN build time of each modality.
@@ -120,6 +131,18 @@ def build_emmkg(
                 data[modal_modal_relation(m)].edge_index = mm
             if item_item:
                 lifted.append(store.item[mm])
+    for field in entities or ():
+        if field in data.node_types:
+            raise ConfigError(
+                f"graph.entities: '{field}' is also a modality of dataset '{dataset.name}'; "
+                "rename the modality or leave the field out of graph.entities."
+            )
+        links = entity_links(dataset.catalog, field, min_items=entity_min_items, max_share=entity_max_share)
+        data[field].num_nodes = links.n_entities
+        data[field].names = links.names
+        item, ent = torch.from_numpy(links.item), torch.from_numpy(links.entity)
+        data[item_modal_relation(field)].edge_index = torch.stack([item, ent])
+        data[modal_item_relation(field)].edge_index = torch.stack([ent, item])
     if item_item:
         ii = torch.cat(lifted, dim=1).numpy() if lifted else np.zeros((2, 0), dtype=np.int64)
         ii = ii[:, ii[0] != ii[1]]

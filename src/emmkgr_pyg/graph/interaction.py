@@ -46,3 +46,40 @@ class InteractionGraph:
         indptr = np.zeros(self.n_users + 1, dtype=np.int64)
         np.cumsum(np.bincount(u, minlength=self.n_users), out=indptr[1:])
         return indptr, self.item.numpy()[order]
+
+
+def degree_sensitive_weights(user: Tensor, item: Tensor, n_users: int, n_items: int) -> Tensor:
+    r"""FREEDOM's sampling weight of each user-item edge, :math:`1/\sqrt{d_u d_i}` (``[E]``)."""
+    du = torch.bincount(user, minlength=n_users).double()
+    di = torch.bincount(item, minlength=n_items).double()
+    return (du[user] * di[item]).rsqrt().float()
+
+
+def degree_sensitive_prune(
+    user: Tensor,
+    item: Tensor,
+    n_users: int,
+    n_items: int,
+    prune_ratio: float,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    r"""Degree-sensitive edge pruning: the indices of the edges that survive.
+
+    Keeps :math:`\max(1, \lfloor E (1 - \rho) \rfloor)` edges drawn without replacement with
+    probability proportional to :func:`degree_sensitive_weights`, so edges between popular nodes
+    are pruned first.
+
+    Args:
+        user, item: the training edges ``[E]``.
+        n_users, n_items: sizes.
+        prune_ratio: :math:`\rho`, the fraction of edges removed (MMRec's ``dropout``), in ``[0, 1)``.
+        generator: the random generator (default: torch's global one).
+    """
+    if not 0.0 <= prune_ratio < 1.0:
+        raise ValueError(f"prune_ratio must be in [0, 1) (the fraction of edges removed), got {prune_ratio}.")
+    n_edges = user.numel()
+    if prune_ratio == 0.0:
+        return torch.arange(n_edges)
+    n_keep = max(1, int(n_edges * (1.0 - prune_ratio)))
+    weights = degree_sensitive_weights(user, item, n_users, n_items)
+    return torch.multinomial(weights, n_keep, replacement=False, generator=generator)

@@ -36,7 +36,10 @@ class EMMKGEncoder(torch.nn.Module):
         \mathbf{H}^{MM} = \frac{1}{L+1} \sum_{l=0}^{L} \tilde{\mathbf{A}}^{l} \mathbf{E}^{MM}
 
     The graph structure is fixed at construction (its normalised adjacency is built once);
-    node features stay frozen buffers unless ``train_features`` (the authors train them).
+    node features stay frozen buffers unless ``train_features`` (the authors train them). Node
+    types without features after the modalities (entity nodes, ``graph.entities``) get learnable
+    embeddings like the items: :math:`\mathbf{E}^{MM}` is then
+    :math:`[\mathbf{E}^{i}; \mathbf{Z}^{m_1}; \dots; \mathbf{E}^{e_1}; \dots]`.
 
     Args:
         data: the E-MMKG (``item`` nodes and one node type per modality with features ``x``).
@@ -90,9 +93,18 @@ class EMMKGEncoder(torch.nn.Module):
         self.view: KGView = kg_view(data)
         if self.view.node_types[0] != ITEM:
             raise ValueError("EMMKGEncoder: the graph's first node type must be 'item'.")
-        self.modalities = self.view.node_types[1:]
+        types = self.view.node_types[1:]
+        self.modalities = [t for t in types if "x" in data[t]]
+        self.entities = [t for t in types if "x" not in data[t]]
+        if types != self.modalities + self.entities:
+            raise ValueError(
+                f"EMMKGEncoder: node types without features {self.entities} must follow the "
+                f"modalities {self.modalities} (build the graph with build_emmkg)."
+            )
         self.n_items = int(data[ITEM].num_nodes)
         self.item_emb = torch.nn.Embedding(self.n_items, dim)
+        self.entity_sizes = [int(data[t].num_nodes) for t in self.entities]
+        self.entity_emb = torch.nn.Embedding(sum(self.entity_sizes), dim) if self.entities else None
         self.proj = torch.nn.ModuleList()
         for i, m in enumerate(self.modalities):
             x = data[m].x
@@ -113,10 +125,13 @@ class EMMKGEncoder(torch.nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        if self.item_init_bound is None:
-            torch.nn.init.xavier_uniform_(self.item_emb.weight)
-        else:
-            torch.nn.init.uniform_(self.item_emb.weight, -self.item_init_bound, self.item_init_bound)
+        for table in (self.item_emb, self.entity_emb):
+            if table is None or table.weight.numel() == 0:
+                continue
+            if self.item_init_bound is None:
+                torch.nn.init.xavier_uniform_(table.weight)
+            else:
+                torch.nn.init.uniform_(table.weight, -self.item_init_bound, self.item_init_bound)
         for p in self.proj:
             for layer in p.modules():
                 if isinstance(layer, torch.nn.Linear):
@@ -148,6 +163,8 @@ class EMMKGEncoder(torch.nn.Module):
         r""":math:`\mathbf{E}^{MM}`, ``[total nodes, d]``."""
         parts = [self.item_emb.weight]
         parts += [self.project(i, self.features(i), reduced=True) for i in range(len(self.modalities))]
+        if self.entity_emb is not None:
+            parts.append(self.entity_emb.weight)
         return torch.cat(parts, dim=0)
 
     def propagate(self, x0: Tensor | None = None) -> Tensor:
@@ -162,6 +179,7 @@ class EMMKGEncoder(torch.nn.Module):
     def split(self, h: Tensor) -> dict[str, Tensor]:
         """Cut a ``[total nodes, d]`` tensor into ``{node type: embeddings}``."""
         sizes = [self.n_items] + [self.features(i).size(0) for i in range(len(self.modalities))]
+        sizes += self.entity_sizes
         return dict(zip(self.view.node_types, torch.split(h, sizes), strict=True))
 
     def forward(self) -> dict[str, Tensor]:

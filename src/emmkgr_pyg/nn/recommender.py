@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
-from ..graph.interaction import InteractionGraph
+from ..graph.interaction import InteractionGraph, degree_sensitive_prune
 from ..graph.item_graph import dense_modal_features, mixed_knn_item_graph, resolve_modal_weights
 from .blocks import REG_FORMS, IDEmbedding, bpr_loss, embedding_reg, id_layer_mean, last_layer
 from .conv import LightGCNConv, lightgcn_norm
@@ -132,6 +132,10 @@ class LightGCN(Recommender):
         reg_form: the L2 term's form, ``"mmrec"`` or ``"squared"``
             (:func:`~emmkgr_pyg.nn.blocks.embedding_reg`; default ``"mmrec"``).
         backend: sparse backend (default ``"auto"``).
+        prune_ratio: FREEDOM's denoising: each training epoch propagates over the user-item graph
+            less this fraction of its edges, drawn by
+            :func:`~emmkgr_pyg.graph.interaction.degree_sensitive_prune` (edges between popular
+            nodes go first); evaluation uses the whole graph (default ``0``: no pruning).
     """
 
     def __init__(
@@ -143,23 +147,50 @@ class LightGCN(Recommender):
         reg_weight: float = 1e-4,
         backend: str = "auto",
         reg_form: str = "mmrec",
+        prune_ratio: float = 0.0,
     ) -> None:
         super().__init__(inter, reg_weight, reg_form)
-        self.dim, self.num_layers = dim, num_layers
+        if not 0.0 <= prune_ratio < 1.0:
+            raise ValueError(f"{type(self).__name__}: prune_ratio must be in [0, 1), got {prune_ratio}.")
+        self.dim, self.num_layers, self.prune_ratio = dim, num_layers, prune_ratio
         self.ids = IDEmbedding(self.n_users, self.n_items, dim)
         self.register_buffer("edge_index", inter.edge_index(), persistent=False)
         self.conv = LightGCNConv(cached=True, backend=backend)
+        if prune_ratio:
+            self.register_buffer("edge_user", inter.user.long(), persistent=False)
+            self.register_buffer("edge_item", inter.item.long(), persistent=False)
+            self.pruned_conv = LightGCNConv(cached=True, backend=backend)
+        self.pruned_edge_index: Tensor | None = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         self.ids.reset_parameters()
         self.conv.reset_parameters()
+        self.pruned_edge_index = None
+
+    def on_epoch_start(self) -> None:
+        """With ``prune_ratio``, every training epoch draws a new pruned graph."""
+        self.pruned_edge_index = None
+
+    def resample_pruned_graph(self) -> Tensor:
+        """Draws the epoch's pruned user-item graph; returns its homogeneous ``edge_index``."""
+        keep = degree_sensitive_prune(
+            self.edge_user, self.edge_item, self.n_users, self.n_items, self.prune_ratio
+        )
+        kept = InteractionGraph(self.n_users, self.n_items, self.edge_user[keep], self.edge_item[keep])
+        self.pruned_edge_index = kept.edge_index()
+        self.pruned_conv.reset_parameters()  # drop the cached adjacency of the last epoch
+        return self.pruned_edge_index
 
     def propagate(self) -> tuple[Tensor, Tensor]:
-        """:math:`(\\mathbf{H}^{IN}_{user}, \\mathbf{H}^{IN}_{item})`."""
-        return id_layer_mean(
-            self.conv, self.ids.user.weight, self.ids.item.weight, self.edge_index, self.num_layers
-        )
+        """:math:`(\\mathbf{H}^{IN}_{user}, \\mathbf{H}^{IN}_{item})`, over the epoch's pruned graph
+        in training when ``prune_ratio``."""
+        conv, edge_index = self.conv, self.edge_index
+        if self.prune_ratio and self.training:
+            if self.pruned_edge_index is None:
+                self.resample_pruned_graph()
+            conv, edge_index = self.pruned_conv, self.pruned_edge_index
+        return id_layer_mean(conv, self.ids.user.weight, self.ids.item.weight, edge_index, self.num_layers)
 
     def embed(self) -> Embeddings:
         user, item = self.propagate()
@@ -232,6 +263,8 @@ class EMMKGR(Recommender):
             (:func:`~emmkgr_pyg.graph.item_graph.resolve_modal_weights`; default ``None``: uniform).
         feature_dim: see :class:`EMMKGEncoder` (default ``None``: features as they are).
         backend: sparse backend (default ``"auto"``).
+        prune_ratio: FREEDOM's degree-sensitive pruning of the user-item graph in training (an
+            extension, ``+experiment=prune``; see :class:`LightGCN`; default ``0``).
 
     Shapes:
         - :meth:`embed`: ``user`` ``[U, dim]``, ``item`` ``[N, dim]``, ``extra["H_mm"]``
@@ -268,6 +301,7 @@ class EMMKGR(Recommender):
         reg_form: str = "mmrec",
         backend: str = "auto",
         feature_dim: int | None = None,
+        prune_ratio: float = 0.0,
     ) -> None:
         super().__init__(inter, reg_weight, reg_form)
         if kg is None:
@@ -288,7 +322,13 @@ class EMMKGR(Recommender):
         self.dim, self.kg_dim = dim, kg_dim
         self.fusion, self.kg_init = fusion, kg_init
         self.cf = LightGCN(
-            inter, dim=dim, num_layers=num_layers, reg_weight=reg_weight, backend=backend, reg_form=reg_form
+            inter,
+            dim=dim,
+            num_layers=num_layers,
+            reg_weight=reg_weight,
+            backend=backend,
+            reg_form=reg_form,
+            prune_ratio=prune_ratio,
         )
         bound = None
         if kg_init == "rotate":  # the RotatE reference code's embedding range (its gamma: 12)
@@ -320,6 +360,9 @@ class EMMKGR(Recommender):
             self.register_buffer("item_graph_index", ei, persistent=False)
             self.register_buffer("item_graph_weight", ew, persistent=False)
             self.item_conv = LightGCNConv(normalize=False, cached=True, backend=backend)
+
+    def on_epoch_start(self) -> None:
+        self.cf.on_epoch_start()
 
     def reset_parameters(self) -> None:
         """Re-draws every part (each part draws its own at construction; trainable feature tables

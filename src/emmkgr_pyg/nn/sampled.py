@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
+from ..graph.emmkg import ITEM
 from .conv import sparse_adjacency, spmm_with_transpose
 from .encoder import EMMKGEncoder
 from .recommender import EMMKGR, Embeddings, LightGCN, Recommender
@@ -63,20 +64,27 @@ def interaction_x0(cf: LightGCN, n_id: Tensor) -> Tensor:
 
 def emmkg_x0(encoder: EMMKGEncoder, n_id: Tensor) -> Tensor:
     r"""Layer-0 embeddings :math:`\mathbf{E}^{MM}` of E-MMKG nodes: item id embeddings, and the
-    projection of only the sampled modality nodes' features."""
-    starts = [encoder.view.offsets[t] for t in encoder.view.node_types]
+    projection of only the sampled modality nodes' features, and entity embeddings."""
+    types = [ITEM, *encoder.modalities]
     lookups = [encoder.item_emb]
     for i in range(len(encoder.modalities)):
         lookups.append(lambda j, i=i: encoder.project(i, encoder.features(i)[j].float(), reduced=True))
-    return gather_blocks(n_id, starts, lookups)
+    if encoder.entity_emb is not None:  # the entity types are one contiguous block, the last
+        types.append(encoder.entities[0])
+        lookups.append(encoder.entity_emb)
+    return gather_blocks(n_id, [encoder.view.offsets[t] for t in types], lookups)
 
 
 def interaction_model(model: Recommender) -> LightGCN:
     """The LightGCN on the user-item graph of a model that sampled training supports."""
-    if isinstance(model, EMMKGR) and not model.item_graph_layers:
-        return model.cf
-    if isinstance(model, LightGCN):
-        return model
+    cf = model.cf if isinstance(model, EMMKGR) and not model.item_graph_layers else model
+    if isinstance(cf, LightGCN):
+        if cf.prune_ratio:
+            raise ValueError(
+                "sampled propagation: prune_ratio is not applied to sampled subgraphs; set "
+                "model.net.prune_ratio=0 or train.propagation=full."
+            )
+        return cf
     raise ValueError(
         f"sampled propagation: {type(model).__name__} is not supported (LightGCN, and EMMKGR with "
         "item_graph_layers=0, are); set train.propagation=full."

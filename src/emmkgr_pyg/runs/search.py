@@ -105,7 +105,9 @@ def leakfree_inputs(run: TrainedRun, min_share: float = 0.5) -> LeakFreeInputs:
     leak-free fine queries come from: the reviews of held-out interactions where the dataset's
     reader has them (``heldout_reviews``), else the ``description`` when the run does not index it.
     Category text counts as indexed when some indexed modality holds every level of an item's
-    category path for at least ``min_share`` of the items (the ``attributes`` modality)."""
+    category path for at least ``min_share`` of the items (the ``attributes`` modality), and when
+    the run's graph links items to category entity nodes (``graph.entities``: a coarse query's
+    targets would be exactly the items of one entity)."""
     from hydra.utils import instantiate
 
     mods = text_modalities(run)
@@ -117,7 +119,8 @@ def leakfree_inputs(run: TrainedRun, min_share: float = 0.5) -> LeakFreeInputs:
         hits = sum(bool(texts[i]) and all(c.lower() in texts[i].lower() for c in cats[i]) for i in with_path)
         return bool(with_path) and hits >= min_share * len(with_path)
 
-    categories_indexed = any(holds_paths(t) for t in fields.values())
+    entities = run.cfg.get("graph", {}).get("entities") or []
+    categories_indexed = "category" in entities or any(holds_paths(t) for t in fields.values())
     reader = instantiate(run.cfg.dataset.reader)
     fine_source = None
     if hasattr(reader, "heldout_reviews"):
@@ -141,6 +144,10 @@ class RunSearches:
         embedding: the indexed item embedding (default :data:`.artifacts.MM_ITEM`).
         top_n: neighbours of a propagated query (default: the graph's).
         progress: show the encoding's progress.
+        index: the item index to score (default: a new exact one over the run's items). One that
+            also holds cold-start items (``emmkgr-search`` on a saved index) widens every score
+            matrix to them: BM25, the vector baseline and KG scoring do not rank them (``-inf``,
+            so a fusion ranks them by its other rankings) and they carry no raw vectors.
     """
 
     def __init__(
@@ -150,12 +157,15 @@ class RunSearches:
         embedding: str = artifacts.MM_ITEM,
         top_n: int | None = None,
         progress: bool = False,
+        index: ItemIndex | None = None,
     ) -> None:
         self.run, self.top_n = run, top_n
         self.qenc = QueryEncoder.from_run(run, "paper", "all")
         self.mods = self.qenc.text_modalities
         self.items = run_embeddings(run.run_dir, embedding)
-        self.index = ItemIndex(self.items, ItemMeta.from_catalog(run.dataset.catalog), embedding)
+        if index is None:
+            index = ItemIndex(self.items, ItemMeta.from_catalog(run.dataset.catalog), embedding)
+        self.index = index
         self.baseline = VectorBaseline.from_dataset(run.dataset, self.mods)
         self.bm25_index = BM25Search.from_dataset(run.dataset, self.mods)
         texts = sorted(set(texts))
@@ -171,11 +181,18 @@ class RunSearches:
     def modalities(self, query_modality: str) -> list[str]:
         return self.qenc._resolve(query_modality)
 
+    def _widen(self, scores: np.ndarray) -> np.ndarray:
+        """Catalogue scores ``[B, N]`` -> ``[B, index items]``, ``-inf`` for cold-start items."""
+        extra = self.index.n_items - scores.shape[1]
+        if extra <= 0:
+            return scores
+        return np.concatenate([scores, np.full((scores.shape[0], extra), -np.inf, scores.dtype)], 1)
+
     def bm25(self, batch: list[SearchQuery]) -> np.ndarray:
-        return self.bm25_index.scores([q.text for q in batch])
+        return self._widen(self.bm25_index.scores([q.text for q in batch]))
 
     def vector_baseline(self, batch: list[SearchQuery]) -> np.ndarray:
-        return self.baseline.scores(self.raw_of(batch))
+        return self._widen(self.baseline.scores(self.raw_of(batch)))
 
     def cosine(self, mapping: str, query_modality: str = "all") -> ScoreFn:
         """E-MMKGR: the query mapped (``paper`` or ``propagated``), cosine with the items (Eq. 7)."""
@@ -211,7 +228,16 @@ class RunSearches:
         if node not in self._kg:
             self._kg[node] = KGSearch.from_run(self.run, self.items, node, self.top_n)
         kg, mods = self._kg[node], self.modalities(query_modality)
-        return lambda b: kg.scores(self.raw_of(b, mods))
+        return lambda b: self._widen(kg.scores(self.raw_of(b, mods)))
+
+    @staticmethod
+    def is_plain(search: Any) -> bool:
+        """Whether the ``search`` config is one mapped vector per query (cosine, no raw vectors
+        carried, no BM25 fusion): what a faiss index answers alone, HNSW included."""
+        get = search.get if hasattr(search, "get") else lambda k, d=None: getattr(search, k, d)
+        return (
+            get("scorer", "cosine") == "cosine" and not get("carry_raw", 0.0) and not get("fuse_bm25", False)
+        )
 
     def emmkgr(self, search: Any) -> ScoreFn:
         """The configured E-MMKGR search (``conf/search``: scorer, mapping or kg_node,
