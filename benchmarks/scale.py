@@ -7,7 +7,8 @@ embedded default's mix (``conf/dataset/synthetic_<size>.yaml`` where it exists: 
 interactions per item, title/description/review text and a 512-d image), then
 
 1. ``prepare``: generate, split and encode (the hashing text encoder, 384-d: MiniLM would take
-   hours at a million items on two cores); features kept as float16;
+   hours at a million items on two cores), 65,536 rows at a time straight into float16 features;
+   the raw texts are dropped once encoded;
 2. ``knn``: HNSW kNN (top 10, symmetric; ``--hnsw-m``, ``--ef-construction``) of every modality;
 3. ``emmkg``: the E-MMKG and its homogeneous view;
 4. ``train``: E-MMKGR built and one training epoch with ``propagation=sampled`` (or, with
@@ -101,12 +102,10 @@ def run_size(size: int, args) -> dict:
         raw = SyntheticReader(**reader_options(size)).read(None, f"synthetic_{size}")
         enc = HashingTextEncoder(dim=384)
         specs = resolve_modalities(raw, {"text_encoder": enc, "include": None, "exclude": [], "extra": {}})
-        ds, _ = encode_dataset(raw, specs, progress=False)
+        ds, _ = encode_dataset(raw, specs, progress=False, dtype=np.float16, chunk_rows=65536)
         del raw, specs
-        for m, mod in list(ds.modalities.items()):  # compact: float16, raw texts dropped
-            ds.catalog.modalities[m] = type(mod)(
-                mod.name, mod.kind, mod.item_index, None, mod.features.astype(np.float16)
-            )
+        for m, mod in list(ds.modalities.items()):  # raw texts dropped once encoded
+            ds.catalog.modalities[m] = type(mod)(mod.name, mod.kind, mod.item_index, None, mod.features)
         inter = InteractionGraph.from_dataset(ds)
     knn = KNNBuilder(
         index="hnsw",
