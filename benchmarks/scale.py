@@ -7,7 +7,8 @@ embedded default's mix (``conf/dataset/synthetic_<size>.yaml`` where it exists: 
 interactions per item, title/description/review text and a 512-d image), then
 
 1. ``prepare``: generate, split and encode (the hashing text encoder, 384-d: MiniLM would take
-   hours at a million items on two cores); features kept as float16;
+   hours at a million items on two cores), 65,536 rows at a time straight into float16 features;
+   the raw texts are dropped once encoded;
 2. ``knn``: HNSW kNN (top 10, symmetric; ``--hnsw-m``, ``--ef-construction``) of every modality;
 3. ``emmkg``: the E-MMKG and its homogeneous view;
 4. ``train``: E-MMKGR built and one training epoch with ``propagation=sampled`` (or, with
@@ -52,7 +53,7 @@ from emmkgr_pyg.search.index import ItemIndex, ItemMeta
 from emmkgr_pyg.search.query import QueryEncoder
 from emmkgr_pyg.train import TrainConfig
 from emmkgr_pyg.train.sampled import SampledTrainer
-from emmkgr_pyg.utils import peak_rss_mib, reset_peak_rss
+from emmkgr_pyg.utils import peak_rss_mib, reset_peak_rss, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -101,12 +102,10 @@ def run_size(size: int, args) -> dict:
         raw = SyntheticReader(**reader_options(size)).read(None, f"synthetic_{size}")
         enc = HashingTextEncoder(dim=384)
         specs = resolve_modalities(raw, {"text_encoder": enc, "include": None, "exclude": [], "extra": {}})
-        ds, _ = encode_dataset(raw, specs, progress=False)
+        ds, _ = encode_dataset(raw, specs, progress=False, dtype=np.float16, chunk_rows=65536)
         del raw, specs
-        for m, mod in list(ds.modalities.items()):  # compact: float16, raw texts dropped
-            ds.catalog.modalities[m] = type(mod)(
-                mod.name, mod.kind, mod.item_index, None, mod.features.astype(np.float16)
-            )
+        for m, mod in list(ds.modalities.items()):  # raw texts dropped once encoded
+            ds.catalog.modalities[m] = type(mod)(mod.name, mod.kind, mod.item_index, None, mod.features)
         inter = InteractionGraph.from_dataset(ds)
     knn = KNNBuilder(
         index="hnsw",
@@ -171,6 +170,21 @@ def run_size(size: int, args) -> dict:
     return rec
 
 
+def provenance(size: int, args) -> dict:
+    """The commit (``+dirty`` with uncommitted changes) and command a size's figures came from."""
+    git = ["git", "-C", str(ROOT)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(
+        [*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+    )
+    commit = (
+        head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "") if head.returncode == 0 else None
+    )
+    opts = f"--fanout {args.fanout} --train-steps {args.train_steps} --eval-users {args.eval_users}"
+    opts += f" --hnsw-m {args.hnsw_m} --ef-construction {args.ef_construction}"
+    return {"commit": commit, "command": f"python benchmarks/scale.py --sizes {size} {opts}"}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sizes", default="23033,100000,300000,1000000")
@@ -205,21 +219,26 @@ def main() -> None:
         ]
         cmd += ["--train-steps", str(args.train_steps), "--hnsw-m", str(args.hnsw_m)]
         cmd += ["--ef-construction", str(args.ef_construction)]
+        prov = provenance(size, args)  # before the run: the code it starts with
         proc = subprocess.run(cmd)
         if proc.returncode != 0:
             results[str(size)] = {"error": f"exit code {proc.returncode}"}
         else:
             results[str(size)] = json.loads(out.read_text())
-        path.write_text(json.dumps(results, indent=2))
+        results[str(size)]["provenance"] = prov
+        write_json(path, results)
     sizes = [s for s in results if "error" not in results[s]]
     print("\n| stage | " + " | ".join(f"{int(s):,} items" for s in sizes) + " |")
     print("|---|" + "---|" * len(sizes))
     for name in STAGES:
+        label = name
+        if name == "train" and any("timed_steps" in results[s]["train"] for s in sizes):
+            label = "train (timed steps only, with setup)"
         cells = [
             f"{results[s][name]['seconds']:.1f} s / {results[s][name]['peak_rss_mib'] / 1024:.2f} GiB"
             for s in sizes
         ]
-        print(f"| {name} | " + " | ".join(cells) + " |")
+        print(f"| {label} | " + " | ".join(cells) + " |")
     if any("epoch_s_estimated" in results[s]["train"] for s in sizes):
         cells = [
             f"{results[s]['train'].get('epoch_s_estimated', results[s]['train']['seconds'])} s "

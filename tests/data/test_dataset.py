@@ -37,6 +37,14 @@ def test_modality_keeps_missing_items_missing():
     np.testing.assert_allclose(dense[[1, 3]], [[2, 1], [2, 1]])  # MMRec's mean fill, export only
 
 
+def test_modality_features_are_float32_unless_float16():
+    feats = np.array([[1.0, 0.5], [0.25, 2.0]])
+    assert Modality("image", "feature", [0, 1], features=feats).features.dtype == np.float32
+    half = Modality("image", "feature", [0, 1], features=feats.astype(np.float16)).features
+    assert half.dtype == np.float16  # kept: half the memory for catalogues of millions
+    np.testing.assert_array_equal(half, feats)
+
+
 def test_modality_shape_errors():
     with pytest.raises(DataError, match="2 raw entries for 3 items"):
         Modality("title", "text", [0, 1, 2], raw=["a", "b"])

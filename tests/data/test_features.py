@@ -202,3 +202,29 @@ def test_cache_rebuilds_unreadable_or_overwritten_entries(tmp_path, caplog, dama
     # the rebuilt entry is trusted again
     encode_dataset(ds, resolve_modalities(ds, cfg), cache=cache, progress=False)
     assert CountingEncoder.calls == 2
+
+
+def test_chunked_float16_encoding_matches_one_shot_float32():
+    ds = _dataset()
+    specs = resolve_modalities(ds, _cfg())
+    dense, _ = encode_dataset(ds, specs, progress=False)
+    chunked, _ = encode_dataset(ds, specs, progress=False, chunk_rows=2)
+    half, _ = encode_dataset(ds, specs, progress=False, dtype=np.float16, chunk_rows=2)
+    for m, mod in dense.modalities.items():
+        assert mod.features.dtype == np.float32 and half.modalities[m].features.dtype == np.float16
+        np.testing.assert_array_equal(chunked.modalities[m].features, mod.features)
+        np.testing.assert_allclose(half.modalities[m].features, mod.features, atol=1e-3)
+    with pytest.raises(ValueError, match="dtype must be float32 or float16"):
+        encode_dataset(ds, specs, progress=False, dtype=np.float64)
+
+
+def test_float16_features_are_cached_apart_from_float32(tmp_path):
+    ds = _dataset()
+    cfg = _cfg(text_encoder=CountingEncoder(dim=16), include=["title"])
+    cache, calls = FeatureCache(tmp_path), CountingEncoder.calls
+    encode_dataset(ds, resolve_modalities(ds, cfg), cache=cache, progress=False)
+    half, rec = encode_dataset(ds, resolve_modalities(ds, cfg), cache=cache, progress=False, dtype=np.float16)
+    again, rec2 = encode_dataset(ds, resolve_modalities(ds, cfg), cache=cache, progress=False)
+    assert CountingEncoder.calls == calls + 2 and rec["title"]["cache_hit"] is False
+    assert rec2["title"]["cache_hit"] and again.modalities["title"].features.dtype == np.float32
+    assert half.modalities["title"].features.dtype == np.float16

@@ -147,8 +147,8 @@ class HashingTextEncoder(Encoder):
             for tok in tokens:
                 h = zlib.crc32(tok.encode())
                 out[row, h % self.dim] += 1.0 if (h >> 16) & 1 else -1.0
-        norm = np.linalg.norm(out, axis=1, keepdims=True)
-        return out / np.maximum(norm, 1e-12)
+        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)  # in place: no copy
+        return out
 
 
 class SmallCNN(torch.nn.Module):

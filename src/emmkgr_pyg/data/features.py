@@ -145,11 +145,22 @@ def encode_dataset(
     specs: list[ModalitySpec],
     cache: FeatureCache | None = None,
     progress: bool = True,
+    dtype: type = np.float32,
+    chunk_rows: int | None = None,
 ) -> tuple[MMDataset, dict[str, dict]]:
     """A copy of ``dataset`` whose modalities are exactly ``specs``, each with features.
 
+    Args:
+        dtype: ``np.float32`` (default) or ``np.float16``, which halves the features' memory (a
+            million-item catalogue); float16 features are cached under their own key.
+        chunk_rows: encode this many rows at a time straight into the ``dtype`` array, so that the
+            encoder's float32 output of a whole modality never exists at once (default: all rows).
+
     Returns the dataset and, per modality, the encoding record (seconds, cache hit, encoder).
     """
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float16):
+        raise ValueError(f"encode_dataset: dtype must be float32 or float16, not {dtype}.")
     records: dict[str, dict] = {}
     modalities = {}
     for spec in specs:
@@ -163,11 +174,14 @@ def encode_dataset(
         else:
             if mod.raw is None:
                 raise DataError(f"modality '{spec.name}' has no raw content to encode.")
-            key = stable_hash(enc.identity(), _content_identity(mod))
-            feats = cache.lookup(dataset.name, spec.name, key, mod.n_items_with) if cache else None
+            key = feats = None
+            if cache is not None:  # hashing every text costs memory: only when there is a cache
+                key_parts = [] if dtype == np.float32 else [dtype.name]  # float32 keys as before
+                key = stable_hash(enc.identity(), _content_identity(mod), *key_parts)
+                feats = cache.lookup(dataset.name, spec.name, key, mod.n_items_with)
             hit = feats is not None
             if feats is None:
-                feats = enc.encode(mod.raw, progress=progress, desc=f"encode {spec.name}")
+                feats = _encode(enc, mod.raw, dtype, chunk_rows, progress, f"encode {spec.name}")
                 if cache is not None:
                     cache.store(
                         dataset.name,
@@ -182,7 +196,7 @@ def encode_dataset(
                             "seconds": round(time.perf_counter() - t0, 3),
                         },
                     )
-        modalities[spec.name] = mod.with_features(np.asarray(feats, dtype=np.float32))
+        modalities[spec.name] = mod.with_features(np.asarray(feats, dtype=dtype))
         records[spec.name] = {
             "encoder": enc.identity(),
             "seconds": round(time.perf_counter() - t0, 3),
@@ -194,6 +208,21 @@ def encode_dataset(
     out = replace(dataset, catalog=catalog)
     out.validate(f"dataset '{dataset.name}' after encoding")
     return out, records
+
+
+def _encode(
+    enc: Encoder, raw: Sequence, dtype: np.dtype, chunk_rows: int | None, progress: bool, desc: str
+) -> np.ndarray:
+    """``enc.encode(raw)`` as ``dtype``; with ``chunk_rows``, in chunks written into one array."""
+    if not chunk_rows or len(raw) <= chunk_rows:
+        return np.asarray(enc.encode(raw, progress=progress, desc=desc), dtype=dtype)
+    out = None
+    for start in range(0, len(raw), chunk_rows):
+        block = enc.encode(raw[start : start + chunk_rows], progress=progress, desc=desc)
+        if out is None:
+            out = np.empty((len(raw), block.shape[1]), dtype=dtype)
+        out[start : start + len(block)] = block
+    return out
 
 
 def _build(cfg: Any, instantiate) -> Encoder | None:
