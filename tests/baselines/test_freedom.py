@@ -8,8 +8,8 @@ from torch_geometric.data import HeteroData
 
 from emmkgr_pyg.baselines import FREEDOM
 from emmkgr_pyg.baselines.common import dense_modal_features, resolve_modal_weights
-from emmkgr_pyg.baselines.freedom import degree_sensitive_prune, degree_sensitive_weights
 from emmkgr_pyg.graph import InteractionGraph
+from emmkgr_pyg.graph.interaction import degree_sensitive_prune, degree_sensitive_weights
 from emmkgr_pyg.nn import LightGCN
 
 USER = torch.tensor([0, 0, 0, 1, 1, 2, 3, 3, 4, 4])

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
-from ..graph.interaction import InteractionGraph, degree_sensitive_prune
+from ..graph.interaction import InteractionGraph, pruned_edge_index
 from ..graph.knn import KNNBuilder
 from ..nn.blocks import IDEmbedding, bpr_loss, id_layer_mean, last_layer
 from ..nn.conv import LightGCNConv
@@ -138,11 +138,9 @@ class FREEDOM(Recommender):
 
     def resample_pruned_graph(self) -> Tensor:
         """Draws the epoch's pruned user-item graph; returns its homogeneous ``edge_index``."""
-        keep = degree_sensitive_prune(
+        self.pruned_edge_index = pruned_edge_index(
             self.edge_user, self.edge_item, self.n_users, self.n_items, self.prune_ratio
         )
-        kept = InteractionGraph(self.n_users, self.n_items, self.edge_user[keep], self.edge_item[keep])
-        self.pruned_edge_index = kept.edge_index()
         self.pruned_conv.reset_parameters()  # drop the cached adjacency of the last epoch
         return self.pruned_edge_index
 

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
-from ..graph.interaction import InteractionGraph, degree_sensitive_prune
+from ..graph.interaction import InteractionGraph, pruned_edge_index
 from ..graph.item_graph import dense_modal_features, mixed_knn_item_graph, resolve_modal_weights
 from .blocks import REG_FORMS, IDEmbedding, bpr_loss, embedding_reg, id_layer_mean, last_layer
 from .conv import LightGCNConv, lightgcn_norm
@@ -174,11 +174,9 @@ class LightGCN(Recommender):
 
     def resample_pruned_graph(self) -> Tensor:
         """Draws the epoch's pruned user-item graph; returns its homogeneous ``edge_index``."""
-        keep = degree_sensitive_prune(
+        self.pruned_edge_index = pruned_edge_index(
             self.edge_user, self.edge_item, self.n_users, self.n_items, self.prune_ratio
         )
-        kept = InteractionGraph(self.n_users, self.n_items, self.edge_user[keep], self.edge_item[keep])
-        self.pruned_edge_index = kept.edge_index()
         self.pruned_conv.reset_parameters()  # drop the cached adjacency of the last epoch
         return self.pruned_edge_index
 
