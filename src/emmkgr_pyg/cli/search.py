@@ -87,19 +87,13 @@ def run_search(cfg: DictConfig) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         raise SearchError('query is empty: give a search phrase, e.g. query="wireless mouse".')
     scfg = cfg.search
     run = load_run(run_dir)
-    qenc = QueryEncoder.from_run(run, scfg.mapping, scfg.query_modality, scfg.top_n)
     catalog = run.dataset.catalog
     meta = partial(ItemMeta.from_catalog, catalog)
     index = open_index(run_dir, meta, scfg.embedding, scfg.index, scfg.rebuild_index)
     item_filter = _item_filter(cfg)
     allowed = item_filter.mask(index.meta) if item_filter.active else None
-    if cfg.query_vector is not None:
-        raw = qenc.raw_vectors(np.load(cfg.query_vector).reshape(1, -1))
-        text = f"<vector {cfg.query_vector}>"
-    else:
-        raw = qenc.raw_text([text], qenc.text_modalities)
     configured = cfg.method == "emmkgr" and cfg.query_vector is None and not RunSearches.is_plain(scfg)
-    if configured:  # the evaluated default: every item scored, then filtered
+    if configured:  # the evaluated default: every item scored (the query encoded there), then filtered
         searches = RunSearches(run, [text], scfg.embedding, scfg.top_n, index=index)
         scores = searches.emmkgr(scfg)([SearchQuery("q", "cli", "cli", text, [])])[0]
         scores = np.where(allowed, scores, -np.inf) if allowed is not None else scores
@@ -107,14 +101,20 @@ def run_search(cfg: DictConfig) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         pos = topk.top_k(scores[None], k)[0]
         pos = pos[np.isfinite(scores[pos])]  # what the filter removed
         rows = index.results(scores[pos], pos)
-    elif cfg.method == "emmkgr":
-        mapped = {m: raw[m] for m in qenc.query_modalities} if cfg.query_vector is None else raw
-        scores, pos = index.search(qenc.map(mapped), int(cfg.top_k), allowed)
-        rows = index.results(scores[0], pos[0])
     else:
-        baseline = VectorBaseline.from_dataset(run.dataset, list(raw))
-        base_allowed = None if allowed is None else allowed[: run.dataset.n_items]
-        scores, pos = baseline.search(raw, int(cfg.top_k), base_allowed)
+        qenc = QueryEncoder.from_run(run, scfg.mapping, scfg.query_modality, scfg.top_n)
+        if cfg.query_vector is not None:
+            raw = qenc.raw_vectors(np.load(cfg.query_vector).reshape(1, -1))
+            text = f"<vector {cfg.query_vector}>"
+        else:
+            raw = qenc.raw_text([text], qenc.text_modalities)
+        if cfg.method == "emmkgr":
+            mapped = {m: raw[m] for m in qenc.query_modalities} if cfg.query_vector is None else raw
+            scores, pos = index.search(qenc.map(mapped), int(cfg.top_k), allowed)
+        else:
+            baseline = VectorBaseline.from_dataset(run.dataset, list(raw))
+            base_allowed = None if allowed is None else allowed[: run.dataset.n_items]
+            scores, pos = baseline.search(raw, int(cfg.top_k), base_allowed)
         rows = index.results(scores[0], pos[0])
     request = {
         "query": text,
