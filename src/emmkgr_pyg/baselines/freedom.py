@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
-from ..graph.interaction import InteractionGraph, pruned_edge_index
+from ..graph.interaction import InteractionGraph
 from ..graph.knn import KNNBuilder
-from ..nn.blocks import IDEmbedding, bpr_loss, id_layer_mean, last_layer
+from ..nn.blocks import IDEmbedding, PrunedInteractions, bpr_loss, id_layer_mean, last_layer
 from ..nn.conv import LightGCNConv
 from ..nn.recommender import Embeddings, Recommender
 from .common import ModalFeatures, dense_modal_features, mixed_knn_item_graph, resolve_modal_weights
@@ -112,20 +112,22 @@ class FREEDOM(Recommender):
         self.register_buffer("mm_edge_index", mm_index, persistent=False)
         self.register_buffer("mm_edge_weight", mm_weight, persistent=False)
         self.register_buffer("edge_index", inter.edge_index(), persistent=False)
-        self.register_buffer("edge_user", inter.user.long(), persistent=False)
-        self.register_buffer("edge_item", inter.item.long(), persistent=False)
-        self.pruned_edge_index: Tensor | None = None
+        self.pruned = PrunedInteractions(inter, prune_ratio, backend)
         self.mm_conv = LightGCNConv(normalize=False, cached=True, backend=backend)
         self.ui_conv = LightGCNConv(cached=True, backend=backend)
-        self.pruned_conv = LightGCNConv(cached=True, backend=backend)
         self.reset_parameters()
+
+    @property
+    def pruned_edge_index(self) -> Tensor | None:
+        """The epoch's pruned user-item graph (``None`` before its first training pass)."""
+        return self.pruned.edge_index
 
     def reset_parameters(self) -> None:
         self.ids.reset_parameters()
         self.features.reset_parameters()
-        for conv in (self.mm_conv, self.ui_conv, self.pruned_conv):
+        for conv in (self.mm_conv, self.ui_conv):
             conv.reset_parameters()
-        self.pruned_edge_index = None
+        self.pruned.reset()
 
     def frozen_item_graph(self, features: Mapping[str, Tensor], knn: KNNBuilder) -> tuple[Tensor, Tensor]:
         r""":math:`\mathbf{S}` as ``(edge_index, edge_weight)``, edges neighbour -> item
@@ -134,15 +136,7 @@ class FREEDOM(Recommender):
 
     def on_epoch_start(self) -> None:
         """Every epoch trains on a freshly pruned user-item graph."""
-        self.pruned_edge_index = None
-
-    def resample_pruned_graph(self) -> Tensor:
-        """Draws the epoch's pruned user-item graph; returns its homogeneous ``edge_index``."""
-        self.pruned_edge_index = pruned_edge_index(
-            self.edge_user, self.edge_item, self.n_users, self.n_items, self.prune_ratio
-        )
-        self.pruned_conv.reset_parameters()  # drop the cached adjacency of the last epoch
-        return self.pruned_edge_index
+        self.pruned.reset()
 
     def item_graph_embeddings(self) -> Tensor:
         r""":math:`\mathbf{S}^{L_{mm}} \mathbf{E}^{i}`."""
@@ -152,9 +146,7 @@ class FREEDOM(Recommender):
 
     def embed(self) -> Embeddings:
         if self.training:
-            if self.pruned_edge_index is None:
-                self.resample_pruned_graph()
-            conv, edge_index = self.pruned_conv, self.pruned_edge_index
+            conv, edge_index = self.pruned.graph()
         else:
             conv, edge_index = self.ui_conv, self.edge_index
         user, item = id_layer_mean(

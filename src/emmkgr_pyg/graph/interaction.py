@@ -83,17 +83,3 @@ def degree_sensitive_prune(
     n_keep = max(1, int(n_edges * (1.0 - prune_ratio)))
     weights = degree_sensitive_weights(user, item, n_users, n_items)
     return torch.multinomial(weights, n_keep, replacement=False, generator=generator)
-
-
-def pruned_edge_index(
-    user: Tensor,
-    item: Tensor,
-    n_users: int,
-    n_items: int,
-    prune_ratio: float,
-    generator: torch.Generator | None = None,
-) -> Tensor:
-    """The homogeneous ``edge_index`` (:meth:`InteractionGraph.edge_index`) of the user-item graph
-    that survives :func:`degree_sensitive_prune` (FREEDOM's per-epoch denoised graph)."""
-    keep = degree_sensitive_prune(user, item, n_users, n_items, prune_ratio, generator)
-    return InteractionGraph(n_users, n_items, user[keep], item[keep]).edge_index()

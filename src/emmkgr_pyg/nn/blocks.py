@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..graph.interaction import InteractionGraph, degree_sensitive_prune
 from .conv import LightGCNConv
 
 #: initialisations an :class:`IDEmbedding` accepts, by name
@@ -162,3 +163,35 @@ def embedding_reg(embeddings: list[Tensor], batch_size: int, form: str = "mmrec"
     if form == "squared":
         return 0.5 * sum(e.pow(2).sum() for e in embeddings) / batch_size
     raise ValueError(f"embedding_reg: form '{form}' is not one of {REG_FORMS}.")
+
+
+class PrunedInteractions(torch.nn.Module):
+    r"""FREEDOM's denoised user-item graph (shared by :class:`~emmkgr_pyg.baselines.FREEDOM` and a
+    LightGCN with ``prune_ratio``): one draw of
+    :func:`~emmkgr_pyg.graph.interaction.degree_sensitive_prune` per training epoch, propagated
+    with its own cached :class:`LightGCNConv`.
+
+    :meth:`graph` gives ``(conv, edge_index)`` of the current draw, drawing one when there is none;
+    :meth:`reset` (every epoch start) drops it. ``edge_index`` is the current draw or ``None``.
+    """
+
+    def __init__(self, inter: InteractionGraph, prune_ratio: float, backend: str = "auto") -> None:
+        super().__init__()
+        self.n_users, self.n_items, self.prune_ratio = inter.n_users, inter.n_items, prune_ratio
+        self.register_buffer("edge_user", inter.user.long(), persistent=False)
+        self.register_buffer("edge_item", inter.item.long(), persistent=False)
+        self.conv = LightGCNConv(cached=True, backend=backend)
+        self.edge_index: Tensor | None = None
+
+    def reset(self) -> None:
+        self.edge_index = None
+
+    def graph(self) -> tuple[LightGCNConv, Tensor]:
+        if self.edge_index is None:
+            keep = degree_sensitive_prune(
+                self.edge_user, self.edge_item, self.n_users, self.n_items, self.prune_ratio
+            )
+            kept = InteractionGraph(self.n_users, self.n_items, self.edge_user[keep], self.edge_item[keep])
+            self.edge_index = kept.edge_index()
+            self.conv.reset_parameters()  # drop the cached adjacency of the last draw
+        return self.conv, self.edge_index

@@ -16,9 +16,17 @@ import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
-from ..graph.interaction import InteractionGraph, pruned_edge_index
+from ..graph.interaction import InteractionGraph
 from ..graph.item_graph import dense_modal_features, mixed_knn_item_graph, resolve_modal_weights
-from .blocks import REG_FORMS, IDEmbedding, bpr_loss, embedding_reg, id_layer_mean, last_layer
+from .blocks import (
+    REG_FORMS,
+    IDEmbedding,
+    PrunedInteractions,
+    bpr_loss,
+    embedding_reg,
+    id_layer_mean,
+    last_layer,
+)
 from .conv import LightGCNConv, lightgcn_norm
 from .encoder import EMMKGEncoder
 from .kge import KGLoss, RelationPhases, rotate_distance
@@ -156,38 +164,30 @@ class LightGCN(Recommender):
         self.ids = IDEmbedding(self.n_users, self.n_items, dim)
         self.register_buffer("edge_index", inter.edge_index(), persistent=False)
         self.conv = LightGCNConv(cached=True, backend=backend)
-        if prune_ratio:
-            self.register_buffer("edge_user", inter.user.long(), persistent=False)
-            self.register_buffer("edge_item", inter.item.long(), persistent=False)
-            self.pruned_conv = LightGCNConv(cached=True, backend=backend)
-        self.pruned_edge_index: Tensor | None = None
+        self.pruned = PrunedInteractions(inter, prune_ratio, backend) if prune_ratio else None
         self.reset_parameters()
+
+    @property
+    def pruned_edge_index(self) -> Tensor | None:
+        """The epoch's pruned graph (``None`` before its first training pass, or unpruned)."""
+        return None if self.pruned is None else self.pruned.edge_index
 
     def reset_parameters(self) -> None:
         self.ids.reset_parameters()
         self.conv.reset_parameters()
-        self.pruned_edge_index = None
+        self.on_epoch_start()
 
     def on_epoch_start(self) -> None:
         """With ``prune_ratio``, every training epoch draws a new pruned graph."""
-        self.pruned_edge_index = None
-
-    def resample_pruned_graph(self) -> Tensor:
-        """Draws the epoch's pruned user-item graph; returns its homogeneous ``edge_index``."""
-        self.pruned_edge_index = pruned_edge_index(
-            self.edge_user, self.edge_item, self.n_users, self.n_items, self.prune_ratio
-        )
-        self.pruned_conv.reset_parameters()  # drop the cached adjacency of the last epoch
-        return self.pruned_edge_index
+        if self.pruned is not None:
+            self.pruned.reset()
 
     def propagate(self) -> tuple[Tensor, Tensor]:
         """:math:`(\\mathbf{H}^{IN}_{user}, \\mathbf{H}^{IN}_{item})`, over the epoch's pruned graph
         in training when ``prune_ratio``."""
         conv, edge_index = self.conv, self.edge_index
-        if self.prune_ratio and self.training:
-            if self.pruned_edge_index is None:
-                self.resample_pruned_graph()
-            conv, edge_index = self.pruned_conv, self.pruned_edge_index
+        if self.pruned is not None and self.training:
+            conv, edge_index = self.pruned.graph()
         return id_layer_mean(conv, self.ids.user.weight, self.ids.item.weight, edge_index, self.num_layers)
 
     def embed(self) -> Embeddings:

@@ -134,6 +134,11 @@ def leakfree_inputs(run: TrainedRun, min_share: float = 0.5) -> LeakFreeInputs:
     return LeakFreeInputs(indexed_text(run.dataset, mods), fine_source, categories_indexed)
 
 
+def _getter(search: Any) -> Callable[..., Any]:
+    """``get(key, default)`` on a search config: a mapping (DictConfig, dict) or an object."""
+    return search.get if hasattr(search, "get") else lambda k, d=None: getattr(search, k, d)
+
+
 class RunSearches:
     """Every search method on a loaded E-MMKGR run, as score functions over batches of queries
     (each query text encoded once, up front).
@@ -234,7 +239,7 @@ class RunSearches:
     def is_plain(search: Any) -> bool:
         """Whether the ``search`` config is one mapped vector per query (cosine, no raw vectors
         carried, no BM25 fusion): what a faiss index answers alone, HNSW included."""
-        get = search.get if hasattr(search, "get") else lambda k, d=None: getattr(search, k, d)
+        get = _getter(search)
         return (
             get("scorer", "cosine") == "cosine" and not get("carry_raw", 0.0) and not get("fuse_bm25", False)
         )
@@ -242,7 +247,7 @@ class RunSearches:
     def emmkgr(self, search: Any) -> ScoreFn:
         """The configured E-MMKGR search (``conf/search``: scorer, mapping or kg_node,
         query_modality, carry_raw (cosine), fuse_bm25 with rrf_k)."""
-        get = search.get if hasattr(search, "get") else lambda k, d=None: getattr(search, k, d)
+        get = _getter(search)
         scorer = get("scorer", "cosine")
         if scorer not in SCORERS:
             raise SearchError(f"search.scorer={scorer}: choose one of {SCORERS}.")
@@ -283,7 +288,7 @@ def evaluate_run(
     ``{set: {"emmkgr" | "bm25" | "vector_baseline" | "hybrid": {metric: value}}}`` (metrics of
     :func:`~emmkgr_pyg.eval.search_eval.evaluate`); empty sets are left out."""
     search = search if search is not None else {}
-    get = search.get if hasattr(search, "get") else lambda k, d=None: getattr(search, k, d)
+    get = _getter(search)
     texts = [q.text for qs in sets.values() for q in qs]
     runs = RunSearches(run, texts, get("embedding", artifacts.MM_ITEM), get("top_n", None), progress)
     methods = {"emmkgr": runs.emmkgr(search), **runs.competitors(float(get("rrf_k", RRF_K)))}
