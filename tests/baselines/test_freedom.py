@@ -136,6 +136,36 @@ def test_pruned_graph_per_epoch_and_full_graph_in_eval():
     torch.testing.assert_close(emb.item, item + model.item_graph_embeddings())
 
 
+def test_missing_skip_builds_each_modality_graph_among_the_items_that_have_it():
+    kg, k = hand_kg(), 3
+    inter = InteractionGraph(5, 8, USER, ITEM)
+    model = FREEDOM(inter, kg, dim=4, feat_embed_dim=4, knn_k=k, modal_weights={"image": 0.1}, missing="skip")
+    weights = {"text": 0.45, "image": 0.1, "title": 0.45}
+    expected = torch.zeros(8, 8)
+    for m, w in weights.items():
+        rows = kg[m].item
+        # item j lacks modality j: its other modalities share its row (weights renormalised)
+        mass = torch.tensor([sum(v for n, v in weights.items() if kg[n].item.eq(i).any()) for i in rows])
+        expected[rows[:, None], rows[None, :]] += (w / mass)[:, None] * dense_knn_graph(kg[m].x, k)
+    ours = densify(model.mm_edge_index, model.mm_edge_weight, 8)
+    torch.testing.assert_close(ours, expected)
+    # item 0 lacks text: no text edge reaches or leaves it; rows still sum to 1
+    text_only = FREEDOM(
+        inter,
+        kg,
+        dim=4,
+        feat_embed_dim=4,
+        knn_k=k,
+        modal_weights={"text": 1.0, "image": 0.0, "title": 0.0},
+        missing="skip",
+    )
+    dense = densify(text_only.mm_edge_index, text_only.mm_edge_weight, 8)
+    assert dense[0].tolist() == [1.0] + [0.0] * 7 and dense[1:, 0].abs().sum() == 0
+    torch.testing.assert_close(ours.sum(1), torch.ones(8))
+    with pytest.raises(ValueError, match="missing must be 'mean' or 'skip'"):
+        FREEDOM(inter, kg, dim=4, feat_embed_dim=4, missing="drop")
+
+
 def test_losses_are_named_and_bad_settings_raise():
     inter = InteractionGraph(5, 8, USER, ITEM)
     model = FREEDOM(inter, hand_kg(), dim=4, feat_embed_dim=4, knn_k=3, reg_weight=0.5)

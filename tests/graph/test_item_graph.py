@@ -11,6 +11,7 @@ from emmkgr_pyg.graph.item_graph import (
     dense_modal_features,
     knn_item_graph,
     mixed_knn_item_graph,
+    modal_presence,
     resolve_modal_weights,
 )
 from emmkgr_pyg.graph.knn import KNNBuilder
@@ -71,6 +72,41 @@ def test_mixed_knn_item_graph_matches_dense_mix_with_weights_1_over_k(kg, k):
     torch.testing.assert_close(got.sum(1), torch.ones(7, dtype=torch.float64), rtol=0, atol=1e-6)
     text_only = mixed_knn_item_graph({"text": features["text"]}, k, {"text": 1.0})[1]
     torch.testing.assert_close(text_only, torch.full_like(text_only, 1.0 / k), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("k", [2, 4])
+def test_mixed_knn_item_graph_skip_builds_each_graph_among_the_items_that_have_the_modality(k):
+    g = torch.Generator().manual_seed(5)
+    data = HeteroData()
+    data["item"].num_nodes = 8
+    data["text"].x = torch.randn(6, 5, generator=g)
+    data["text"].item = torch.tensor([0, 1, 3, 4, 5, 6])  # item 2 lacks text
+    data["title"].x = torch.randn(5, 4, generator=g)
+    data["title"].item = torch.tensor([0, 1, 2, 4, 5])  # items 3 and 6 lack a title; 7 has nothing
+    present = modal_presence(data, 8)
+    assert present["text"].tolist() == [True, True, False, True, True, True, True, False]
+    features = dense_modal_features(data, 8)
+    w = {"text": 0.9, "title": 0.1}
+    ei, ew = mixed_knn_item_graph(features, k, w, KNNBuilder(progress=False), present)
+    got = to_dense(ei, ew, 8)
+    # reference: per modality, MMRec's graph on the items that have it, rows weighted w_m over the
+    # weights of the modalities the row's item has; an item with none keeps itself
+    expected = torch.zeros(8, 8, dtype=torch.float64)
+    mass = sum(w[m] * present[m].double() for m in w)
+    for m in w:
+        rows = present[m].nonzero().view(-1)
+        sub = dense_knn_graph(data[m].x, k)
+        expected[rows[:, None], rows[None, :]] += (w[m] / mass[rows])[:, None] * sub
+    expected[7, 7] = 1.0
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
+    # no mean-filled row is anyone's neighbour in the modality it lacks
+    assert got[:, 7].tolist() == [0.0] * 7 + [1.0]
+    text_graph = to_dense(*mixed_knn_item_graph(features, k, {"text": 1.0, "title": 0.0}, None, present), 8)
+    # with the title weighted 0, item 2 (no text) has no modality left: only itself
+    assert text_graph[:, 2].tolist() == [0.0, 0.0, 1.0] + [0.0] * 5 and text_graph[2].sum() == 1.0
+    assert not text_graph.isnan().any()
+    # every row sums to 1, as without skipping
+    torch.testing.assert_close(got.sum(1), torch.ones(8, dtype=torch.float64), rtol=0, atol=1e-6)
 
 
 def test_mixed_knn_item_graph_rejects_k_below_1(kg):

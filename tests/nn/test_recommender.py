@@ -14,7 +14,7 @@ from torch import Tensor
 from emmkgr_pyg.data.dataset import Modality
 from emmkgr_pyg.graph.emmkg import build_emmkg
 from emmkgr_pyg.graph.interaction import InteractionGraph
-from emmkgr_pyg.graph.item_graph import dense_modal_features
+from emmkgr_pyg.graph.item_graph import dense_modal_features, mixed_knn_item_graph, modal_presence
 from emmkgr_pyg.graph.knn import KNNBuilder
 from emmkgr_pyg.graph.triples import kg_view
 from emmkgr_pyg.nn.kge import KGLoss
@@ -418,6 +418,37 @@ def test_emmkgr_authors_fusion_propagates_raw_kg_item_rows_over_the_knn_graph(ti
     assert all(p.grad is None for p in model.encoder.proj.parameters())
     assert model.encoder.item_emb.weight.grad[:, 4:].abs().sum() == 0
     assert model.encoder.item_emb.weight.grad[:, :4].abs().sum() > 0
+
+
+def test_emmkgr_knn_item_graph_can_skip_items_lacking_a_modality(tiny_dataset):
+    rng = np.random.default_rng(2)
+    n = tiny_dataset.n_items
+    has_text = np.array([i for i in range(n) if i % 3])  # every third item lacks text
+    mods = {
+        "text": Modality("text", "feature", has_text, features=rng.normal(size=(len(has_text), 6))),
+        "image": Modality("image", "feature", np.arange(n), features=rng.normal(size=(n, 5))),
+    }
+    dataset = replace(tiny_dataset, catalog=replace(tiny_dataset.catalog, modalities=mods))
+    inter = InteractionGraph.from_dataset(dataset)
+    kg = build_emmkg(dataset, top_n=2, knn=KNNBuilder(progress=False))
+    common = dict(
+        dim=4, fusion="authors", item_graph="knn", item_graph_k=3, item_graph_weights={"image": 0.1}
+    )
+    skip = EMMKGR(inter, kg, item_graph_missing="skip", **common)
+    ei, ew = mixed_knn_item_graph(
+        dense_modal_features(kg, n), 3, {"text": 0.9, "image": 0.1}, present=modal_presence(kg, n)
+    )
+    assert torch.equal(skip.item_graph_index, ei) and torch.equal(skip.item_graph_weight, ew)
+    lacking = torch.arange(0, n, 3)
+    # an item without text takes its whole row from the image graph (weight 1, not 0.1)
+    rows = torch.zeros(n).index_add(0, ei[1], ew)
+    torch.testing.assert_close(rows, torch.ones(n))
+    text_edges = ei[:, : ei.size(1) - 3 * n]  # the text graph comes first, then the image graph
+    assert not torch.isin(text_edges, lacking).any()
+    mean = EMMKGR(inter, kg, **common)  # the authors' rule: mean rows join the text graph
+    assert mean.item_graph_index.size(1) == 6 * n and torch.isin(mean.item_graph_index[0], lacking).any()
+    with pytest.raises(ValueError, match="item_graph_missing 'drop' is not one of"):
+        EMMKGR(inter, kg, item_graph_missing="drop", **common)
 
 
 def test_emmkgr_kg_dim_split(emmkgr_setup):

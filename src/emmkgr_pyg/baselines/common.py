@@ -19,6 +19,7 @@ from ..graph.item_graph import (
     knn_item_graph,
     knn_normalize,
     mixed_knn_item_graph,
+    modal_presence,
     modality_types,
     resolve_modal_weights,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "knn_item_graph",
     "knn_normalize",
     "mixed_knn_item_graph",
+    "modal_presence",
     "modality_types",
     "resolve_modal_weights",
 ]

@@ -12,7 +12,13 @@ from ..graph.knn import KNNBuilder
 from ..nn.blocks import IDEmbedding, PrunedInteractions, bpr_loss, id_layer_mean, last_layer
 from ..nn.conv import LightGCNConv
 from ..nn.recommender import Embeddings, Recommender
-from .common import ModalFeatures, dense_modal_features, mixed_knn_item_graph, resolve_modal_weights
+from .common import (
+    ModalFeatures,
+    dense_modal_features,
+    mixed_knn_item_graph,
+    modal_presence,
+    resolve_modal_weights,
+)
 
 
 class FREEDOM(Recommender):
@@ -54,6 +60,9 @@ class FREEDOM(Recommender):
         feat_embed_dim: size of the projected modality features (default ``64``; must equal
             ``dim``, they are scored against user embeddings).
         knn_k: neighbours per item in :math:`\mathbf{S}_m`, itself included (default ``10``).
+        missing: items lacking a modality in :math:`\mathbf{S}_m`: ``"mean"`` (MMRec: the mean row,
+            so all of them are one another's neighbours) or ``"skip"`` (the kNN graph among the
+            items that have it; :func:`~emmkgr_pyg.graph.item_graph.mixed_knn_item_graph`).
         modal_weights: :math:`w_m` by modality name (default ``None``: uniform).
         n_mm_layers: :math:`L_{mm}`, propagations over :math:`\mathbf{S}` (default ``1``).
         n_ui_layers: :math:`L`, LightGCN layers on the user-item graph (default ``2``).
@@ -81,6 +90,7 @@ class FREEDOM(Recommender):
         dim: int = 64,
         feat_embed_dim: int = 64,
         knn_k: int = 10,
+        missing: str = "mean",
         modal_weights: Mapping[str, float] | None = None,
         n_mm_layers: int = 1,
         n_ui_layers: int = 2,
@@ -100,7 +110,10 @@ class FREEDOM(Recommender):
             raise ValueError(f"FREEDOM: knn_k must be at least 1, got {knn_k}.")
         if not 0.0 <= prune_ratio < 1.0:
             raise ValueError(f"FREEDOM: prune_ratio must be in [0, 1), got {prune_ratio}.")
-        self.dim, self.knn_k = dim, knn_k
+        if missing not in ("mean", "skip"):
+            raise ValueError(f"FREEDOM: missing must be 'mean' or 'skip', got '{missing}'.")
+        self.dim, self.knn_k, self.missing = dim, knn_k, missing
+        self.present = modal_presence(kg, self.n_items, "FREEDOM") if missing == "skip" else None
         self.n_mm_layers, self.n_ui_layers = n_mm_layers, n_ui_layers
         self.prune_ratio = prune_ratio
         features = dense_modal_features(kg, self.n_items, "FREEDOM")
@@ -132,7 +145,7 @@ class FREEDOM(Recommender):
     def frozen_item_graph(self, features: Mapping[str, Tensor], knn: KNNBuilder) -> tuple[Tensor, Tensor]:
         r""":math:`\mathbf{S}` as ``(edge_index, edge_weight)``, edges neighbour -> item
         (:func:`~emmkgr_pyg.graph.item_graph.mixed_knn_item_graph`)."""
-        return mixed_knn_item_graph(features, self.knn_k, self.modal_weights, knn)
+        return mixed_knn_item_graph(features, self.knn_k, self.modal_weights, knn, self.present)
 
     def on_epoch_start(self) -> None:
         """Every epoch trains on a freshly pruned user-item graph."""

@@ -54,6 +54,17 @@ def dense_modal_features(kg: HeteroData, n_items: int, owner: str = "baseline") 
     return out
 
 
+def modal_presence(kg: HeteroData, n_items: int, owner: str = "baseline") -> dict[str, Tensor]:
+    """Which items have each modality, ``{m: bool [n_items]}`` (the rows that
+    :func:`dense_modal_features` does not mean-fill)."""
+    out = {}
+    for m in modality_types(kg, owner):
+        has = torch.zeros(n_items, dtype=torch.bool)
+        has[kg[m].item.long()] = True
+        out[m] = has
+    return out
+
+
 def resolve_modal_weights(
     names: Sequence[str], weights: Mapping[str, float] | None, owner: str = "baseline"
 ) -> dict[str, float]:
@@ -139,6 +150,7 @@ def mixed_knn_item_graph(
     k: int,
     weights: Mapping[str, float],
     knn: KNNBuilder | None = None,
+    present: Mapping[str, Tensor] | None = None,
 ) -> tuple[Tensor, Tensor]:
     r"""FREEDOM's frozen item-item graph on raw features (also the authors' E-MMKGR code's):
 
@@ -155,17 +167,42 @@ def mixed_knn_item_graph(
         k: neighbours per item, itself included.
         weights: :math:`w_m` for every modality of ``features`` (:func:`resolve_modal_weights`).
         knn: the faiss kNN builder (default: exact).
+        present: ``{m: bool [n_items]}``, the items that have modality ``m``
+            (:func:`modal_presence`). ``None`` (MMRec): every row of ``features`` takes part, so the
+            mean-filled rows of items lacking ``m`` are all identical and become one another's
+            neighbours. Given: :math:`\mathbf{S}_m` is the kNN graph among the items that have
+            ``m`` only, and an item's weights are renormalised over the modalities it has,
+            :math:`w_m(i) = w_m / \sum_{m' \ni i} w_{m'}`; an item with no modality keeps a
+            self-loop of weight 1.
 
     Returns:
-        ``(edge_index [2, M N k], edge_weight [M N k])``, edges neighbour -> item (duplicates across
-        modalities are kept; a sparse matmul sums them).
+        ``(edge_index [2, E], edge_weight [E])``, edges neighbour -> item (``E = M N k`` without
+        ``present``; duplicates across modalities are kept, a sparse matmul sums them).
     """
     if k < 1:
         raise ValueError(f"mixed_knn_item_graph: k must be at least 1, got {k}.")
     knn = knn or KNNBuilder(progress=False)
     indices, values = [], []
+    if present is None:
+        for m, x in features.items():
+            ei, _ = knn_item_graph(x, k, knn)
+            indices.append(ei)
+            values.append(weights[m] * knn_normalize(ei, torch.ones(ei.size(1)), x.size(0)))
+        return torch.cat(indices, dim=1), torch.cat(values)
+    device = next(iter(features.values())).device
+    has = {m: present[m].to(device=device, dtype=torch.bool) for m in features}
+    mass = sum(weights[m] * has[m].double() for m in features)  # [n]: sum of w over i's modalities
     for m, x in features.items():
-        ei, _ = knn_item_graph(x, k, knn)
+        rows = has[m].nonzero().view(-1)
+        if rows.numel() == 0:
+            continue
+        ei, _ = knn_item_graph(x[rows], min(k, rows.numel()), knn)
+        w = knn_normalize(ei, torch.ones(ei.size(1), device=device), rows.numel())
+        ei = rows[ei]
         indices.append(ei)
-        values.append(weights[m] * knn_normalize(ei, torch.ones(ei.size(1)), x.size(0)))
+        share = torch.where(mass > 0, weights[m] / mass.clamp(min=1e-300), torch.zeros_like(mass))
+        values.append(share[ei[1]].float() * w)
+    alone = (mass == 0).nonzero().view(-1)
+    indices.append(torch.stack([alone, alone]))
+    values.append(torch.ones(alone.numel(), device=device))
     return torch.cat(indices, dim=1), torch.cat(values)

@@ -17,7 +17,12 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 
 from ..graph.interaction import InteractionGraph
-from ..graph.item_graph import dense_modal_features, mixed_knn_item_graph, resolve_modal_weights
+from ..graph.item_graph import (
+    dense_modal_features,
+    mixed_knn_item_graph,
+    modal_presence,
+    resolve_modal_weights,
+)
 from .blocks import (
     REG_FORMS,
     IDEmbedding,
@@ -257,6 +262,9 @@ class EMMKGR(Recommender):
         item_graph: ``"modal_edges"`` or ``"knn"`` (default ``"modal_edges"``).
         item_graph_layers: :math:`L_{ii}` (default ``1``).
         item_graph_k: neighbours per item of the ``"knn"`` graph, itself included (default ``10``).
+        item_graph_missing: items lacking a modality in the ``"knn"`` graph: ``"mean"`` (the
+            authors' code and MMRec: the mean row) or ``"skip"`` (the kNN graph among the items that
+            have it; :func:`~emmkgr_pyg.graph.item_graph.mixed_knn_item_graph`).
         item_graph_weights: per-modality weights of the ``"knn"`` graph
             (:func:`~emmkgr_pyg.graph.item_graph.resolve_modal_weights`; default ``None``: uniform).
         feature_dim: see :class:`EMMKGEncoder` (default ``None``: features as they are).
@@ -293,6 +301,7 @@ class EMMKGR(Recommender):
         item_graph: str = "modal_edges",
         item_graph_layers: int = 1,
         item_graph_k: int = 10,
+        item_graph_missing: str = "mean",
         item_graph_weights: Mapping[str, float] | None = None,
         kg_dim: int | None = None,
         kg_init: str = "xavier_uniform",
@@ -309,6 +318,7 @@ class EMMKGR(Recommender):
             ("fusion", fusion, FUSIONS),
             ("item_graph", item_graph, ITEM_GRAPHS),
             ("kg_init", kg_init, KG_INITS),
+            ("item_graph_missing", item_graph_missing, ("mean", "skip")),
         ):
             if value not in allowed:
                 raise ValueError(f"EMMKGR: {name} '{value}' is not one of {allowed}.")
@@ -352,7 +362,8 @@ class EMMKGR(Recommender):
             if item_graph == "knn":
                 features = dense_modal_features(kg, self.n_items, "EMMKGR")
                 weights = resolve_modal_weights(list(features), item_graph_weights, "EMMKGR")
-                ei, ew = mixed_knn_item_graph(features, item_graph_k, weights)
+                present = modal_presence(kg, self.n_items, "EMMKGR") if item_graph_missing == "skip" else None
+                ei, ew = mixed_knn_item_graph(features, item_graph_k, weights, present=present)
             else:
                 ei, ew = item_item_graph(kg)
             self.register_buffer("item_graph_index", ei, persistent=False)
