@@ -14,7 +14,12 @@
 3. **Interactions.** A user draws a long-tailed count (at least 5, summing to ``n_interactions``),
    spreads it over leaves by taste, and in each leaf picks items without replacement by
    Gumbel-top-k over ``taste_strength`` x attribute match + popularity; a leaf with too few items
-   hands the remainder to a top-up over the whole catalogue. No (user, item) pair repeats.
+   hands the remainder to a top-up over the whole catalogue. No (user, item) pair repeats. In a
+   leaf of more than :data:`EXACT_LEAF_ITEMS` items (the largest leaves from ~40,000 items on)
+   scoring every item for every user would grow with N^2, so each user scores a pool of
+   :data:`POOL` items drawn
+   by popularity instead (sampling-importance-resampling: the pool carries the popularity term,
+   Gumbel-top-k over the pool the attribute match), which keeps the draw linear in N.
 4. **Split, ratings, reviews.** The MMRec split (``split_seed``), then a rating and a one-line
    review per interaction (:func:`~.text.draw_reviews`).
 """
@@ -30,6 +35,13 @@ from .options import MIN_USER_INTERACTIONS, SyntheticOptions
 from .sampling import chunks, group_dirichlet, sample_rows, top_m
 from .text import draw_reviews
 from .vocab import BRANDS, COLOURS, STYLES, Taxonomy, build_taxonomy
+
+#: leaves up to this size score every item for every user (exact Gumbel-top-k); larger ones draw
+#: a popularity-weighted pool per user (the embedded default and the Clothing size stay exact:
+#: their largest leaves hold 108 and 1,291 items)
+EXACT_LEAF_ITEMS = 2048
+#: pool drawn per user in a larger leaf (with replacement, repeats merged)
+POOL = 256
 
 
 @dataclass
@@ -176,6 +188,32 @@ def draw_interactions(
             s += pref[np.ix_(users, getattr(items, attr)[cand])]
         return s - np.log(rng.standard_exponential(s.shape, dtype=np.float32) + 1e-30)  # Gumbel
 
+    def pooled(users: np.ndarray, cand: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(row, item) picks of ``users`` in a large leaf: each scores a pool drawn by popularity
+        on the attribute match plus the log of an item's copies in the pool (repeats merged); a
+        user who wants more items than their pool holds scores the whole leaf."""
+        weight = np.exp(pop[cand] - pop[cand].max()).astype(np.float64)
+        pool = np.sort(rng.choice(len(cand), size=(len(users), POOL), p=weight / weight.sum()), axis=1)
+        repeat = np.zeros(pool.shape, dtype=bool)
+        repeat[:, 1:] = pool[:, 1:] == pool[:, :-1]
+        s = np.zeros(pool.shape, dtype=np.float32)
+        for attr, pref in prefs.items():
+            s += np.take_along_axis(pref[users], getattr(items, attr)[cand][pool], 1)
+        # an item drawn c times stands once, with log c added (the pool's popularity weight)
+        start = np.flatnonzero(~repeat.ravel())
+        copies = np.diff(np.append(start, repeat.size))
+        s.ravel()[start] += np.log(copies).astype(np.float32)
+        s -= np.log(rng.standard_exponential(s.shape, dtype=np.float32) + 1e-30)  # Gumbel
+        s[repeat] = -np.inf
+        enough = (~repeat).sum(1) >= m
+        r, c = top_m(s[enough], m[enough])
+        rows, picks = [np.flatnonzero(enough)[r]], [cand[pool[enough][r, c]]]
+        if not enough.all():
+            r, c = top_m(scores(users[~enough], cand), m[~enough])
+            rows.append(np.flatnonzero(~enough)[r])
+            picks.append(cand[c])
+        return np.concatenate(rows), np.concatenate(picks)
+
     # leaves first (by taste), then items within each leaf by Gumbel-top-k
     per_leaf = np.minimum(rng.multinomial(counts, taste), leaf_size[None, :])
     out_u, out_i = [], []
@@ -184,11 +222,17 @@ def draw_interactions(
     for leaf in np.flatnonzero(leaf_size):
         cand = leaf_items[bounds[leaf] : bounds[leaf + 1]]
         users = np.flatnonzero(per_leaf[:, leaf])
-        for rows in chunks(len(users), len(cand)):
+        exact = len(cand) <= EXACT_LEAF_ITEMS
+        for rows in chunks(len(users), len(cand) if exact else POOL):
             u = users[rows]
-            r, c = top_m(scores(u, cand), per_leaf[u, leaf])
-            out_u.append(u[r])
-            out_i.append(cand[c])
+            if exact:
+                r, c = top_m(scores(u, cand), per_leaf[u, leaf])
+                out_u.append(u[r])
+                out_i.append(cand[c])
+            else:
+                r, i = pooled(u, cand, per_leaf[u, leaf])
+                out_u.append(u[r])
+                out_i.append(i)
 
     # top-up: users whose leaves ran out of items pick the rest from the whole catalogue
     short = np.flatnonzero(per_leaf.sum(1) < counts)
