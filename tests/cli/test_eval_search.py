@@ -79,6 +79,39 @@ def test_eval_search_writes_both_sets_for_both_methods(run_cli, run_dir, tmp_pat
     assert "built" in other and "reusing" not in other
 
 
+def test_eval_search_reads_a_query_file_a_person_wrote(run_cli, run_dir, tmp_path):
+    from emmkgr_pyg.runs import load_run
+
+    cat = load_run(run_dir).dataset.catalog
+    leaf = cat.categories[0][-1]
+    path = tmp_path / "needs.jsonl"
+    rows = [{"query": "something for the kitchen", "category": leaf, "set": "needs"}]
+    rows += [{"query": "this one", "targets": [cat.item_ids[0]], "set": "needs"}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out_dir = tmp_path / "file"
+    run_cli(
+        "emmkgr-eval-search",
+        f"run_dir={run_dir}",
+        f"query_file={path}",
+        "progress=false",
+        f"out_dir={out_dir}",
+        f"query_dir={out_dir}",
+        cwd=tmp_path,
+    )
+    res = json.loads((out_dir / "search_results.json").read_text())
+    assert res["settings"]["queries"] == {"file": str(path), "counts": {"needs": 2}}
+    assert list(res) == ["needs", "settings"]
+    assert list(res["needs"]) == ["emmkgr", "bm25", "vector_baseline", "hybrid"]
+    assert not (out_dir / "search_queries.json").exists()  # read, not built or cached
+    assert f"queries from {path}" in (out_dir / "search_results.md").read_text()
+    path.write_text('{"query": "x", "category": "No Such Shelf"}\n')
+    proc = run_cli(
+        "emmkgr-eval-search", f"run_dir={run_dir}", f"query_file={path}", cwd=tmp_path, check=False
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"emmkgr-eval-search: {path}:1: field 'category'")
+
+
 def test_eval_search_needs_a_trained_run(run_cli, tmp_path):
     proc = run_cli("emmkgr-eval-search", f"run_dir={tmp_path}", cwd=tmp_path, check=False)
     assert proc.returncode == 2 and "is not a trained run" in proc.stderr

@@ -119,3 +119,60 @@ def test_leakfree_sets_need_their_inputs_and_are_keyed_by_their_source_text(
     assert json.loads((tmp_path / MANIFEST).read_text())["settings"]["protocol"] == "leakfree"
     assert first["coarse"] and all(q.source == "categories" for q in first["coarse"])
     assert len(leakfree_builds) == 3 and not building  # rebuilt twice; the lookup builder unused
+
+
+def _write(path, rows):
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+    return path
+
+
+def test_read_query_file_resolves_targets_and_categories(synthetic, tmp_path):
+    cat = synthetic.catalog
+    leaf = cat.categories[0][-1]
+    expected = [i for i, p in zip(cat.item_ids, cat.categories, strict=True) if leaf in p]
+    path = _write(
+        tmp_path / "mine.jsonl",
+        [
+            {"query": " something warm for winter ", "category": leaf.upper(), "set": "needs"},
+            "",
+            {"query": "that exact pan", "targets": [cat.item_ids[3]], "id": "q7"},
+            {"query": "either of these", "targets": [cat.item_ids[1], cat.item_ids[2], cat.item_ids[1]]},
+        ],
+    )
+    sets = query_store.read_query_file(path, cat)
+    assert list(sets) == ["needs", "user"]
+    (need,) = sets["needs"]
+    assert (need.text, need.kind, need.targets) == ("something warm for winter", "category", expected)
+    one, two = sets["user"]
+    assert (one.qid, one.kind, one.targets) == ("q7", "item", [cat.item_ids[3]])
+    assert (two.qid, two.kind, two.targets) == ("user-1", "items", cat.item_ids[1:3])
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("not json", r"mine.jsonl:2: not JSON"),
+        ('["a list"]', r"mine.jsonl:2: a list, not an object"),
+        ('{"query": "x", "category": "Pans", "weight": 2}', r"mine.jsonl:2: unknown field\(s\) \['weight'\]"),
+        ('{"category": "Pans"}', r"mine.jsonl:2: field 'query' is missing"),
+        ('{"query": "x"}', r"mine.jsonl:2: give exactly one of 'targets'"),
+        ('{"query": "x", "targets": []}', r"mine.jsonl:2: field 'targets' must be a non-empty list"),
+        (
+            '{"query": "x", "targets": ["NOPE"]}',
+            r"mine.jsonl:2: field 'targets' names 1 item id\(s\) .*'NOPE'",
+        ),
+        ('{"query": "x", "category": "No Such Shelf"}', r"mine.jsonl:2: field 'category' 'No Such Shelf'"),
+    ],
+)
+def test_read_query_file_names_the_line_and_field_of_bad_input(synthetic, tmp_path, line, message):
+    good = {"query": "x", "targets": [synthetic.catalog.item_ids[0]]}
+    path = _write(tmp_path / "mine.jsonl", [good, line])
+    with pytest.raises(ValueError, match=message):
+        query_store.read_query_file(path, synthetic.catalog)
+
+
+def test_read_query_file_rejects_a_missing_or_empty_file(synthetic, tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such query file"):
+        query_store.read_query_file(tmp_path / "none.jsonl", synthetic.catalog)
+    with pytest.raises(ValueError, match="no queries"):
+        query_store.read_query_file(_write(tmp_path / "empty.jsonl", ["", " "]), synthetic.catalog)

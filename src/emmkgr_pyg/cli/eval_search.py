@@ -2,7 +2,9 @@
 
 Builds the fine- and coarse-grained query sets of ``queries.protocol`` (``leakfree``: from fields
 the run indexes nowhere, one ``part``; ``lookup``: phrases of the indexed text) (seeded; saved as
-JSONL in ``query_dir`` and reused while their settings and the text they come from match), ranks
+JSONL in ``query_dir`` and reused while their settings and the text they come from match), or
+reads the query sets a person wrote from ``query_file`` (JSONL: ``query`` and ``targets`` or
+``category``; :func:`~emmkgr_pyg.eval.query_store.read_query_file`), ranks
 every item for every query with E-MMKGR (the configured ``search``) and with BM25, the vector-based
 baseline and their fusion, and writes ``search_results.json``
 (``{"fine"|"coarse": {"emmkgr"|"bm25"|"vector_baseline"|"hybrid": {metric: value}}, "settings": ...}``)
@@ -18,7 +20,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from ..eval.query_store import query_sets
+from ..eval.query_store import query_sets, read_query_file
 from ..eval.search_eval import results_table
 from ..eval.search_queries import QuerySetConfig
 from ..runs import load_run
@@ -35,12 +37,16 @@ def main(cfg: DictConfig) -> None:
             raise SearchError("run_dir is not set: emmkgr-eval-search run_dir=<a trained run>.")
         run = load_run(cfg.run_dir)
         qcfg = QuerySetConfig(**OmegaConf.to_container(cfg.queries, resolve=True))
-        leakfree = leakfree_inputs(run) if qcfg.protocol == "leakfree" else None
-        sets = query_sets(
-            run.dataset, qcfg, cfg.query_dir, cfg.description_modality, cfg.rebuild_queries, leakfree
-        )
-        empty = [s for s, q in sets.items() if not q]
-        if qcfg.protocol == "leakfree" and len(empty) < len(sets):
+        if cfg.query_file:  # a query set a person wrote: read, never built or cached
+            sets = read_query_file(cfg.query_file, run.dataset.catalog)
+            empty = []
+        else:
+            leakfree = leakfree_inputs(run) if qcfg.protocol == "leakfree" else None
+            sets = query_sets(
+                run.dataset, qcfg, cfg.query_dir, cfg.description_modality, cfg.rebuild_queries, leakfree
+            )
+            empty = [s for s, q in sets.items() if not q]
+        if qcfg.protocol == "leakfree" and not cfg.query_file and len(empty) < len(sets):
             for s in empty:  # a leak-free set needs a source the run does not index
                 print(
                     f"emmkgr-eval-search: no leak-free {s} queries for this run ({_why(s)}).", file=sys.stderr
@@ -58,7 +64,10 @@ def main(cfg: DictConfig) -> None:
         "run_dir": str(cfg.run_dir),
         "dataset": run.dataset.name,
         "search": OmegaConf.to_container(cfg.search, resolve=True),
-        "queries": {**vars(qcfg), "counts": {k: len(v) for k, v in sets.items()}},
+        "queries": {
+            **({"file": str(cfg.query_file)} if cfg.query_file else vars(qcfg)),
+            "counts": {k: len(v) for k, v in sets.items()},
+        },
         "query_dir": str(cfg.query_dir),
         "seconds": round(time.perf_counter() - t0, 2),
     }
@@ -72,11 +81,15 @@ def main(cfg: DictConfig) -> None:
         if s["scorer"] == "kg"
         else f"mapping={s['mapping']}, carry_raw={s['carry_raw']}"
     )
+    origin = (
+        f"queries from {cfg.query_file}: {settings['queries']['counts']}"
+        if cfg.query_file
+        else f"queries ({qcfg.protocol}{', ' + qcfg.part if qcfg.protocol == 'leakfree' else ''}): "
+        f"{settings['queries']['counts']} (seed {qcfg.seed}) from {cfg.query_dir}"
+    )
     note = (
         f"E-MMKGR: {how}, query_modality={s['query_modality']}, fuse_bm25={s['fuse_bm25']}, "
-        f"embedding={s['embedding']}; queries ({qcfg.protocol}"
-        f"{', ' + qcfg.part if qcfg.protocol == 'leakfree' else ''}): {settings['queries']['counts']} "
-        f"(seed {qcfg.seed}) from {cfg.query_dir}"
+        f"embedding={s['embedding']}; {origin}"
     )
     report = f"# Product search on {run.dataset.name}\n\n{table}\n\n{note}\n"
     write_text(out / "search_results.md", report)

@@ -1,4 +1,5 @@
-"""Query sets on disk: JSONL files (:func:`save_queries`, :func:`load_queries`) and the cache
+"""Query sets on disk: JSONL files (:func:`save_queries`, :func:`load_queries`), a query set a
+person wrote (:func:`read_query_file`: text and target items or a category) and the cache
 :func:`query_sets`, which reuses the saved sets of a folder only while they were built with the same
 settings from the same catalogue text (ids, titles, brands, category paths and descriptions: every
 field :func:`~.search_queries.build_query_sets` reads; for the leak-free protocol also the indexed
@@ -6,6 +7,7 @@ text and the unindexed source text of :class:`~.leakfree_queries.LeakFreeInputs`
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import time
@@ -13,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from ..data.dataset import MMDataset
+from ..data.dataset import Catalog, MMDataset
 from ..utils import atomic_path, stable_hash, write_json
 from .leakfree_queries import LeakFreeInputs, build_leakfree_sets
 from .search_queries import PROTOCOLS, QUERY_SETS, QuerySetConfig, SearchQuery, build_query_sets
@@ -136,3 +138,78 @@ def load_queries(path: str | Path) -> list[SearchQuery]:
             except (json.JSONDecodeError, TypeError) as e:
                 raise ValueError(f"{path}:{n}: not a query line ({e}); rebuild the queries.") from e
     return out
+
+
+#: fields of a line of a user's query file (:func:`read_query_file`)
+QUERY_FILE_FIELDS = ("query", "targets", "category", "set", "id")
+
+
+def read_query_file(
+    path: str | Path, catalog: Catalog, default_set: str = "user"
+) -> dict[str, list[SearchQuery]]:
+    """A query set a person wrote, as JSONL: one object per line with ``query`` (the text) and
+    either ``targets`` (the relevant items' ids) or ``category`` (a category name: the targets are
+    the items whose category path holds it, as in the coarse sets), and optionally ``set`` (the
+    set's name, default ``default_set``) and ``id``.
+
+    Raises:
+        ValueError: naming the file, the line, the field and the fix, on a line that is no JSON
+            object, lacks ``query`` or its targets, names an unknown field, an item id the
+            catalogue lacks or a category no item has.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such query file; query_file must name a JSONL file.")
+    known = {item: i for i, item in enumerate(catalog.item_ids)}
+    by_category: dict[str, list[str]] = {}
+    for item, cats in zip(catalog.item_ids, catalog.categories, strict=True):
+        for c in dict.fromkeys(cats):
+            by_category.setdefault(c.lower(), []).append(item)
+    sets: dict[str, list[SearchQuery]] = {}
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{n}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{where}: not JSON ({e.msg}); write one JSON object per line.") from e
+        if not isinstance(row, dict):
+            raise ValueError(f'{where}: a {type(row).__name__}, not an object; write {{"query": ...}}.')
+        extra = sorted(set(row) - set(QUERY_FILE_FIELDS))
+        if extra:
+            raise ValueError(f"{where}: unknown field(s) {extra}; a line may hold {list(QUERY_FILE_FIELDS)}.")
+        text = row.get("query")
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"{where}: field 'query' is missing or empty; give the query text.")
+        if ("targets" in row) == ("category" in row):
+            raise ValueError(f"{where}: give exactly one of 'targets' (item ids) and 'category'.")
+        if "targets" in row:
+            targets = row["targets"]
+            if not isinstance(targets, list) or not targets or not all(isinstance(t, str) for t in targets):
+                raise ValueError(f"{where}: field 'targets' must be a non-empty list of item id strings.")
+            unknown = [t for t in targets if t not in known]
+            if unknown:
+                raise ValueError(
+                    f"{where}: field 'targets' names {len(unknown)} item id(s) the catalogue lacks "
+                    f"(e.g. {unknown[0]!r}); use the ids of the dataset's items."
+                )
+            kind, source = "item" if len(targets) == 1 else "items", "file:targets"
+        else:
+            cat = row["category"]
+            targets = by_category.get(cat.lower(), []) if isinstance(cat, str) else []
+            if not targets:
+                near = difflib.get_close_matches(str(cat).lower(), list(by_category), n=1)
+                hint = f" (closest: {near[0]!r})" if near else ""
+                raise ValueError(
+                    f"{where}: field 'category' {cat!r} is on no item's category path{hint}; "
+                    "use a category name of the dataset."
+                )
+            kind, source = "category", "file:category"
+        name = str(row.get("set", default_set))
+        qid = str(row.get("id", f"{name}-{len(sets.get(name, []))}"))
+        query = SearchQuery(qid, name, kind, text.strip(), list(dict.fromkeys(targets)), source)
+        sets.setdefault(name, []).append(query)
+    if not sets:
+        raise ValueError(f"{path}: no queries; write one JSON object per line.")
+    return sets
