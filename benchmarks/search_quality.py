@@ -5,7 +5,8 @@ made on dev, test reported.
     python benchmarks/search_quality.py \\
         --case amazon_office:coarse:/path/office_noattr --case amazon_office:fine:/path/office_nodesc \\
         --case synthetic:coarse,fine:/path/synthetic [--lookup amazon_office:/path/office_noattr] \\
-        [--case amazon_office:coarse:/path/office_noattr_search@align] [--merge]
+        [--case amazon_office:coarse:/path/office_noattr_search@align] [--merge] \\
+        [--query-file benchmarks/queries/amazon_office_needs.jsonl:/path/office_full]
 
 A case is a dataset, the query sets it answers, and the trained run (``model=emmkgr``) that
 indexes nothing those sets come from (leak-free: coarse category queries need a run without
@@ -14,7 +15,10 @@ descriptions on a run trained with ``modality.exclude=[description]``). ``--look
 the old lookup protocol is measured on (default: the dataset's coarse run). A case ``...@label``
 is another model of the dataset (e.g. ``model=emmkgr_search``): its searches are tabulated as
 ``label:<search>`` beside the base run's. Each case is saved under benchmarks/results/cases/;
-``--merge`` tabulates those of earlier invocations too.
+``--merge`` tabulates those of earlier invocations too. ``--query-file <jsonl>:<run_dir>`` adds a
+query set a person wrote (:func:`~emmkgr_pyg.eval.query_store.read_query_file`), answered by that
+run, as column ``file:<name>@<run>/<set>``; no choice is made on it (a held-out check of the
+defaults, e.g. ``benchmarks/queries/amazon_office_needs.jsonl``: shoppers' needs in their words).
 
 Query sets: leak-free ``dev`` (seed 1) and ``test`` (seed 2: disjoint halves of the candidates),
 lookup (seed 2), saved under benchmarks/results/queries/ and reused. Methods:
@@ -43,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from emmkgr_pyg.eval.query_store import query_sets
+from emmkgr_pyg.eval.query_store import query_sets, read_query_file
 from emmkgr_pyg.eval.search_eval import evaluate
 from emmkgr_pyg.eval.search_queries import QuerySetConfig, SearchQuery
 from emmkgr_pyg.graph.knn import normalize_rows
@@ -99,9 +103,10 @@ def oracle(x: np.ndarray, pos: dict[str, int]):
     return fn
 
 
-def bench_case(run_dir: str, want: list[str], protocols: list[str]) -> dict[str, Any]:
+def bench_case(run_dir: str, want: list[str], protocols: list[str], files: list[str] = ()) -> dict[str, Any]:
     """``{protocol/part: {set: {method: metrics}}}`` of one run: the leak-free sets in ``want``
-    (those it indexes no source of), and both lookup sets."""
+    (those it indexes no source of), both lookup sets, and the sets of each query file in ``files``
+    (key ``file:<name>@<run>``)."""
     t0 = time.perf_counter()
     run = load_run(run_dir)
     ds = run.dataset
@@ -115,6 +120,8 @@ def bench_case(run_dir: str, want: list[str], protocols: list[str]) -> dict[str,
             sets = query_sets(ds, qcfg, folder, leakfree=inputs if protocol == "leakfree" else None)
             keep = want if protocol == "leakfree" else list(sets)
             all_sets[f"{protocol}/{part}"] = {s: q for s, q in sets.items() if s in keep and q}
+    for path in files:
+        all_sets[f"file:{Path(path).stem}@{Path(run_dir).name}"] = read_query_file(path, ds.catalog)
     texts = [q.text for sets in all_sets.values() for qs in sets.values() for q in qs]
     searches = RunSearches(run, texts, progress=True)
     methods = dict(searches.competitors())
@@ -208,6 +215,7 @@ def tables(cases: list[dict[str, Any]], default: str, own: dict[tuple[str, str],
             )
             if c in cols
         ]
+        order += sorted(c for c in cols if c.startswith("file:"))
         rows_named = [
             *((c, c) for c in COMPETITORS),
             (f"E-MMKGR default ({default})", default),
@@ -224,7 +232,7 @@ def tables(cases: list[dict[str, Any]], default: str, own: dict[tuple[str, str],
         ]
         lines = [f"## {ds}", "", markdown_table(header, rows), ""]
         for c in order:
-            if not c.startswith(("leakfree/test", "lookup/test")):
+            if not c.startswith(("leakfree/test", "lookup/test", "file:")):
                 continue
             m = cols[c]["methods"]
             ref_name = max(COMPETITORS, key=lambda k: m[k][METRIC])
@@ -250,6 +258,12 @@ def main() -> None:
     p.add_argument("--case", action="append", default=[], help="dataset:set[,set]:run_dir")
     p.add_argument("--lookup", action="append", default=[], help="dataset:run_dir (lookup protocol)")
     p.add_argument(
+        "--query-file",
+        action="append",
+        default=[],
+        help="jsonl:run_dir, a query set a person wrote, answered by that run (never used for choices)",
+    )
+    p.add_argument(
         "--merge",
         action="store_true",
         help="also tabulate the cases saved by earlier invocations (benchmarks/results/cases/)",
@@ -269,12 +283,17 @@ def main() -> None:
             lookup[ds] = run_dir
     for run_dir in lookup.values():
         planned.setdefault(run_dir, ([], []))[1].append("lookup")
+    files: dict[str, list[str]] = {}
+    for spec in args.query_file:
+        path, run_dir = spec.split(":", 1)
+        files.setdefault(run_dir, []).append(path)
+        planned.setdefault(run_dir, ([], []))
     saved = RESULTS / "cases"
     saved.mkdir(parents=True, exist_ok=True)
     cases = {}
     for run_dir, (want, protocols) in planned.items():
         print(f"{run_dir}: leak-free {sorted(set(want))}, protocols {sorted(set(protocols))}")
-        case = bench_case(run_dir, sorted(set(want)), sorted(set(protocols)))
+        case = bench_case(run_dir, sorted(set(want)), sorted(set(protocols)), files.get(run_dir, []))
         case["label"] = labels.get(run_dir)
         key = f"{case['dataset']}_{Path(run_dir).name}"
         (saved / f"{key}.json").write_text(json.dumps(case, indent=2))

@@ -124,7 +124,9 @@ def leakfree_inputs(run: TrainedRun, min_share: float = 0.5) -> LeakFreeInputs:
     reader = instantiate(run.cfg.dataset.reader)
     fine_source = None
     if hasattr(reader, "heldout_reviews"):
-        fine_source = ("heldout_review", list(reader.heldout_reviews()))
+        root = run.cfg.dataset.get("root")
+        held = reader.heldout_reviews(None if root is None else Path(str(root)).expanduser())
+        fine_source = ("heldout_review", list(held))
     elif "description" not in mods:
         full = load_dataset(run.cfg.dataset)
         desc = full.modalities.get("description")

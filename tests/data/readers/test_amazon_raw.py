@@ -272,6 +272,14 @@ def test_review_modality_holds_training_reviews_only(tmp_path):
         assert text == " ".join(sorted(train, key=lambda t: -int(t.split("-")[1][1:])))
         for u in inter.user[mine & (inter.split != TRAIN)]:
             assert f"-{ds.user_ids[u]}-{items[i]}" not in text
+    # the held-out reviews (leak-free search queries come from them): exactly the other splits'
+    held = AmazonRawReader("Toys").heldout_reviews(tmp_path)
+    expected = sorted(
+        (int(i), f"S-{ds.user_ids[u]}-{items[i]} T-{ds.user_ids[u]}-{items[i]}")
+        for u, i, s in zip(inter.user, inter.item, inter.split, strict=True)
+        if s != TRAIN
+    )
+    assert sorted(held) == expected and len(held) == int((inter.split != TRAIN).sum()) > 0
 
 
 def test_bad_lines_skip_or_fail(tmp_path):

@@ -59,6 +59,26 @@ _IMAGE_FIELDS = {"2014": ("imUrl",), "2018": ("image", "imageURLHighRes", "image
 _CATEGORY_FIELD = {"2014": "categories", "2018": "category"}
 
 
+@dataclass
+class _Interactions:
+    """The review file read, k-cored and split (one row per kept review), with what reading the
+    metadata next needs."""
+
+    user: np.ndarray
+    item: np.ndarray
+    split: np.ndarray
+    texts: list[str | None]
+    rating: np.ndarray
+    timestamp: np.ndarray
+    user_ids: list[str]
+    item_ids: list[str]
+    report: dict[str, Any]
+    release: str
+    parse: Callable[[str], Any]
+    review_path: Path
+    meta_path: Path
+
+
 class AmazonRawReader(Reader):
     """Read an Amazon review-data category (2014 or 2018 release) from the files as distributed.
 
@@ -124,6 +144,33 @@ class AmazonRawReader(Reader):
         return found[0] if found else "2018"  # "2018": require() then names both releases
 
     def read(self, root: str | Path | None, name: str) -> MMDataset:
+        x = self._interactions(root)
+        meta = self._read_meta(x.meta_path, x.parse, set(x.item_ids), x.report)
+        review_text = _training_reviews(x.item, x.split, x.timestamp, x.texts, len(x.item_ids))
+        catalog = self._catalog(x.item_ids, meta, review_text, x.release, x.report, x.meta_path)
+        _warn(str(x.review_path), x.report)
+        return finalize(
+            name,
+            x.user_ids,
+            x.user,
+            x.item,
+            catalog,
+            split=x.split,
+            rating=x.rating,
+            timestamp=x.timestamp,
+            report=x.report,
+            source=str(x.review_path),
+        )
+
+    def heldout_reviews(self, root: str | Path | None) -> list[tuple[int, str]]:
+        """(item position, review) of every validation and test interaction with text: what no
+        modality encodes (``review`` joins training reviews only), where leak-free search queries
+        come from."""
+        x = self._interactions(root)
+        return [(int(x.item[r]), x.texts[r]) for r in np.flatnonzero(x.split != TRAIN) if x.texts[r]]
+
+    def _interactions(self, root: str | Path | None) -> _Interactions:
+        """The review file read, k-cored and split: users, items, ratings, times, texts."""
         if root is None:
             raise DataError("AmazonRawReader: dataset.root is not set; point it at the folder.")
         root = Path(root)
@@ -163,23 +210,10 @@ class AmazonRawReader(Reader):
         report["reviews_missing_timestamp"] = int((timestamp < 0).sum())
         report["reviews_missing_review_text"] = int((~reviews.has_body[row]).sum())
         report["reviews_without_text"] = sum(t is None for t in texts)
-
-        meta = self._read_meta(meta_path, parse, set(item_ids), report)
-        review_text = _training_reviews(item, split, timestamp, texts, len(item_ids))
-        catalog = self._catalog(item_ids, meta, review_text, release, report, meta_path)
-        _warn(str(review_path), report)
-        return finalize(
-            name,
-            user_ids,
-            user,
-            item,
-            catalog,
-            split=split,
-            rating=rating,
-            timestamp=timestamp,
-            report=report,
-            source=str(review_path),
-        )
+        return _Interactions(
+            user, item, split, texts, rating, timestamp, user_ids, item_ids, report, release, parse,
+            review_path, meta_path,
+        )  # fmt: skip
 
     def _records(self, path: Path, parse: Callable[[str], Any], report: dict[str, Any]) -> Iterator[dict]:
         """The records of a gzipped one-record-per-line file; counts lines and unreadable lines."""

@@ -50,10 +50,10 @@ class SyntheticReader(Reader):
         """Everything the generator draws (see :func:`~.world.generate_world`)."""
         return generate_world(self.options)
 
-    def heldout_reviews(self) -> list[tuple[int, str]]:
+    def heldout_reviews(self, root: str | Path | None = None) -> list[tuple[int, str]]:
         """(item position, review) of every validation and test interaction: text that no
         modality encodes (``review`` joins training reviews only), where leak-free search queries
-        come from."""
+        come from (``root`` is ignored: nothing is read)."""
         world = self.generate()
         held = np.flatnonzero(world.split != TRAIN)
         return [(int(world.item[k]), str(world.review[k])) for k in held]
