@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from omegaconf import OmegaConf
 
 from emmkgr_pyg.eval.query_store import query_sets, read_query_file
 from emmkgr_pyg.eval.search_eval import evaluate
@@ -56,6 +57,7 @@ from emmkgr_pyg.runs.search import COMPETITORS, RunSearches, leakfree_inputs
 from emmkgr_pyg.utils import markdown_table
 
 RESULTS = Path(__file__).resolve().parent / "results"
+CONF = Path(__file__).resolve().parents[1] / "conf"
 SEEDS = {"dev": 1, "test": 2}
 METRIC = "MAP@10"
 #: weights of the raw modality vectors carried into the item's search representation
@@ -170,6 +172,8 @@ def choose(cases: list[dict[str, Any]]) -> tuple[str, dict[tuple[str, str], str]
             own[(case["dataset"], s)] = max(ours, key=ours.get)
             for k, v in ours.items():
                 ratios.setdefault(k, []).append(v / ref if ref > 0 else 0.0)
+    if not ratios:  # no dev set (query files only): the shipped default
+        return name_of(OmegaConf.to_container(OmegaConf.load(CONF / "search" / "default.yaml"))), own
     full = max(len(v) for v in ratios.values())  # a default must have run on every (dataset, set)
     default = max((k for k in ratios if len(ratios[k]) == full), key=lambda k: float(np.mean(ratios[k])))
     return default, own

@@ -4,6 +4,7 @@ failing trial as failed, and never evaluates the test set."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from pathlib import Path
@@ -140,3 +141,32 @@ def test_a_grid_smaller_than_the_budget_runs_each_setting_once(run_cli, tmp_path
     settings = {(t.params["model.net.prune_ratio"], t.params["model.net.reg_weight"]) for t in trials}
     assert len(trials) == 8 and len(settings) == 8
     assert {p for p, _ in settings} == {0.8, 0.9} and {r for _, r in settings} == {0.0, 1e-5, 1e-4, 1e-3}
+
+
+def test_grid_order_is_the_seeds_shuffle_whatever_the_trials_do_to_global_random():
+    import random
+
+    from hydra_plugins.emmkgr_pyg_tune.tune_sweeper import ShuffledGridSampler, _ShuffledGridFactory
+
+    space = {"a": [1, 2, 3, 4], "b": [0.1, 0.01, 0.001, 1e-4], "c": [5, 7, 10]}
+    factory = _ShuffledGridFactory(seed=3)
+    # the plugin recognises a GridSampler factory by sampler.func
+    assert isinstance(factory, functools.partial) and factory.func == optuna.samplers.GridSampler
+    sampler = factory(space)
+    assert isinstance(sampler, ShuffledGridSampler)
+
+    def objective(trial):
+        random.seed(0)  # what seed_everything does in every trial of the in-process launcher
+        return sum(trial.suggest_categorical(k, v) for k, v in space.items())
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=sampler, direction="maximize")
+    study.optimize(objective, n_trials=12)
+    study.optimize(objective, n_trials=4)  # resumed: goes on along the same order
+    order = list(range(48))
+    random.Random(3).shuffle(order)
+    assert [t.system_attrs["grid_id"] for t in study.trials] == order[:16]
+    assert len({tuple(sorted(t.params.items())) for t in study.trials}) == 16
+    # spread over the grid, not neighbours of one setting
+    assert {t.params["a"] for t in study.trials} == set(space["a"])
+    assert {t.params["c"] for t in study.trials} == set(space["c"])
