@@ -182,16 +182,13 @@ def mixed_knn_item_graph(
     if k < 1:
         raise ValueError(f"mixed_knn_item_graph: k must be at least 1, got {k}.")
     knn = knn or KNNBuilder(progress=False)
+    x0 = next(iter(features.values()))
+    n, device = x0.size(0), x0.device
+    every = torch.ones(n, dtype=torch.bool, device=device)
+    has = {m: every if present is None else present[m].to(device=device, dtype=torch.bool) for m in features}
+    # the weight mass of each item's modalities: w_m is shared out over those an item has
+    mass = None if present is None else sum(weights[m] * has[m].double() for m in features)
     indices, values = [], []
-    if present is None:
-        for m, x in features.items():
-            ei, _ = knn_item_graph(x, k, knn)
-            indices.append(ei)
-            values.append(weights[m] * knn_normalize(ei, torch.ones(ei.size(1)), x.size(0)))
-        return torch.cat(indices, dim=1), torch.cat(values)
-    device = next(iter(features.values())).device
-    has = {m: present[m].to(device=device, dtype=torch.bool) for m in features}
-    mass = sum(weights[m] * has[m].double() for m in features)  # [n]: sum of w over i's modalities
     for m, x in features.items():
         rows = has[m].nonzero().view(-1)
         if rows.numel() == 0:
@@ -199,10 +196,14 @@ def mixed_knn_item_graph(
         ei, _ = knn_item_graph(x[rows], min(k, rows.numel()), knn)
         w = knn_normalize(ei, torch.ones(ei.size(1), device=device), rows.numel())
         ei = rows[ei]
+        if mass is None:
+            share = torch.full((n,), weights[m], dtype=torch.float64, device=device)
+        else:
+            share = torch.where(mass > 0, weights[m] / mass.clamp(min=1e-300), torch.zeros_like(mass))
         indices.append(ei)
-        share = torch.where(mass > 0, weights[m] / mass.clamp(min=1e-300), torch.zeros_like(mass))
         values.append(share[ei[1]].float() * w)
-    alone = (mass == 0).nonzero().view(-1)
-    indices.append(torch.stack([alone, alone]))
-    values.append(torch.ones(alone.numel(), device=device))
+    if mass is not None:  # an item with no modality keeps itself
+        alone = (mass == 0).nonzero().view(-1)
+        indices.append(torch.stack([alone, alone]))
+        values.append(torch.ones(alone.numel(), device=device))
     return torch.cat(indices, dim=1), torch.cat(values)

@@ -17,9 +17,9 @@
    hands the remainder to a top-up over the whole catalogue. No (user, item) pair repeats. In a
    leaf of more than :data:`EXACT_LEAF_ITEMS` items (the largest leaves from ~40,000 items on)
    scoring every item for every user would grow with N^2, so each user scores a pool of
-   :data:`POOL` items drawn
-   by popularity instead (sampling-importance-resampling: the pool carries the popularity term,
-   Gumbel-top-k over the pool the attribute match), which keeps the draw linear in N.
+   :data:`POOL` items drawn by popularity instead (sampling-importance-resampling: the pool carries
+   the popularity term, Gumbel-top-k over the pool the attribute match), which keeps the draw
+   linear in N.
 4. **Split, ratings, reviews.** The MMRec split (``split_seed``), then a rating and a one-line
    review per interaction (:func:`~.text.draw_reviews`).
 """
