@@ -119,8 +119,8 @@ def tuned(dataset: str, model: str, seeds: str, args: argparse.Namespace, out: P
         todo = [s for s in wanted if int(s) not in done]
         if todo:
             seconds += run(
-                ["-m", f"model={model}", f"+experiment={ext}", *common, f"seed={','.join(todo)}"]
-                + [*chosen, *args.overrides, f"hydra.sweep.dir={folder}/{'_'.join(todo)}"]
+                ["-m", f"model={model}", *common, f"seed={','.join(todo)}", *chosen]
+                + [*with_experiment(args.overrides, ext), f"hydra.sweep.dir={folder}/{'_'.join(todo)}"]
             )
     return {
         "chosen": chosen,
@@ -134,8 +134,23 @@ def row_label(overrides: list[str]) -> str:
     """A run's table row: its model, plus ``+<experiment>`` for a run of an experiment config
     (an extension's ablation row, e.g. ``emmkgr+entities``)."""
     model = next((o.split("=", 1)[1] for o in overrides if o.startswith("model=")), "?")
-    experiments = [o.split("=", 1)[1] for o in overrides if o.startswith("+experiment=")]
-    return "+".join([model, *experiments])
+    return "+".join([model, *experiments_of(overrides)])
+
+
+def experiments_of(overrides: list[str]) -> list[str]:
+    """The experiment configs ``+experiment=a`` or ``+experiment=[a,b]`` overrides name."""
+    out = []
+    for o in overrides:
+        if o.startswith("+experiment="):
+            out += [e.strip() for e in o.split("=", 1)[1].strip("[]").split(",") if e.strip()]
+    return out
+
+
+def with_experiment(overrides: list[str], ext: str) -> list[str]:
+    """``overrides`` plus experiment ``ext``: Hydra takes one ``+experiment=`` override, so the
+    experiments already named join ``ext`` in a list, ``+experiment=[prune,entities]``."""
+    rest = [o for o in overrides if not o.startswith("+experiment=")]
+    return [*rest, f"+experiment=[{','.join([*experiments_of(overrides), ext])}]"]
 
 
 def table(dataset: str, folders: list[Path]) -> tuple[str, dict]:
