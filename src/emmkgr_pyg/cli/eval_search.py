@@ -46,7 +46,7 @@ def main(cfg: DictConfig) -> None:
                 run.dataset, qcfg, cfg.query_dir, cfg.description_modality, cfg.rebuild_queries, leakfree
             )
             empty = [s for s, q in sets.items() if not q]
-        if qcfg.protocol == "leakfree" and not cfg.query_file and len(empty) < len(sets):
+        if qcfg.protocol == "leakfree" and len(empty) < len(sets):
             for s in empty:  # a leak-free set needs a source the run does not index
                 print(
                     f"emmkgr-eval-search: no leak-free {s} queries for this run ({_why(s)}).", file=sys.stderr
