@@ -116,6 +116,8 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     reset_peak_rss()  # per job, also inside a multirun process
     log.info("torch threads: %d", apply_threads(cfg.train.get("threads", "auto")))
     dataset, prep = prepare_dataset(cfg.dataset, cfg.modality, cfg.cache_dir, progress=cfg.train.progress)
+    # before anything reads the features (the kNN normalises rows in place): what load_run recomputes
+    fingerprint = artifacts.catalog_fingerprint(dataset)
     inter = InteractionGraph.from_dataset(dataset)
     model_cls = model_class(cfg)
     t0 = time.perf_counter()
@@ -187,7 +189,7 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         "peak_rss_mib": peak_rss_mib(),
         "world_size": parallel.world_size,
         "dataset_stats": dataset.stats(),
-        "catalog_fingerprint": artifacts.catalog_fingerprint(dataset),
+        "catalog_fingerprint": fingerprint,
         "prepare": prep,
         "graph_stats": stats,
         "config": OmegaConf.to_container(cfg, resolve=True),

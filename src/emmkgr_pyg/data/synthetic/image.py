@@ -36,7 +36,9 @@ def image_features(options: SyntheticOptions, world: SyntheticWorld) -> tuple[np
     keep = np.flatnonzero(rng.random(options.n_items) >= options.image_missing)
     out = np.empty((len(keep), options.image_dim), dtype=np.float32)
     for rows in chunks(len(keep), options.image_dim):
-        block = h[keep[rows]] @ w
+        # float64 product: a float32 BLAS sum depends on the thread count in its last bits, and a
+        # run's catalogue fingerprint must not (training and loading may use different counts)
+        block = (h[keep[rows]].astype(np.float64) @ w.astype(np.float64)).astype(np.float32)
         block += options.image_noise * rng.standard_normal(block.shape, dtype=np.float32)
         out[rows] = block
     return keep, out
