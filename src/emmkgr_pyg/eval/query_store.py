@@ -160,7 +160,7 @@ def read_query_file(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such query file; query_file must name a JSONL file.")
-    known = {item: i for i, item in enumerate(catalog.item_ids)}
+    known = set(catalog.item_ids)
     by_category: dict[str, list[str]] = {}
     for item, cats in zip(catalog.item_ids, catalog.categories, strict=True):
         for c in dict.fromkeys(cats):

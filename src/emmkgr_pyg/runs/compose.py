@@ -116,7 +116,7 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     reset_peak_rss()  # per job, also inside a multirun process
     log.info("torch threads: %d", apply_threads(cfg.train.get("threads", "auto")))
     dataset, prep = prepare_dataset(cfg.dataset, cfg.modality, cfg.cache_dir, progress=cfg.train.progress)
-    # before anything reads the features (the kNN normalises rows in place): what load_run recomputes
+    # taken as load_run recomputes it: from the freshly prepared catalogue, before anything uses it
     fingerprint = artifacts.catalog_fingerprint(dataset)
     inter = InteractionGraph.from_dataset(dataset)
     model_cls = model_class(cfg)
