@@ -32,7 +32,6 @@ def test_rrf_by_hand():
 def test_rrf_matches_ranx_fuse_on_hand_made_rankings():
     import ranx  # an independent implementation (the dev extra installs it)
 
-
     def run(scores):
         return ranx.Run(
             {
