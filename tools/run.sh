@@ -2,7 +2,9 @@
 # Set up a virtual environment for emmkgr-pyg (torch first, then the package with its extras) and
 # run one job in it:
 #   bash tools/run.sh demo    the embedded-default pipeline end to end (tools/demo.sh)
-#   bash tools/run.sh test    the test suite (pytest; extra arguments go to pytest)
+#   bash tools/run.sh test    the test suite (pytest; extra arguments go to pytest), on one worker
+#                             process per core (pytest-xdist, at most 4; EMMKGR_TEST_WORKERS or
+#                             -n N overrides, -n 0 runs in this process)
 # Settings (environment): EMMKGR_VENV (default .venv), EMMKGR_TORCH (default torch==2.13.0, the
 # CPU build on this machine's disk; any pip requirement works elsewhere), EMMKGR_WHEELS (a folder of
 # ready-built torch-scatter/torch-sparse wheels; default ../shared/wheels when it exists).
@@ -48,6 +50,13 @@ fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PATH="$PWD/$venv/bin:$PATH"
 case "$job" in
   demo) exec bash tools/demo.sh "$@" ;;
-  test) exec "$venv/bin/python" -m pytest "$@" ;;
+  test)
+    # Every test is single-threaded (tests/conftest.py), so the cores are used by running tests side
+    # by side: the suite takes about half the time on two cores. -n given by the caller wins.
+    workers=(-n "${EMMKGR_TEST_WORKERS:-auto}" --maxprocesses 4 --dist worksteal)
+    for arg in "$@"; do
+      case "$arg" in -n|-n*|--numprocesses|--numprocesses=*|no:xdist|-pno:xdist) workers=() ;; esac
+    done
+    exec "$venv/bin/python" -m pytest "${workers[@]}" "$@" ;;
   setup) ;;
 esac
