@@ -153,6 +153,7 @@ def test_cache_reuses_and_distrusts_half_written_entries(tmp_path):
     ds = _dataset()
     cfg = _cfg(text_encoder=CountingEncoder(dim=16), include=["title"])
     cache = FeatureCache(tmp_path)
+    CountingEncoder.calls = 0  # a class counter: tests of this module may run before this one
     first, rec1 = encode_dataset(ds, resolve_modalities(ds, cfg), cache=cache, progress=False)
     second, rec2 = encode_dataset(ds, resolve_modalities(ds, cfg), cache=cache, progress=False)
     assert CountingEncoder.calls == 1 and rec1["title"]["cache_hit"] is False and rec2["title"]["cache_hit"]
