@@ -52,8 +52,9 @@ case "$job" in
   demo) exec bash tools/demo.sh "$@" ;;
   test)
     # Every test is single-threaded (tests/conftest.py), so the cores are used by running tests side
-    # by side: the suite takes about half the time on two cores. -n given by the caller wins.
-    workers=(-n "${EMMKGR_TEST_WORKERS:-auto}" --maxprocesses 4 --dist worksteal)
+    # by side: the suite takes about half the time on two cores. A test file runs whole, in its
+    # order, on one worker (loadfile), as it does in one process. -n given by the caller wins.
+    workers=(-n "${EMMKGR_TEST_WORKERS:-auto}" --maxprocesses 4 --dist loadfile)
     for arg in "$@"; do
       case "$arg" in -n|-n*|--numprocesses|--numprocesses=*|no:xdist|-pno:xdist) workers=() ;; esac
     done
