@@ -231,7 +231,7 @@ def clothing_ratio(args) -> None:
     optimizer = torch.optim.Adam(model.parameters(), lr=0.001)
     gen = torch.Generator().manual_seed(0)
 
-    def pyg_step(batch: int = 8192):  # one step of PyG's examples/lightgcn.py (batch 8192)
+    def pyg_step(batch: int = 8192):  # one step of PyG's examples/lightgcn.py (its batch: 8192)
         index = torch.randint(label.size(1), (batch,), generator=gen)
         pos = label[:, index]
         neg = torch.stack([pos[0], torch.randint(n_users, n_users + n_items, (index.numel(),))])

@@ -142,36 +142,40 @@ def test_extra_text_modality_joined_from_several_fields():
 
 
 class CountingEncoder(HashingTextEncoder):
-    calls = 0
+    """Counts its own encode calls (per instance: no state shared between tests)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.calls = 0
 
     def encode(self, raw, progress=True, desc=""):
-        CountingEncoder.calls += 1
+        self.calls += 1
         return super().encode(raw, progress=False)
 
 
 def test_cache_reuses_and_distrusts_half_written_entries(tmp_path):
     ds = _dataset()
-    cfg = _cfg(text_encoder=CountingEncoder(dim=16), include=["title"])
+    enc = CountingEncoder(dim=16)
+    cfg = _cfg(text_encoder=enc, include=["title"])
     cache = FeatureCache(tmp_path)
-    CountingEncoder.calls = 0  # a class counter: tests of this module may run before this one
     first, rec1 = encode_dataset(ds, resolve_modalities(ds, cfg), cache=cache, progress=False)
     second, rec2 = encode_dataset(ds, resolve_modalities(ds, cfg), cache=cache, progress=False)
-    assert CountingEncoder.calls == 1 and rec1["title"]["cache_hit"] is False and rec2["title"]["cache_hit"]
+    assert enc.calls == 1 and rec1["title"]["cache_hit"] is False and rec2["title"]["cache_hit"]
     np.testing.assert_array_equal(first.modalities["title"].features, second.modalities["title"].features)
     # an entry whose manifest is missing (interrupted between the two writes) is not trusted
     for manifest in tmp_path.rglob("*.json"):
         manifest.unlink()
     encode_dataset(ds, resolve_modalities(ds, cfg), cache=cache, progress=False)
-    assert CountingEncoder.calls == 2
+    assert enc.calls == 2
     # a truncated feature file is not trusted either
     npy = next(tmp_path.rglob("*.npy"))
     npy.write_bytes(npy.read_bytes()[:40])
     encode_dataset(ds, resolve_modalities(ds, cfg), cache=cache, progress=False)
-    assert CountingEncoder.calls == 3
+    assert enc.calls == 3
     # changed inputs give another key
     ds.modalities["title"].raw[0] = "changed"
     encode_dataset(ds, resolve_modalities(ds, cfg), cache=cache, progress=False)
-    assert CountingEncoder.calls == 4
+    assert enc.calls == 4
     assert not list(tmp_path.rglob("*.tmp"))
 
 
@@ -186,23 +190,23 @@ def test_cache_reuses_and_distrusts_half_written_entries(tmp_path):
 )
 def test_cache_rebuilds_unreadable_or_overwritten_entries(tmp_path, caplog, damage):
     ds = _dataset()
-    cfg = _cfg(text_encoder=CountingEncoder(dim=16), include=["title"])
+    enc = CountingEncoder(dim=16)
+    cfg = _cfg(text_encoder=enc, include=["title"])
     cache = FeatureCache(tmp_path)
-    CountingEncoder.calls = 0
     first, _ = encode_dataset(ds, resolve_modalities(ds, cfg), cache=cache, progress=False)
     npy = next(tmp_path.rglob("*.npy"))
     manifest = json.loads(npy.with_suffix(".json").read_text())
     assert len(manifest["sha256"]) == 64
     npy.write_bytes(damage(npy.read_bytes()))
     again, rec = encode_dataset(ds, resolve_modalities(ds, cfg), cache=cache, progress=False)
-    assert CountingEncoder.calls == 2 and rec["title"]["cache_hit"] is False
+    assert enc.calls == 2 and rec["title"]["cache_hit"] is False
     assert (
         f"cache entry {npy} unreadable (ValueError: its checksum does not match the manifest)" in caplog.text
     )
     np.testing.assert_array_equal(again.modalities["title"].features, first.modalities["title"].features)
     # the rebuilt entry is trusted again
     encode_dataset(ds, resolve_modalities(ds, cfg), cache=cache, progress=False)
-    assert CountingEncoder.calls == 2
+    assert enc.calls == 2
 
 
 def test_chunked_float16_encoding_matches_one_shot_float32():
@@ -221,11 +225,12 @@ def test_chunked_float16_encoding_matches_one_shot_float32():
 
 def test_float16_features_are_cached_apart_from_float32(tmp_path):
     ds = _dataset()
-    cfg = _cfg(text_encoder=CountingEncoder(dim=16), include=["title"])
-    cache, calls = FeatureCache(tmp_path), CountingEncoder.calls
+    enc = CountingEncoder(dim=16)
+    cfg = _cfg(text_encoder=enc, include=["title"])
+    cache = FeatureCache(tmp_path)
     encode_dataset(ds, resolve_modalities(ds, cfg), cache=cache, progress=False)
     half, rec = encode_dataset(ds, resolve_modalities(ds, cfg), cache=cache, progress=False, dtype=np.float16)
     again, rec2 = encode_dataset(ds, resolve_modalities(ds, cfg), cache=cache, progress=False)
-    assert CountingEncoder.calls == calls + 2 and rec["title"]["cache_hit"] is False
+    assert enc.calls == 2 and rec["title"]["cache_hit"] is False
     assert rec2["title"]["cache_hit"] and again.modalities["title"].features.dtype == np.float32
     assert half.modalities["title"].features.dtype == np.float16
