@@ -26,6 +26,7 @@ written to benchmarks/results/scale.json as ``{size: {stage: {seconds, peak_rss_
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import subprocess
@@ -144,6 +145,17 @@ def run_size(size: int, args) -> dict:
         rec["train"]["timed_steps"] = min(args.train_steps, steps)
         rec["train"]["s_per_step"] = round(per_step, 3)
         rec["train"]["epoch_s_estimated"] = round(per_step * steps, 1)
+    rec["sizes"] = {
+        "users": ds.n_users,
+        "items": ds.n_items,
+        "train_interactions": int(inter.user.numel()),
+        "kg_nodes": view.num_nodes,
+        "kg_edges": int(view.triples.size(1)),
+    }
+    # what evaluation and search do not need: the optimiser's state, the samplers and this
+    # script's copies of the E-MMKG (the model keeps its own); at a million items about 5 GiB
+    del trainer, view, kg
+    gc.collect()
     with stage(rec, "eval"):
         model.eval()
         with torch.no_grad():
@@ -160,13 +172,6 @@ def run_size(size: int, args) -> dict:
         q = QueryEncoder(model.encoder, f_enc, kinds).encode_text(["red cotton summer dress"])
         scores, pos = index.search(q, 10)
     rec["query"]["top_score"] = round(float(scores[0, 0]), 4)
-    rec["sizes"] = {
-        "users": ds.n_users,
-        "items": ds.n_items,
-        "train_interactions": int(inter.user.numel()),
-        "kg_nodes": view.num_nodes,
-        "kg_edges": int(view.triples.size(1)),
-    }
     return rec
 
 
@@ -174,8 +179,10 @@ def provenance(size: int, args) -> dict:
     """The commit (``+dirty`` with uncommitted changes) and command a size's figures came from."""
     git = ["git", "-C", str(ROOT)]
     head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    dirty = subprocess.run(
-        [*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+    dirty = subprocess.run(  # the figures this script writes do not make the code dirty
+        [*git, "status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results"],
+        capture_output=True,
+        text=True,
     )
     commit = (
         head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "") if head.returncode == 0 else None
