@@ -193,6 +193,28 @@ def test_float16_features_stay_float16_and_propagate_like_float32(kg):
     torch.testing.assert_close(out16, enc32.propagate(), atol=2e-3, rtol=2e-3)
 
 
+@pytest.mark.parametrize("feature_dim", [None, 2])
+def test_projection_without_autograd_goes_by_blocks_of_rows_with_the_same_result(
+    kg, monkeypatch, feature_dim
+):
+    import emmkgr_pyg.nn.encoder as encoder_module
+
+    half = kg.clone()
+    for m in ("text", "image"):
+        half[m].x = kg[m].x.half()
+    torch.manual_seed(0)
+    enc = EMMKGEncoder(half, dim=4, feature_dim=feature_dim)
+    whole = enc.initial_embeddings().detach()  # with autograd: every row at once
+    monkeypatch.setattr(encoder_module, "PROJECT_CHUNK_ROWS", 2)  # modalities have 3+ rows
+    calls = []
+    proj = enc.proj[0]
+    proj.register_forward_hook(lambda mod, inp, out: calls.append(inp[0].size(0)))
+    with torch.no_grad():
+        blocks = enc.initial_embeddings()
+    assert max(calls) == 2 and sum(calls) == half[enc.modalities[0]].x.size(0)
+    torch.testing.assert_close(blocks, whole, atol=1e-6, rtol=1e-6)  # BLAS blocks by row count
+
+
 def with_entities(kg: HeteroData) -> HeteroData:
     """``kg`` plus a ``brand`` entity type (2 nodes) linked to items 0, 1 and 3 (item 3 has no
     modality: the entity is its only path to other items)."""
