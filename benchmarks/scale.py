@@ -234,7 +234,7 @@ def main() -> None:
             results[str(size)] = json.loads(out.read_text())
         results[str(size)]["provenance"] = prov
         write_json(path, results)
-    sizes = [s for s in results if "error" not in results[s]]
+    sizes = sorted((s for s in results if "error" not in results[s]), key=int)
     print("\n| stage | " + " | ".join(f"{int(s):,} items" for s in sizes) + " |")
     print("|---|" + "---|" * len(sizes))
     for name in STAGES:
