@@ -219,7 +219,7 @@ def clothing_ratio(args) -> None:
     ):
         torch.manual_seed(0)
         cfg = TrainConfig(epochs=1, progress=False, seed=0, **extra)
-        cls = SampledTrainer if extra else Trainer
+        cls = SampledTrainer if extra.get("propagation") == "sampled" else Trainer
         trainer = cls(EMMKGR(inter, kg, **model_kw), inter, ev, None, cfg, kg=view)
         s = seconds_per_step(emmkgr_step(trainer), args.steps)
         out[name] = {"s_per_step": s, "steps_per_epoch": len(trainer.bpr), "epoch_s": s * len(trainer.bpr)}
