@@ -207,8 +207,7 @@ def test_projection_without_autograd_goes_by_blocks_of_rows_with_the_same_result
     whole = enc.initial_embeddings().detach()  # with autograd: every row at once
     monkeypatch.setattr(encoder_module, "PROJECT_CHUNK_ROWS", 2)  # modalities have 3+ rows
     calls = []
-    proj = enc.proj[0]
-    proj.register_forward_hook(lambda mod, inp, out: calls.append(inp[0].size(0)))
+    enc.proj[0].register_forward_hook(lambda mod, inp, out: calls.append(inp[0].size(0)))
     with torch.no_grad():
         blocks = enc.initial_embeddings()
     assert max(calls) == 2 and sum(calls) == half[enc.modalities[0]].x.size(0)

@@ -151,7 +151,8 @@ class EMMKGEncoder(torch.nn.Module):
 
     def project(self, i: int, x: Tensor, reduced: bool = False) -> Tensor:
         """:math:`f^{m}_{proj}` of modality ``i`` (position in :attr:`modalities`) on raw
-        features, or on already reduced ones (``reduced=True``, the stored node features)."""
+        features, or on already reduced ones (``reduced=True``, the stored node features).
+        Without autograd, :data:`PROJECT_CHUNK_ROWS` rows at a time (the same values)."""
         if not torch.is_grad_enabled() and x.size(0) > PROJECT_CHUNK_ROWS:
             # evaluation: a float32 copy of a block of rows at a time, not of the whole matrix
             # (1.5 GiB per 384-d modality at a million float16 rows)
