@@ -53,6 +53,7 @@ from emmkgr_pyg.nn import EMMKGR
 from emmkgr_pyg.search.index import ItemIndex, ItemMeta
 from emmkgr_pyg.search.query import QueryEncoder
 from emmkgr_pyg.train import TrainConfig
+from emmkgr_pyg.train.optim import resolve_optimizer
 from emmkgr_pyg.train.sampled import SampledTrainer
 from emmkgr_pyg.utils import peak_rss_mib, reset_peak_rss, write_json
 
@@ -126,7 +127,9 @@ def run_size(size: int, args) -> dict:
         torch.manual_seed(0)
         model = EMMKGR(inter, kg)
         fanout = [int(f) for f in args.fanout.split(",")]
-        cfg = TrainConfig(epochs=1, progress=False, seed=0, propagation="sampled", fanout=fanout)
+        cfg = TrainConfig(
+            epochs=1, progress=False, seed=0, propagation="sampled", fanout=fanout, optimizer=args.optimizer
+        )
         test_u, test_i = ds.interactions.part(TEST)
         users = np.random.default_rng(0).choice(
             np.unique(test_u), size=min(args.eval_users, len(np.unique(test_u))), replace=False
@@ -140,6 +143,12 @@ def run_size(size: int, args) -> dict:
             t0 = time.perf_counter()
         trainer.train_epoch()
     rec["train"]["steps_per_epoch"] = steps
+    rec["train"]["optimizer"] = resolve_optimizer(args.optimizer, "sampled")
+    done = max(trainer.sampled_nodes["steps"], 1)  # subgraph nodes per step: what a step costs
+    rec["train"]["sampled_nodes_per_step"] = {
+        "user_item": round(trainer.sampled_nodes["inter"] / done),
+        "emmkg": round(trainer.sampled_nodes["kg"] / done),
+    }
     if args.train_steps:
         per_step = (time.perf_counter() - t0) / min(args.train_steps, steps)
         rec["train"]["timed_steps"] = min(args.train_steps, steps)
@@ -189,6 +198,7 @@ def provenance(size: int, args) -> dict:
         head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "") if head.returncode == 0 else None
     )
     opts = f"--fanout {args.fanout} --train-steps {args.train_steps} --eval-users {args.eval_users}"
+    opts += f" --optimizer {args.optimizer}"
     opts += f" --hnsw-m {args.hnsw_m} --ef-construction {args.ef_construction}"
     return {"commit": commit, "command": f"python benchmarks/scale.py --sizes {size} {opts}"}
 
@@ -200,6 +210,8 @@ def main() -> None:
     p.add_argument("--eval-users", type=int, default=2000, help="test users ranked against all items")
     p.add_argument("--eval-batch", type=int, default=128)
     p.add_argument("--train-steps", type=int, default=0, help="time this many steps (0: the epoch)")
+    p.add_argument("--optimizer", default="auto", help="train.optimizer (auto: sparse_adam, as sampled)")
+    p.add_argument("--results", type=Path, default=RESULTS / "scale.json", help="where the curve goes")
     p.add_argument("--hnsw-m", type=int, default=32)
     p.add_argument("--ef-construction", type=int, default=80)
     p.add_argument("--work", type=Path, default=Path("/tmp/emmkgr-scale"), help="kNN cache")
@@ -209,9 +221,9 @@ def main() -> None:
     if args.one:
         args.out.write_text(json.dumps(run_size(args.one, args)))
         return
-    path = RESULTS / "scale.json"
+    path = args.results
     results = json.loads(path.read_text()) if path.is_file() else {}
-    RESULTS.mkdir(exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     for size in (int(s) for s in args.sizes.split(",")):
         print(f"size {size}:", flush=True)
         out = args.work / f"scale_{size}.json"
@@ -226,7 +238,7 @@ def main() -> None:
             str(args.work),
         ]
         cmd += ["--train-steps", str(args.train_steps), "--hnsw-m", str(args.hnsw_m)]
-        cmd += ["--ef-construction", str(args.ef_construction)]
+        cmd += ["--ef-construction", str(args.ef_construction), "--optimizer", args.optimizer]
         prov = provenance(size, args)  # before the run: the code it starts with
         proc = subprocess.run(cmd)
         if proc.returncode != 0:
@@ -254,6 +266,11 @@ def main() -> None:
             for s in sizes
         ]
         print("| train epoch, estimated | " + " | ".join(cells) + " |")
+    if all("sampled_nodes_per_step" in results[s]["train"] for s in sizes):
+        cells = [
+            "{user_item:,} / {emmkg:,}".format(**results[s]["train"]["sampled_nodes_per_step"]) for s in sizes
+        ]
+        print("| train: subgraph nodes per step (user-item / E-MMKG) | " + " | ".join(cells) + " |")
     print(f"\nwrote {path}")
 
 

@@ -413,8 +413,9 @@ class EMMKGR(Recommender):
         return Embeddings(None, None, {"H_mm": self.encoder.propagate()})
 
     def ego_embeddings(self, users: Tensor, pos: Tensor, neg: Tensor) -> list[Tensor]:
-        rows = self.kg_item_rows()
-        return self.cf.ego_embeddings(users, pos, neg) + [rows[pos], rows[neg]]
+        # looked up through the table (not kg_item_rows()[ids]) so that a sparse table gets sparse rows
+        rows = self.encoder.item_emb
+        return self.cf.ego_embeddings(users, pos, neg) + [rows(pos)[:, : self.dim], rows(neg)[:, : self.dim]]
 
     def _h_mm(self, emb: Embeddings) -> Tensor:
         h_mm = emb.extra.get("H_mm")

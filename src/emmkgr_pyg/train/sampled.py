@@ -6,7 +6,8 @@ trains with :class:`SampledTrainer`: each step samples, with PyG's
 on the user-item graph, and of the batch's items and KG triples' nodes on the E-MMKG (or with
 the vectorised sampler of :mod:`.neighbors`, ``train.sampler``), and
 propagates over those subgraphs only (:mod:`emmkgr_pyg.nn.sampled`). Validation, test and the
-exported embeddings still use one full pass (under ``no_grad``).
+exported embeddings still use one full pass (under ``no_grad``). The ID tables are read row by row,
+so ``train.optimizer=auto`` updates them sparsely (:mod:`.optim`).
 """
 
 from __future__ import annotations
@@ -71,6 +72,9 @@ class SampledTrainer(Trainer):
         self.inter_sampler = make_neighbor_sampler(
             config.sampler, inter.edge_index(), inter.num_nodes, hop_fanouts(config.fanout, cf.num_layers)
         )
+        #: nodes of the sampled subgraphs summed over steps (``steps``: how many), to see what a
+        #: step costs: ``{"steps": n, "inter": nodes, "kg": nodes}``
+        self.sampled_nodes = {"steps": 0, "inter": 0, "kg": 0}
         self.kg_sampler = None
         if isinstance(model, EMMKGR):
             enc = model.encoder
@@ -98,6 +102,9 @@ class SampledTrainer(Trainer):
                 else [items, kg.head, kg.tail, kg.neg_head.view(-1), kg.neg_tail.view(-1)]
             )
             kg_sub = self.kg_sampler(seeds_after(items, torch.cat(kg_ids)))
+        self.sampled_nodes["steps"] += 1
+        for name, sub in (("inter", inter_sub), ("kg", kg_sub)):
+            self.sampled_nodes[name] += 0 if sub is None else int(sub.n_id.numel())
         inter_sub, kg_sub = (None if g is None else g.to(self.device) for g in (inter_sub, kg_sub))
         emb = sampled_embeddings(self.model, inter_sub, kg_sub)
         losses: dict[str, Tensor] = {}

@@ -37,6 +37,7 @@ from ..graph.triples import KGView
 from ..nn.recommender import Recommender
 from ..utils import atomic_path
 from .distributed import DataParallel
+from .optim import make_optimizer, resolve_optimizer
 from .samplers import BPRSampler, KGNegativeSampler
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,7 @@ class TrainConfig:
     fanout: int | tuple[int, ...] = 16
     sampler: str = "auto"
     threads: int | str = "auto"
+    optimizer: str = "auto"
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -195,10 +197,11 @@ class Trainer:
             )
         self.use_kg = self.kg is not None
         self.params = params = [p for p in model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+        opt = resolve_optimizer(config.optimizer, config.propagation)
+        self.optimizer = make_optimizer(model, params, opt, config.lr, config.weight_decay)
         self.kg_optimizer = None
         if self.use_kg and config.schedule == "alternating":
-            self.kg_optimizer = torch.optim.Adam(params, lr=config.kg_lr or config.lr)
+            self.kg_optimizer = make_optimizer(model, params, opt, config.kg_lr or config.lr)
         # data parallel: every rank starts from rank 0's parameters, draws the same global batches
         # (same seeded generator) and trains on its slice of each
         self.parallel = parallel or DataParallel()
