@@ -8,10 +8,10 @@ import math
 import pytest
 import torch
 
+from emmkgr_pyg.graph.triples import kg_view
 from emmkgr_pyg.nn.recommender import EMMKGR, LightGCN
 from emmkgr_pyg.train.optim import SparseDenseAdam, make_optimizer, resolve_optimizer, sparse_tables
 from emmkgr_pyg.train.samplers import BPRSampler, KGNegativeSampler
-from emmkgr_pyg.graph.triples import kg_view
 
 from .test_sampled import make, setup  # noqa: F401  (the fixture)
 
