@@ -240,6 +240,18 @@ def test_resume_refuses_changed_settings_unless_forced(make_trainer, tmp_path):
     assert harmless.state.epoch == 4
 
 
+def test_resume_accepts_a_checkpoint_from_before_train_optimizer(make_trainer, tmp_path):
+    make_trainer(epochs=2, out_dir=tmp_path).fit()
+    ckpt = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert ckpt["config"]["optimizer"] == "auto"
+    del ckpt["config"]["optimizer"]  # as written before the setting existed: dense Adam
+    torch.save(ckpt, tmp_path / "last.pt")
+    for optimizer in ("auto", "adam"):  # both are Adam under full propagation
+        later = make_trainer(epochs=3, optimizer=optimizer)
+        later.resume(tmp_path / "last.pt")
+        assert later.state.epoch == 2
+
+
 def test_resume_names_another_model_shape(make_trainer, tmp_path):
     make_trainer(epochs=1, out_dir=tmp_path).fit()
     wider = make_trainer(epochs=2, dim=16, out_dir=tmp_path)

@@ -385,8 +385,25 @@ class Trainer:
         log.info(" | ".join(parts))
 
 
+#: TrainConfig fields added after checkpoints were written, with what those runs did
+LEGACY_SETTINGS = {"optimizer": "adam"}
+
+
+def _effective(config: dict[str, Any]) -> dict[str, Any]:
+    """A saved or current TrainConfig as what it does: missing newer fields at their legacy value,
+    ``optimizer`` resolved (``auto`` under full propagation is ``adam``)."""
+    out = {**LEGACY_SETTINGS, **config}
+    try:
+        out["optimizer"] = resolve_optimizer(out["optimizer"], out.get("propagation", "full"))
+    except ValueError:
+        pass  # left as written: the comparison then shows it
+    return out
+
+
 def config_changes(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """``"key: saved -> current"`` for every setting that differs, except :data:`RESUMABLE_CHANGES`."""
+    """``"key: saved -> current"`` for every setting that differs in effect, except
+    :data:`RESUMABLE_CHANGES`."""
+    saved, current = _effective(saved), _effective(current)
     out = []
     for key in sorted(set(saved) | set(current)):
         if key in RESUMABLE_CHANGES:
