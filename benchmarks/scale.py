@@ -11,9 +11,10 @@ interactions per item, title/description/review text and a 512-d image), then
    the raw texts are dropped once encoded;
 2. ``knn``: HNSW kNN (top 10, symmetric; ``--hnsw-m``, ``--ef-construction``) of every modality;
 3. ``emmkg``: the E-MMKG and its homogeneous view;
-4. ``train``: E-MMKGR built and one training epoch with ``propagation=sampled`` (or, with
-   ``--train-steps``, that many steps; the epoch is then estimated as seconds per step times steps
-   per epoch, and the table says so);
+4. ``train``: E-MMKGR built and one training epoch with ``propagation=sampled`` and
+   ``--optimizer`` (default ``auto``: sparse Adam on the ID tables) (or, with ``--train-steps``,
+   that many steps; the epoch is then estimated as seconds per step times steps per epoch, and the
+   table says so); the mean size of the sampled subgraphs per step is recorded;
 5. ``eval``: one full pass under ``no_grad`` and full ranking (all items, training items masked)
    of a fixed sample of test users, in batches;
 6. ``index``: the HNSW search index over :math:`H^{MM}`;
