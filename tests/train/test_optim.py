@@ -90,7 +90,12 @@ def test_state_dict_round_trip(setup):  # noqa: F811
     state = trainer.optimizer.state_dict()
     other = SparseDenseAdam(model, list(model.parameters()), lr=0.01)
     other.load_state_dict(state)
+    # the saved state is not empty: both ID tables have moments, and some rows have moved
+    (sparse_adam,) = trainer.optimizer.optimizers  # LightGCN has only ID tables
+    assert {id(p) for p in sparse_adam.state} == {id(model.ids.user.weight), id(model.ids.item.weight)}
+    assert all(float(s["exp_avg"].abs().sum()) > 0 for s in sparse_adam.state.values())
     for a, b in zip(trainer.optimizer.optimizers, other.optimizers, strict=True):
+        assert len(b.state) == len(a.state)
         for p in a.state:
             for k, v in a.state[p].items():
                 torch.testing.assert_close(b.state[p][k], v)
@@ -108,13 +113,13 @@ def test_resolution_and_refusals(setup):  # noqa: F811
     inter, kg = setup
     model = LightGCN(inter, kg, dim=8)
     with pytest.raises(ValueError, match="weight_decay is not supported"):
-        make_optimizer(model, list(model.parameters()), "sparse_adam", 0.01, weight_decay=1e-4)
+        make_optimizer(model, list(model.parameters()), "sparse_adam", "sampled", 0.01, weight_decay=1e-4)
     # a model that reads a whole table during training gets a one-line error, not a torch trace
-    opt = make_optimizer(model, list(model.parameters()), "sparse_adam", 0.01)
+    opt = make_optimizer(model, list(model.parameters()), "sparse_adam", "sampled", 0.01)
     assert all(t.sparse for t in sparse_tables(model))
     model.ids.user.weight.sum().backward()
     with pytest.raises(RuntimeError, match="dense gradient.*train.optimizer=adam"):
         opt.step()
     # a later dense Adam (e.g. full-graph fine-tuning of the same model) gets dense tables back
-    make_optimizer(model, list(model.parameters()), "adam", 0.01)
+    make_optimizer(model, list(model.parameters()), "adam", "full", 0.01)
     assert not any(t.sparse for t in sparse_tables(model))

@@ -97,19 +97,18 @@ def make_optimizer(
     model: torch.nn.Module,
     params: list[torch.nn.Parameter],
     name: str,
+    propagation: str,
     lr: float,
     weight_decay: float = 0.0,
 ) -> torch.optim.Optimizer | SparseDenseAdam:
-    """The optimiser ``name`` (resolved: ``adam`` or ``sparse_adam``) over ``params``."""
-    if name == "adam":
+    """The optimiser ``train.optimizer=name`` under ``train.propagation`` over ``params``."""
+    if resolve_optimizer(name, propagation) == "adam":
         for t in sparse_tables(model):  # dense again, should an earlier trainer have made them sparse
             t.sparse = False
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    if name == "sparse_adam":
-        if weight_decay:
-            raise ValueError(
-                "train.optimizer=sparse_adam: train.weight_decay is not supported by SparseAdam; "
-                "use the models' L2 term (model.net.reg_weight) or train.optimizer=adam."
-            )
-        return SparseDenseAdam(model, params, lr)
-    raise ValueError(f"train.optimizer: '{name}' is not one of ('adam', 'sparse_adam').")
+    if weight_decay:
+        raise ValueError(
+            "train.optimizer=sparse_adam: train.weight_decay is not supported by SparseAdam; "
+            "use the models' L2 term (model.net.reg_weight) or train.optimizer=adam."
+        )
+    return SparseDenseAdam(model, params, lr)

@@ -197,11 +197,11 @@ class Trainer:
             )
         self.use_kg = self.kg is not None
         self.params = params = [p for p in model.parameters() if p.requires_grad]
-        opt = resolve_optimizer(config.optimizer, config.propagation)
-        self.optimizer = make_optimizer(model, params, opt, config.lr, config.weight_decay)
+        opt = (model, params, config.optimizer, config.propagation)
+        self.optimizer = make_optimizer(*opt, config.lr, config.weight_decay)
         self.kg_optimizer = None
         if self.use_kg and config.schedule == "alternating":
-            self.kg_optimizer = make_optimizer(model, params, opt, config.kg_lr or config.lr)
+            self.kg_optimizer = make_optimizer(*opt, config.kg_lr or config.lr)
         # data parallel: every rank starts from rank 0's parameters, draws the same global batches
         # (same seeded generator) and trains on its slice of each
         self.parallel = parallel or DataParallel()
