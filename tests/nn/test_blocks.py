@@ -10,6 +10,7 @@ from emmkgr_pyg.nn import (
     bpr_loss,
     embedding_reg,
     id_layer_mean,
+    info_nce,
     last_layer,
     layer_mean,
     layer_sum,
@@ -77,6 +78,47 @@ def test_bpr_loss_by_hand():
     # score differences: 3 - 1 = 2 and 2 - 4 = -2
     expected = -(math.log(1 / (1 + math.exp(-2))) + math.log(1 / (1 + math.exp(2)))) / 2
     assert bpr_loss(u, p, n).item() == pytest.approx(expected)
+
+
+def _info_nce_mmrec(anchor, positive, candidates, tau):
+    """MMRec's ssl_triple_loss (LGMRec) written as it is: exp of the scores, their sum, -log."""
+    a = anchor / anchor.norm(dim=1, keepdim=True)
+    p = positive / positive.norm(dim=1, keepdim=True)
+    c = candidates / candidates.norm(dim=1, keepdim=True)
+    pos_score = torch.exp((a * p).sum(dim=1) / tau)
+    ttl_score = torch.exp(a @ c.T / tau).sum(dim=1)
+    return -torch.log(pos_score / ttl_score).sum()
+
+
+def test_info_nce_value_and_gradients_against_mmrec_form():
+    g = torch.Generator().manual_seed(0)
+    leaves = [torch.randn(n, 5, generator=g, dtype=torch.float64, requires_grad=True) for n in (6, 6, 9)]
+    for tau in (0.2, 1.0):
+        got = info_nce(*leaves, tau)
+        want = _info_nce_mmrec(*leaves, tau)
+        assert got.item() == pytest.approx(want.item(), rel=1e-12)
+        got_grads = torch.autograd.grad(got, leaves)
+        want_grads = torch.autograd.grad(want, leaves)
+        for gg, wg in zip(got_grads, want_grads):
+            assert wg.abs().max() > 1e-3  # every input carries gradient
+            torch.testing.assert_close(gg, wg, rtol=1e-10, atol=1e-12)
+    # the anchor among the candidates as well (LGMRec: a batch's rows against the whole table)
+    table = leaves[2]
+    got = torch.autograd.grad(info_nce(table[:4], leaves[1][:4], table, 0.5), table)[0]
+    want = torch.autograd.grad(_info_nce_mmrec(table[:4], leaves[1][:4], table, 0.5), table)[0]
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_info_nce_stays_finite_where_the_plain_form_overflows():
+    g = torch.Generator().manual_seed(1)
+    a, p, c = (torch.randn(n, 4, generator=g) for n in (3, 3, 7))
+    c[0] = a[0]  # a score of exactly 1 / tau
+    tau = 0.01  # exp(100) overflows float32
+    assert not torch.isfinite(_info_nce_mmrec(a, p, c, tau))
+    got = info_nce(a, p, c, tau)
+    want = _info_nce_mmrec(a.double(), p.double(), c.double(), tau)
+    assert torch.isfinite(got)
+    assert got.item() == pytest.approx(want.item(), rel=1e-5)
 
 
 def test_embedding_reg_forms_against_their_formulas():

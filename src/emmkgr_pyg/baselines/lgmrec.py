@@ -16,7 +16,7 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 
 from ..graph.interaction import InteractionGraph
-from ..nn.blocks import FrozenFeatures, IDEmbedding, bpr_loss, last_layer, layer_mean
+from ..nn.blocks import FrozenFeatures, IDEmbedding, bpr_loss, info_nce, last_layer, layer_mean
 from ..nn.conv import LightGCNConv, spmm_with_transpose
 from ..nn.recommender import Embeddings, Recommender
 from .common import dense_modal_features
@@ -77,7 +77,7 @@ class LGMRec(Recommender):
 
     Departures from MMRec's ``lgmrec.py``: in evaluation the memberships are the plain softmax
     :math:`\operatorname{softmax}(\cdot/\tau)` (the reference draws Gumbel noise at test time too);
-    the InfoNCE is computed with a log-sum-exp (same value, no overflow); items lacking a modality
+    the InfoNCE is computed with a log-sum-exp (same value, no overflow; :func:`~emmkgr_pyg.nn.blocks.info_nce`); items lacking a modality
     take the modality's mean feature.
 
     Args:
@@ -193,12 +193,6 @@ class LGMRec(Recommender):
         extra = {"hyper_user": hyper_user, "hyper_item": hyper_item}
         return Embeddings(out[: self.n_users], out[self.n_users :], extra)
 
-    def _infonce(self, anchor: Tensor, positive: Tensor, candidates: Tensor) -> Tensor:
-        """InfoNCE summed over the batch: ``anchor[b]`` against ``positive[b]`` among ``candidates``."""
-        a, p, c = F.normalize(anchor), F.normalize(positive), F.normalize(candidates)
-        pos = (a * p).sum(-1) / self.temperature
-        return (torch.logsumexp(a @ c.t() / self.temperature, dim=1) - pos).sum()
-
     def rec_losses(self, emb: Embeddings, users: Tensor, pos: Tensor, neg: Tensor) -> dict[str, Tensor]:
         u, i, j = emb.user[users], emb.item[pos], emb.item[neg]
         losses = {"bpr": bpr_loss(u, i, j)}
@@ -206,8 +200,8 @@ class LGMRec(Recommender):
         if self.cl_weight and pairs:
             hu, hi = emb.extra["hyper_user"], emb.extra["hyper_item"]
             cl = sum(
-                self._infonce(hu[a][users], hu[b][users], hu[b])
-                + self._infonce(hi[a][pos], hi[b][pos], hi[b])
+                info_nce(hu[a][users], hu[b][users], hu[b], self.temperature)
+                + info_nce(hi[a][pos], hi[b][pos], hi[b], self.temperature)
                 for a, b in pairs
             )
             losses["cl"] = self.cl_weight * cl / len(pairs)

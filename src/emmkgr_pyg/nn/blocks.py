@@ -1,6 +1,6 @@
 r"""The small pieces every recommender repeats, written once: the user/item ID-embedding pair, frozen
 per-modality feature tables, LightGCN's layer combinations over a user-item (or item-item) graph,
-the BPR term and the L2 term on a batch's embeddings.
+the BPR term, the L2 term on a batch's embeddings and the InfoNCE term against every candidate.
 
 A model composes them; none of them names a model or a modality.
 """
@@ -140,6 +140,44 @@ def bpr_loss(user: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
     (PyG's ``BPRLoss`` without its regulariser, on the scores it would be given.)
     """
     return -F.logsigmoid((user * pos).sum(-1) - (user * neg).sum(-1)).mean()
+
+
+class _ScoreLogSumExp(torch.autograd.Function):
+    r"""Row-wise :math:`\log\sum_n \exp(\mathbf{a}_b \cdot \mathbf{c}_n)` of ``a`` ``[B, d]`` against
+    ``c`` ``[N, d]``, keeping one ``[B, N]`` block: the forward turns the scores into their
+    exponentials in place and saves them, the backward turns those into the softmax in place
+    (``torch.logsumexp(a @ c.T)`` keeps the scores, then recomputes their exponentials)."""
+
+    @staticmethod
+    def forward(ctx, a: Tensor, c: Tensor) -> Tensor:
+        scores = a @ c.t()
+        top = scores.amax(1, keepdim=True)
+        exp = scores.sub_(top).exp_()
+        total = exp.sum(1, keepdim=True)
+        ctx.save_for_backward(a, c, exp, total)
+        return (total.log() + top).view(-1)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor]:
+        a, c, exp, total = ctx.saved_tensors
+        weight = exp.mul_(grad.view(-1, 1) / total)  # softmax times the incoming gradient
+        return weight @ c, weight.t() @ a
+
+
+def info_nce(anchor: Tensor, positive: Tensor, candidates: Tensor, temperature: float) -> Tensor:
+    r"""InfoNCE summed over the batch, each ``anchor[b]`` against its ``positive[b]`` among all
+    ``candidates`` (rows are L2-normalised first; MMRec's ``ssl_triple_loss`` of LGMRec):
+
+    .. math::
+        \sum_b -\log \frac{\exp(\hat{\mathbf{a}}_b \cdot \hat{\mathbf{p}}_b / \tau)}
+        {\sum_n \exp(\hat{\mathbf{a}}_b \cdot \hat{\mathbf{c}}_n / \tau)}
+
+    The denominator goes through a log-sum-exp (no overflow at any :math:`\tau`) with one
+    ``[B, N]`` block in memory and one exponential per score (:class:`_ScoreLogSumExp`)."""
+    a = F.normalize(anchor) / temperature
+    pos = (a * F.normalize(positive)).sum(-1)
+    return (_ScoreLogSumExp.apply(a, F.normalize(candidates)) - pos).sum()
 
 
 #: forms of the L2 term on a batch's embeddings (:func:`embedding_reg`)
