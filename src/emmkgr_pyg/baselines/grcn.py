@@ -122,9 +122,10 @@ class GRCN(Recommender):
     def _route(self, p: Tensor, f: Tensor) -> Tensor:
         """Routing: each user's prototype moves towards its items, attention-weighted."""
         user, item = self.edge_index[0, : self.n_edges], self.edge_index[1, : self.n_edges] - self.n_users
+        f_edge = f[item]  # gathered once: every iteration reads the same item rows
         for _ in range(self.num_routing):
-            a = softmax((p[user] * f[item]).sum(-1), user, num_nodes=self.n_users)
-            p = F.normalize(p + scatter(a.unsqueeze(-1) * f[item], user, 0, self.n_users, "sum"))
+            a = softmax((p[user] * f_edge).sum(-1), user, num_nodes=self.n_users)
+            p = F.normalize(p + scatter(a.unsqueeze(-1) * f_edge, user, 0, self.n_users, "sum"))
         return p
 
     def refine(self) -> tuple[Tensor, list[Tensor]]:
@@ -137,8 +138,9 @@ class GRCN(Recommender):
             f = F.normalize(F.leaky_relu(proto.proj(self.features(k))))
             p = self._route(F.normalize(proto.preference), f)
             h = torch.cat([p, f])
-            alpha = softmax((h[src] * h[dst]).sum(-1), dst, num_nodes=num_nodes)
-            content.append(h + scatter(alpha.unsqueeze(-1) * h[src], dst, 0, num_nodes, "sum"))
+            h_src = h[src]
+            alpha = softmax((h_src * h[dst]).sum(-1), dst, num_nodes=num_nodes)
+            content.append(h + scatter(alpha.unsqueeze(-1) * h_src, dst, 0, num_nodes, "sum"))
             scores.append(alpha)
         weighted = torch.stack(scores, -1) * self.confidence[src]
         return torch.relu(weighted.max(-1).values), content
