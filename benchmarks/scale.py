@@ -10,9 +10,12 @@ interactions per item, title/description/review text and a 512-d image), then
    hours at a million items on two cores), 65,536 rows at a time straight into float16 features;
    the raw texts are dropped once encoded;
 2. ``knn``: HNSW kNN (top 10, symmetric; ``--hnsw-m``, ``--ef-construction``) of every modality;
-3. ``emmkg``: the E-MMKG and its homogeneous view;
-4. ``train``: E-MMKGR built and one training epoch with ``propagation=sampled`` and
-   ``--optimizer`` (default ``auto``: sparse Adam on the ID tables) (or, with ``--train-steps``,
+3. ``emmkg``: the E-MMKG;
+4. ``train``: E-MMKGR built (``--feature-dim``, default ``auto`` as the model configs: the 384-d
+   and 512-d features reduced once to 256 directions, kept float16; the model's homogeneous view
+   of the E-MMKG is the one the trainer samples from) and one training epoch with
+   ``propagation=sampled``, ``--optimizer`` (default ``auto``: sparse Adam on the ID tables) and
+   ``--allocator`` (default ``auto``: glibc keeps freed blocks for the next step) (or, with ``--train-steps``,
    that many steps; the epoch is then estimated as seconds per step times steps per epoch, and the
    table says so); the mean size of the sampled subgraphs per step is recorded;
 5. ``eval``: one full pass under ``no_grad`` and full ranking (all items, training items masked)
@@ -49,11 +52,12 @@ from emmkgr_pyg.data.encoders import HashingTextEncoder
 from emmkgr_pyg.data.features import encode_dataset, resolve_modalities
 from emmkgr_pyg.data.synthetic import SyntheticReader
 from emmkgr_pyg.eval.ranking import RankingEvaluator
-from emmkgr_pyg.graph import InteractionGraph, KNNBuilder, build_emmkg, kg_view
+from emmkgr_pyg.graph import InteractionGraph, KNNBuilder, build_emmkg
 from emmkgr_pyg.nn import EMMKGR
 from emmkgr_pyg.search.index import ItemIndex, ItemMeta
 from emmkgr_pyg.search.query import QueryEncoder
 from emmkgr_pyg.train import TrainConfig
+from emmkgr_pyg.train.allocator import resolve_allocator, use_allocator
 from emmkgr_pyg.train.optim import resolve_optimizer
 from emmkgr_pyg.train.sampled import SampledTrainer
 from emmkgr_pyg.utils import peak_rss_mib, reset_peak_rss, write_json
@@ -80,6 +84,11 @@ def stage(record: dict, name: str):
     yield
     record[name] = {"seconds": round(time.perf_counter() - t0, 2), "peak_rss_mib": round(peak_rss_mib(), 1)}
     print(f"  {name}: {record[name]}", file=sys.stderr, flush=True)
+
+
+def feature_dim(setting: str) -> int | str | None:
+    """``--feature-dim`` as EMMKGR takes it."""
+    return None if setting.lower() in ("none", "null") else (int(setting) if setting.isdigit() else setting)
 
 
 class TruncatedSampler:
@@ -123,13 +132,24 @@ def run_size(size: int, args) -> dict:
             knn.edges(mod.features, 10)
     with stage(rec, "emmkg"):
         kg = build_emmkg(ds, top_n=10, knn=knn)
-        view = kg_view(kg)
     with stage(rec, "train"):
         torch.manual_seed(0)
-        model = EMMKGR(inter, kg)
+        model = EMMKGR(inter, kg, feature_dim=feature_dim(args.feature_dim))
+        view = model.encoder.view  # the model's own view: a second one was ~1.5 GiB at 1M
+        # the model keeps the features it reads (reduced by feature_dim); the raw ones go
+        del kg
+        for m, mod in list(ds.modalities.items()):
+            ds.catalog.modalities[m] = type(mod)(mod.name, mod.kind, mod.item_index, None, None)
+        gc.collect()
         fanout = [int(f) for f in args.fanout.split(",")]
         cfg = TrainConfig(
-            epochs=1, progress=False, seed=0, propagation="sampled", fanout=fanout, optimizer=args.optimizer
+            epochs=1,
+            progress=False,
+            seed=0,
+            propagation="sampled",
+            fanout=fanout,
+            optimizer=args.optimizer,
+            allocator=args.allocator,
         )
         test_u, test_i = ds.interactions.part(TEST)
         users = np.random.default_rng(0).choice(
@@ -142,9 +162,12 @@ def run_size(size: int, args) -> dict:
         if args.train_steps:
             trainer.bpr = TruncatedSampler(trainer.bpr, args.train_steps)
             t0 = time.perf_counter()
-        trainer.train_epoch()
+        with use_allocator(cfg.allocator):  # as Trainer.fit trains
+            trainer.train_epoch()
     rec["train"]["steps_per_epoch"] = steps
     rec["train"]["optimizer"] = resolve_optimizer(args.optimizer, "sampled")
+    rec["train"]["allocator"] = resolve_allocator(args.allocator)
+    rec["train"]["feature_dim"] = args.feature_dim
     done = max(trainer.sampled_nodes["steps"], 1)  # subgraph nodes per step: what a step costs
     rec["train"]["sampled_nodes_per_step"] = {
         "user_item": round(trainer.sampled_nodes["inter"] / done),
@@ -163,9 +186,9 @@ def run_size(size: int, args) -> dict:
         "kg_edges": int(view.triples.size(1)),
     }
     # what evaluation and search do not need: the optimiser's state, the samplers and this
-    # script's copies of the E-MMKG (the model keeps its own); without this (and the encoder's
-    # blockwise projection) the million-item evaluation was killed at ~22 GiB; with both, 18.8 GiB
-    del trainer, view, kg
+    # script's E-MMKG (the model keeps its own view); without this (and the encoder's blockwise
+    # projection) the million-item evaluation was killed at ~22 GiB; with both, 18.8 GiB
+    del trainer, view
     gc.collect()
     with stage(rec, "eval"):
         model.eval()
@@ -199,7 +222,7 @@ def provenance(size: int, args) -> dict:
         head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "") if head.returncode == 0 else None
     )
     opts = f"--fanout {args.fanout} --train-steps {args.train_steps} --eval-users {args.eval_users}"
-    opts += f" --optimizer {args.optimizer}"
+    opts += f" --optimizer {args.optimizer} --allocator {args.allocator} --feature-dim {args.feature_dim}"
     opts += f" --hnsw-m {args.hnsw_m} --ef-construction {args.ef_construction}"
     return {"commit": commit, "command": f"python benchmarks/scale.py --sizes {size} {opts}"}
 
@@ -212,6 +235,10 @@ def main() -> None:
     p.add_argument("--eval-batch", type=int, default=128)
     p.add_argument("--train-steps", type=int, default=0, help="time this many steps (0: the epoch)")
     p.add_argument("--optimizer", default="auto", help="train.optimizer (auto: sparse_adam, as sampled)")
+    p.add_argument("--allocator", default="auto", help="train.allocator (auto: reuse on glibc)")
+    p.add_argument(
+        "--feature-dim", default="auto", help="model.net.feature_dim: auto (the configs'), none, or a number"
+    )
     p.add_argument("--results", type=Path, default=RESULTS / "scale.json", help="where the curve goes")
     p.add_argument("--hnsw-m", type=int, default=32)
     p.add_argument("--ef-construction", type=int, default=80)

@@ -193,6 +193,25 @@ def test_float16_features_stay_float16_and_propagate_like_float32(kg):
     torch.testing.assert_close(out16, enc32.propagate(), atol=2e-3, rtol=2e-3)
 
 
+def test_reduced_float16_features_stay_float16_and_go_by_blocks_of_rows(kg, monkeypatch):
+    import emmkgr_pyg.nn.encoder as encoder_module
+
+    half = kg.clone()
+    for m in ("text", "image"):
+        half[m].x = kg[m].x.half()
+    text = EMMKGEncoder(half, dim=4, feature_dim=2).modalities.index("text")
+    monkeypatch.setattr(encoder_module, "PROJECT_CHUNK_ROWS", 2)  # the 3 text rows in 2 blocks
+    enc16 = EMMKGEncoder(half, dim=4, feature_dim=2)
+    basis = getattr(enc16, f"basis_{text}")
+    reduced = enc16.features(text)
+    assert reduced.dtype == torch.float16 and reduced.shape == (half["text"].x.size(0), 2)
+    # each row as the float32 product, rounded once to float16
+    torch.testing.assert_close(reduced, (half["text"].x.float() @ basis).half(), rtol=0, atol=0)
+    enc32 = EMMKGEncoder(kg, dim=4, feature_dim=2)
+    assert enc32.features(text).dtype == torch.float32
+    torch.testing.assert_close(reduced.float(), enc32.features(text), atol=2e-3, rtol=2e-3)
+
+
 @pytest.mark.parametrize("feature_dim", [None, 2])
 def test_projection_without_autograd_goes_by_blocks_of_rows_with_the_same_result(
     kg, monkeypatch, feature_dim

@@ -28,6 +28,16 @@ def make_projection(in_dim: int, out_dim: int, kind: str = "linear", hidden: int
     raise ValueError(f"make_projection: kind '{kind}' is not one of {PROJECTIONS}.")
 
 
+def reduce_rows(x: Tensor, basis: Tensor) -> Tensor:
+    """``x @ basis`` in ``x``'s dtype (float16 features stay float16), computed in float32
+    :data:`PROJECT_CHUNK_ROWS` rows at a time: no float32 copy of the whole matrix."""
+    out = torch.empty(x.size(0), basis.size(1), dtype=x.dtype)
+    with torch.no_grad():
+        for s in range(0, x.size(0), PROJECT_CHUNK_ROWS):
+            out[s : s + PROJECT_CHUNK_ROWS] = x[s : s + PROJECT_CHUNK_ROWS].float() @ basis
+    return out
+
+
 class EMMKGEncoder(torch.nn.Module):
     r"""Projects every modality node into the shared space, gives items learnable id embeddings,
     and propagates over the E-MMKG with :class:`LightGCNConv`:
@@ -114,7 +124,7 @@ class EMMKGEncoder(torch.nn.Module):
             basis = None
             if feature_dim is not None and x.size(1) > feature_dim:
                 basis = torch.from_numpy(principal_basis(x.numpy(), feature_dim))
-                x = x.float() @ basis
+                x = reduce_rows(x, basis)
             # raw features of new content (queries, cold-start items) go through the same basis
             self.register_buffer(f"basis_{i}", basis)
             if train_features:

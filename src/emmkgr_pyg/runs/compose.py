@@ -29,6 +29,7 @@ from ..graph.interaction import InteractionGraph
 from ..graph.triples import KGView, hold_out_triples, kg_view
 from ..nn.kge import check_rotate_dim
 from ..nn.recommender import Embeddings, Recommender
+from ..train.allocator import resolve_allocator
 from ..train.distributed import close_data_parallel, init_data_parallel
 from ..train.sampled import trainer_class
 from ..train.trainer import TrainConfig
@@ -114,7 +115,11 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         run_dir.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     reset_peak_rss()  # per job, also inside a multirun process
-    log.info("torch threads: %d", apply_threads(cfg.train.get("threads", "auto")))
+    log.info(
+        "torch threads: %d; allocator: %s",
+        apply_threads(cfg.train.get("threads", "auto")),
+        resolve_allocator(cfg.train.get("allocator", "auto")),
+    )
     dataset, prep = prepare_dataset(cfg.dataset, cfg.modality, cfg.cache_dir, progress=cfg.train.progress)
     # taken as load_run recomputes it: from the freshly prepared catalogue, before anything uses it
     fingerprint = artifacts.catalog_fingerprint(dataset)

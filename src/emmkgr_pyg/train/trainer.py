@@ -36,6 +36,7 @@ from ..graph.interaction import InteractionGraph
 from ..graph.triples import KGView
 from ..nn.recommender import Recommender
 from ..utils import atomic_path
+from .allocator import ALLOCATORS, use_allocator
 from .distributed import DataParallel
 from .optim import make_optimizer, resolve_optimizer
 from .samplers import BPRSampler, KGNegativeSampler
@@ -56,7 +57,16 @@ class Evaluator(Protocol):
 
 #: TrainConfig fields a resumed run may change: they end, pace or show the run, not what it learns.
 RESUMABLE_CHANGES = frozenset(
-    {"epochs", "patience", "max_seconds", "progress", "eval_batch_size", "divergence_factor", "threads"}
+    {
+        "epochs",
+        "patience",
+        "max_seconds",
+        "progress",
+        "eval_batch_size",
+        "divergence_factor",
+        "threads",
+        "allocator",
+    }
 )
 
 
@@ -105,8 +115,11 @@ class TrainConfig:
     sampler: str = "auto"
     threads: int | str = "auto"
     optimizer: str = "auto"
+    allocator: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.allocator not in ALLOCATORS:
+            raise ValueError(f"train.allocator: '{self.allocator}' is not one of {ALLOCATORS}.")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"TrainConfig: schedule '{self.schedule}' is not one of {SCHEDULES}.")
         self.ks = tuple(int(k) for k in self.ks)
@@ -338,7 +351,12 @@ class Trainer:
         return evaluator.evaluate(lambda users: self.model.score(emb, users), prefix=prefix)
 
     def fit(self) -> TrainState:
-        """Train until ``epochs``, early stopping, or ``max_seconds``; returns the final state."""
+        """Train until ``epochs``, early stopping, or ``max_seconds``; returns the final state.
+        ``train.allocator`` holds while it runs (:mod:`.allocator`)."""
+        with use_allocator(self.cfg.allocator):
+            return self._fit()
+
+    def _fit(self) -> TrainState:
         cfg, st = self.cfg, self.state
         start = time.perf_counter()
         while st.epoch < cfg.epochs and st.bad_evals < cfg.patience:
