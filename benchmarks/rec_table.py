@@ -90,6 +90,18 @@ def run(args: list[str]) -> float:
     return time.perf_counter() - t0
 
 
+def seeds_done(folder: Path, chosen: list[str]) -> set[int]:
+    """Seeds already run in ``folder``'s sweeps at the ``chosen`` setting (a study resumed with
+    more trials may choose another; runs at an earlier choice are not reused)."""
+    sweeps = [d for d in folder.iterdir() if d.is_dir()] if folder.is_dir() else []
+    return {
+        r["results"]["seed"]
+        for d in sweeps
+        for r in collect_runs(d)
+        if "results" in r and set(chosen) <= set(r["overrides"])
+    }
+
+
 def tuned(dataset: str, model: str, seeds: str, args: argparse.Namespace, out: Path) -> dict:
     """The model's Optuna search (run, resumed or reused), then ``seeds`` at its best trial."""
     search, final = out / "search" / model, out / "final" / model
@@ -102,8 +114,7 @@ def tuned(dataset: str, model: str, seeds: str, args: argparse.Namespace, out: P
     best = study.best_trial
     chosen = [f"{k}={v}" for k, v in sorted(best.params.items())]
     wanted = seeds.split(",")
-    sweeps = [d for d in final.iterdir() if d.is_dir()] if final.is_dir() else []
-    done = {r["results"]["seed"] for d in sweeps for r in collect_runs(d) if "results" in r}
+    done = seeds_done(final, chosen)
     todo = [s for s in wanted if int(s) not in done]
     if todo:
         seconds += run(
@@ -114,8 +125,7 @@ def tuned(dataset: str, model: str, seeds: str, args: argparse.Namespace, out: P
         # an extension's ablation row: the same seeds at the model's tuned setting, plus the
         # experiment config (not tuned again: what the extension adds to the tuned model)
         folder = out / "final" / f"{model}+{ext}"
-        sweeps = [d for d in folder.iterdir() if d.is_dir()] if folder.is_dir() else []
-        done = {r["results"]["seed"] for d in sweeps for r in collect_runs(d) if "results" in r}
+        done = seeds_done(folder, chosen)
         todo = [s for s in wanted if int(s) not in done]
         if todo:
             seconds += run(

@@ -57,7 +57,7 @@ from emmkgr_pyg.nn import EMMKGR
 from emmkgr_pyg.search.index import ItemIndex, ItemMeta
 from emmkgr_pyg.search.query import QueryEncoder
 from emmkgr_pyg.train import TrainConfig
-from emmkgr_pyg.train.allocator import resolve_allocator, use_allocator
+from emmkgr_pyg.train.allocator import release_free_memory, resolve_allocator, use_allocator
 from emmkgr_pyg.train.optim import resolve_optimizer
 from emmkgr_pyg.train.sampled import SampledTrainer
 from emmkgr_pyg.utils import peak_rss_mib, reset_peak_rss, write_json
@@ -190,6 +190,7 @@ def run_size(size: int, args) -> dict:
     # projection) the million-item evaluation was killed at ~22 GiB; with both, 18.8 GiB
     del trainer, view
     gc.collect()
+    release_free_memory()  # the optimiser's state was allocated under train.allocator=reuse
     with stage(rec, "eval"):
         model.eval()
         with torch.no_grad():

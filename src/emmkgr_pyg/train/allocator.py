@@ -20,6 +20,8 @@ epoch; the training peak RSS grew by 0.6 GiB at 1M (the freed blocks stay mapped
 
 Process-wide, like torch's thread count: :meth:`~emmkgr_pyg.train.Trainer.fit` applies it for the
 duration of training; code that calls ``train_epoch`` itself wraps it in :func:`use_allocator`.
+Code that frees a trainer to make room (``benchmarks/scale.py`` before evaluating a million items)
+calls :func:`release_free_memory` after it.
 """
 
 from __future__ import annotations
@@ -68,6 +70,17 @@ def resolve_allocator(setting: str) -> str:
     return setting
 
 
+def release_free_memory() -> bool:
+    """Hand the free pages inside glibc's heap back to the system (``malloc_trim``); blocks
+    allocated under ``reuse`` and freed after it (an optimiser's state, when its trainer goes)
+    otherwise stay resident. ``False`` where the allocator is not glibc's."""
+    libc = glibc()
+    if libc is None:
+        return False
+    libc.malloc_trim(0)
+    return True
+
+
 @contextmanager
 def use_allocator(setting: str) -> Iterator[str]:
     """Within the block, the allocator ``setting`` names (see the module); yields what it resolved to."""
@@ -83,4 +96,4 @@ def use_allocator(setting: str) -> Iterator[str]:
     finally:
         libc.mallopt(M_MMAP_MAX, DEFAULT_MMAP_MAX)
         libc.mallopt(M_TRIM_THRESHOLD, DEFAULT_TRIM_THRESHOLD)
-        libc.malloc_trim(0)
+        release_free_memory()
