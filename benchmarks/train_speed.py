@@ -26,7 +26,9 @@ default) and ACTIVE (OpenMP's). Writes benchmarks/results/train_speed_shared.jso
 
 times ``--steps`` steps (after two warm-up steps) of E-MMKGR (full, and sampled with fan-out 10,5;
 each also with ``feature_dim=auto``, the configs' default; and the default at batch 8192) and of
-PyG's LightGCN example (batch 8192, and at our 2048) at Clothing scale, side by side, and gives epoch
+PyG's LightGCN example (batch 8192, and at our 2048; as PyG runs it, with the system allocator, and
+once more under this package's ``train.allocator`` default) at Clothing scale, side by side; the
+E-MMKGR rows train under ``train.allocator`` auto, as ``Trainer.fit`` does. It gives epoch
 times as seconds per step times steps per epoch (a full epoch of each takes too long on a shared
 2-core machine) and the issue's ratio, PyG example epoch / this epoch. Writes
 benchmarks/results/train_speed_clothing_ratio.json.
@@ -222,7 +224,8 @@ def clothing_ratio(args) -> None:
         cfg = TrainConfig(epochs=1, progress=False, seed=0, **extra)
         cls = SampledTrainer if extra.get("propagation") == "sampled" else Trainer
         trainer = cls(EMMKGR(inter, kg, **model_kw), inter, ev, None, cfg, kg=view)
-        s = seconds_per_step(emmkgr_step(trainer), args.steps)
+        with use_allocator(cfg.allocator):  # the default (auto), as Trainer.fit trains
+            s = seconds_per_step(emmkgr_step(trainer), args.steps)
         out[name] = {"s_per_step": s, "steps_per_epoch": len(trainer.bpr), "epoch_s": s * len(trainer.bpr)}
 
     n_users, n_items = inter.n_users, inter.n_items
@@ -242,8 +245,14 @@ def clothing_ratio(args) -> None:
         model.recommendation_loss(pos_rank, neg_rank, node_id=eli.unique()).backward()
         optimizer.step()
 
-    for name, batch in (("pyg_lightgcn_example", 8192), ("pyg_lightgcn_example_batch2048", 2048)):
-        s = seconds_per_step(lambda b=batch: pyg_step(b), args.steps)
+    # the example as PyG runs it (the system allocator), and with this package's default allocator
+    for name, batch, allocator in (
+        ("pyg_lightgcn_example", 8192, "system"),
+        ("pyg_lightgcn_example_batch2048", 2048, "system"),
+        ("pyg_lightgcn_example_allocator_reuse", 8192, "auto"),
+    ):
+        with use_allocator(allocator):
+            s = seconds_per_step(lambda b=batch: pyg_step(b), args.steps)
         steps = (label.size(1) + batch - 1) // batch
         out[name] = {"s_per_step": s, "steps_per_epoch": steps, "epoch_s": s * steps}
     print(f"Clothing scale ({features}), {out['threads']} threads, {args.steps} timed steps each")
