@@ -102,6 +102,11 @@ def test_info_nce_value_and_gradients_against_mmrec_form():
         for gg, wg in zip(got_grads, want_grads):
             assert wg.abs().max() > 1e-3  # every input carries gradient
             torch.testing.assert_close(gg, wg, rtol=1e-10, atol=1e-12)
+    # a retained graph differentiated twice gives the same gradients twice
+    loss = info_nce(*leaves, 0.2)
+    first = torch.autograd.grad(loss, leaves, retain_graph=True)
+    for again, once in zip(torch.autograd.grad(loss, leaves), first):
+        torch.testing.assert_close(again, once, rtol=0, atol=0)
     # the anchor among the candidates as well (LGMRec: a batch's rows against the whole table)
     table = leaves[2]
     got = torch.autograd.grad(info_nce(table[:4], leaves[1][:4], table, 0.5), table)[0]

@@ -144,9 +144,9 @@ def bpr_loss(user: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
 
 class _ScoreLogSumExp(torch.autograd.Function):
     r"""Row-wise :math:`\log\sum_n \exp(\mathbf{a}_b \cdot \mathbf{c}_n)` of ``a`` ``[B, d]`` against
-    ``c`` ``[N, d]``, keeping one ``[B, N]`` block: the forward turns the scores into their
-    exponentials in place and saves them, the backward turns those into the softmax in place
-    (``torch.logsumexp(a @ c.T)`` keeps the scores, then recomputes their exponentials)."""
+    ``c`` ``[N, d]``: the forward turns the scores into their exponentials in place and saves them,
+    the backward weighs them by the incoming gradient over their row sums (the softmax times the
+    gradient); ``torch.logsumexp(a @ c.T)`` keeps the scores and recomputes their exponentials."""
 
     @staticmethod
     def forward(ctx, a: Tensor, c: Tensor) -> Tensor:
@@ -161,8 +161,10 @@ class _ScoreLogSumExp(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor]:
         a, c, exp, total = ctx.saved_tensors
-        weight = exp.mul_(grad.view(-1, 1) / total)  # softmax times the incoming gradient
-        return weight @ c, weight.t() @ a
+        weight = exp * (grad.view(-1, 1) / total)  # not in place: a retained graph reuses ``exp``
+        grad_a = weight @ c if ctx.needs_input_grad[0] else None
+        grad_c = weight.t() @ a if ctx.needs_input_grad[1] else None
+        return grad_a, grad_c
 
 
 def info_nce(anchor: Tensor, positive: Tensor, candidates: Tensor, temperature: float) -> Tensor:
