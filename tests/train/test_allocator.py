@@ -119,21 +119,25 @@ def test_a_resumed_run_may_change_the_allocator():
     assert config_changes({"lr": 1e-3}, {"allocator": "auto", "lr": 1e-3}) == []
 
 
-def test_fit_trains_under_the_configured_allocator(dataset, monkeypatch):
-    seen = []
+def test_fit_trains_each_epoch_under_the_configured_allocator_and_evaluates_outside(dataset, monkeypatch):
+    events = []
 
     @contextmanager
     def spy(setting):
-        seen.append(setting)
+        events.append(f"enter {setting}")
         yield setting
+        events.append("leave")
 
     monkeypatch.setattr("emmkgr_pyg.train.trainer.use_allocator", spy)
     inter = InteractionGraph.from_dataset(dataset)
     valid = RankingEvaluator(inter, *dataset.interactions.part(VALID), ks=(5,))
     config = TrainConfig(
-        epochs=1, batch_size=64, progress=False, ks=(5,), metric="Recall@5", allocator="system"
+        epochs=2, batch_size=64, progress=False, ks=(5,), metric="Recall@5", allocator="system"
     )
     trainer = Trainer(LightGCN(inter, dim=8), inter, valid, None, config)
+    train_epoch, evaluate = trainer.train_epoch, trainer.evaluate
+    monkeypatch.setattr(trainer, "train_epoch", lambda: events.append("train") or train_epoch())
+    monkeypatch.setattr(trainer, "evaluate", lambda *a: events.append("evaluate") or evaluate(*a))
     trainer.fit()
-    assert seen == ["system"]
-    assert trainer.state.epoch == 1
+    assert events == ["enter system", "train", "leave", "evaluate"] * 2
+    assert trainer.state.epoch == 2

@@ -18,8 +18,10 @@ epoch; the training peak RSS grew by 0.6 GiB at 1M (the freed blocks stay mapped
   (``MALLOC_MMAP_MAX_``, ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_MMAP_THRESHOLD_`` or ``MALLOC_TOP_PAD_``)
   or preloads another allocator (``LD_PRELOAD``: jemalloc, tcmalloc, mimalloc); else ``system``.
 
-Process-wide, like torch's thread count: :meth:`~emmkgr_pyg.train.Trainer.fit` applies it for the
-duration of training; code that calls ``train_epoch`` itself wraps it in :func:`use_allocator`.
+Process-wide, like torch's thread count: :meth:`~emmkgr_pyg.train.Trainer.fit` applies it while
+each epoch trains (evaluation runs with the defaults); code that calls ``train_epoch`` itself wraps
+it in :func:`use_allocator`. glibc stops adapting its mmap threshold once ``mallopt`` has been
+called, so after the first epoch the threshold stays where it was then.
 Code that frees a trainer to make room (``benchmarks/scale.py`` before evaluating a million items)
 calls :func:`release_free_memory` after it.
 """

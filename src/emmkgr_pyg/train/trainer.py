@@ -352,16 +352,14 @@ class Trainer:
 
     def fit(self) -> TrainState:
         """Train until ``epochs``, early stopping, or ``max_seconds``; returns the final state.
-        ``train.allocator`` holds while it runs (:mod:`.allocator`)."""
-        with use_allocator(self.cfg.allocator):
-            return self._fit()
-
-    def _fit(self) -> TrainState:
+        ``train.allocator`` holds while an epoch trains (:mod:`.allocator`), not while it is
+        evaluated, so that evaluation's memory is what it was."""
         cfg, st = self.cfg, self.state
         start = time.perf_counter()
         while st.epoch < cfg.epochs and st.bad_evals < cfg.patience:
             t0 = time.perf_counter()
-            losses = self.train_epoch()
+            with use_allocator(cfg.allocator):
+                losses = self.train_epoch()
             st.train_seconds += time.perf_counter() - t0
             st.epoch += 1
             record: dict[str, Any] = {
