@@ -6,7 +6,7 @@ embeddings at every layer, their gradients). glibc's ``malloc`` serves every blo
 frees it, so each step touches new pages, which the kernel faults in and zeroes one by one. In a
 profile of a sampled step on the 1M-item generated catalogue (fan-out 10,5), ``copy_``, ``index``
 and ``fill_`` on subgraph-sized tensors took 42% of the step. Measured side by side in one process
-(``benchmarks/scale.py``'s setting, 24 steps each way, alternating): 1M items 2.11 -> 1.49 s/step,
+(``benchmarks/scale.py``'s setting, 24 steps each way, alternating): 1M items 2.13 -> 1.50 s/step,
 100k items 0.97 -> 0.76 s/step (medians), full-graph E-MMKGR at Clothing scale 38.5 -> 36.8 s per
 epoch; the training peak RSS grew by 0.6 GiB at 1M (the freed blocks stay mapped).
 
