@@ -185,7 +185,10 @@ def test_search_applies_the_configured_search_that_eval_search_evaluates(run_cli
             "emmkgr-search", f"run_dir={run_dir}", f"query={query}", "top_k=8", "output=json", cwd=tmp_path
         ).stdout
     )
-    assert res["search"] == "paper mapping + raw x2 + BM25 (RRF 60)"  # conf/search/default.yaml
+    # conf/search/default.yaml
+    assert (
+        res["search"] == "dense vector baseline + BM25 (RRF 60) + feedback in H_mm_item (top 5, weight 0.25)"
+    )
     # the reference: the evaluated search's scores of every item, ranked
     with initialize_config_module(config_module="emmkgr_pyg.conf", version_base="1.3"):
         cfg = compose(config_name="search")
@@ -202,8 +205,10 @@ def test_search_applies_the_configured_search_that_eval_search_evaluates(run_cli
             f"run_dir={run_dir}",
             f"query={query}",
             "top_k=8",
+            "search.scorer=cosine",
             "search.carry_raw=0",
             "search.fuse_bm25=false",
+            "search.feedback=null",
             "output=json",
             cwd=tmp_path,
         ).stdout
@@ -211,3 +216,48 @@ def test_search_applies_the_configured_search_that_eval_search_evaluates(run_cli
     assert plain["search"] == "paper mapping (faiss index)"
     assert all(-1.0 <= r["score"] <= 1.0 for r in plain["results"])
     assert [r["item_id"] for r in plain["results"]] != [r["item_id"] for r in res["results"]]
+
+
+def test_search_with_feedback_in_the_learned_space(run_cli, run_dir, tmp_path):
+    from hydra import compose, initialize_config_module
+
+    from emmkgr_pyg.eval.search_queries import SearchQuery
+    from emmkgr_pyg.runs import load_run
+    from emmkgr_pyg.runs.search import RunSearches
+
+    query = "stainless steel pan"
+    over = [
+        "search.scorer=dense",
+        "search.fuse_bm25=false",
+        "search.feedback=item",
+        "search.feedback_k=3",
+        "search.feedback_weight=1",
+    ]
+    res = json.loads(
+        run_cli(
+            "emmkgr-search",
+            f"run_dir={run_dir}",
+            f"query={query}",
+            "top_k=8",
+            "output=json",
+            *over,
+            cwd=tmp_path,
+        ).stdout
+    )
+    assert res["search"] == "dense vector baseline + feedback in item (top 3, weight 1)"
+    with initialize_config_module(config_module="emmkgr_pyg.conf", version_base="1.3"):
+        cfg = compose(config_name="search", overrides=over)
+    run = load_run(run_dir)
+    scores = RunSearches(run, [query]).emmkgr(cfg.search)([SearchQuery("q", "t", "t", query, [])])[0]
+    ids = run.dataset.catalog.item_ids
+    ranked = [ids[i] for i in sorted(range(len(ids)), key=lambda i: (-scores[i], i))[:8]]
+    assert [r["item_id"] for r in res["results"]] == ranked
+    bad = run_cli(
+        "emmkgr-search",
+        f"run_dir={run_dir}",
+        f"query={query}",
+        "search.feedback=pixels",
+        cwd=tmp_path,
+        check=False,
+    )
+    assert bad.returncode != 0 and "search.feedback=pixels: choose one of" in bad.stderr

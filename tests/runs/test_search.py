@@ -154,3 +154,58 @@ def test_leakfree_inputs_of_a_synthetic_run(tiny_run_dir):
     with open_dict(run.cfg):
         run.cfg.graph.entities = ["brand", "category"]
     assert leakfree_inputs(run).categories_indexed
+
+
+@pytest.mark.parametrize("space", ["H_mm_item", "item", "raw"])
+def test_evaluate_run_with_feedback_is_the_configured_search_then_feedback(tiny_run_dir, tmp_path, space):
+    from emmkgr_pyg.search.feedback import with_feedback
+
+    run = load_run(tiny_run_dir)
+    cfg = QuerySetConfig(
+        n_fine=8, n_category=3, n_attribute=3, min_targets=3, max_share=0.2, protocol="lookup"
+    )
+    sets = query_sets(run.dataset, cfg, tmp_path)
+    base = {"mapping": "paper", "carry_raw": 1.0, "fuse_bm25": True, "rrf_k": 20}
+    search = {**base, "feedback": space, "feedback_k": 3, "feedback_weight": 0.5}
+    got = evaluate_run(run, sets, search)
+    runs = RunSearches(run, [q.text for qs in sets.values() for q in qs])
+    assert not RunSearches.is_plain({"feedback": space})
+    if space == "raw":  # the raw text vectors side by side, each block scaled by 1/sqrt(|M|)
+        n = run.dataset.n_items
+        blocks = []
+        for m in runs.mods:
+            x = np.zeros((n, runs.baseline.features[m].shape[1]), np.float32)
+            x[run.dataset.modalities[m].item_index] = runs.baseline.features[m]
+            blocks.append(x / np.sqrt(len(runs.mods)))
+        vectors = np.concatenate(blocks, 1)
+    else:
+        vectors = run_embeddings(tiny_run_dir, space)
+    assert runs.feedback_space(space) == pytest.approx(vectors)
+    first = runs.emmkgr(base)
+    ids = run.dataset.catalog.item_ids
+    for s, queries in sets.items():
+        want = evaluate(with_feedback(first, vectors, 3, 0.5, 20), queries, ids)
+        assert got[s]["emmkgr"] == pytest.approx(want, abs=1e-9)
+        batch = list(queries)
+        assert not np.allclose(with_feedback(first, vectors, 3, 0.5, 20)(batch), first(batch))
+    with pytest.raises(SearchError, match="feedback=H_item: choose one of"):
+        evaluate_run(run, sets, {**base, "feedback": "H_item"})
+
+
+def test_dense_first_stage_reranked_in_the_learned_space(tiny_run_dir, tmp_path):
+    from emmkgr_pyg.search.feedback import with_feedback
+
+    run = load_run(tiny_run_dir)
+    cfg = QuerySetConfig(
+        n_fine=8, n_category=3, n_attribute=3, min_targets=3, max_share=0.2, protocol="lookup"
+    )
+    sets = query_sets(run.dataset, cfg, tmp_path)
+    search = {"scorer": "dense", "fuse_bm25": True, "feedback": "H_mm_item", "feedback_k": 5}
+    got = evaluate_run(run, sets, search)
+    runs = RunSearches(run, [q.text for qs in sets.values() for q in qs])
+    first = RunSearches.fused([runs.bm25, runs.vector_baseline])  # the hybrid competitor
+    vectors = run_embeddings(tiny_run_dir, "H_mm_item")
+    ids = run.dataset.catalog.item_ids
+    for s, queries in sets.items():
+        assert got[s]["emmkgr"] == pytest.approx(evaluate(with_feedback(first, vectors, 5), queries, ids))
+    assert not RunSearches.is_plain({"scorer": "dense"})

@@ -79,6 +79,8 @@ def main(cfg: DictConfig) -> None:
     how = (
         f"scorer=kg, kg_node={s['kg_node']}"
         if s["scorer"] == "kg"
+        else "scorer=dense (the vector baseline, first stage)"
+        if s["scorer"] == "dense"
         else f"mapping={s['mapping']}, carry_raw={s['carry_raw']}"
     )
     origin = (
@@ -89,7 +91,12 @@ def main(cfg: DictConfig) -> None:
     )
     note = (
         f"E-MMKGR: {how}, query_modality={s['query_modality']}, fuse_bm25={s['fuse_bm25']}, "
-        f"embedding={s['embedding']}; {origin}"
+        + (
+            f"feedback={s['feedback']} (k {s['feedback_k']}, weight {s['feedback_weight']}), "
+            if s.get("feedback")
+            else ""
+        )
+        + f"embedding={s['embedding']}; {origin}"
     )
     report = f"# Product search on {run.dataset.name}\n\n{table}\n\n{note}\n"
     write_text(out / "search_results.md", report)

@@ -1,12 +1,14 @@
 """``emmkgr-search`` and ``emmkgr-similar``: product search and similar items on a trained run.
 
 ``emmkgr-search run_dir=<run> query="..." top_k=10`` answers a text query with the search that
-``conf/search`` configures, the one ``emmkgr-eval-search`` evaluates: the query encoded with the
-run's :math:`f_{enc}`, mapped into the item space (``search.mapping``) and compared with
-:math:`H^{MM}` (Eq. 7), with the item's raw vectors carried in (``search.carry_raw``) and fused
-with BM25 (``search.fuse_bm25``) by default; this scores every item. With ``search.carry_raw=0
-search.fuse_bm25=false`` (one vector per query) the faiss index saved beside the run answers alone
-(``search_index.faiss``, built on first use; ``search.index=hnsw`` for large catalogues).
+``conf/search`` configures, the one ``emmkgr-eval-search`` evaluates. By default: the dense vector
+baseline and BM25 fused (RRF), re-ranked by pseudo-relevance feedback in E-MMKGR's
+:math:`H^{MM}` (``search.feedback``); ``search.scorer=cosine`` maps the query with the run's
+:math:`f_{enc}` and :math:`f_{proj}` (``search.mapping``) and compares it with :math:`H^{MM}`
+(Eq. 7), with the item's raw vectors carried in (``search.carry_raw``). These score every item.
+With ``search.scorer=cosine search.carry_raw=0 search.fuse_bm25=false search.feedback=null`` (one
+vector per query) the faiss index saved beside the run answers alone (``search_index.faiss``,
+built on first use; ``search.index=hnsw`` for large catalogues).
 ``emmkgr-similar run_dir=<run> item=<id>`` lists the nearest items of an item. Both take
 ``category=`` and ``brand=`` filters (case-insensitive substrings), applied inside the search, and
 print a table (``output=json`` for JSON).
@@ -134,9 +136,14 @@ def describe(scfg: DictConfig) -> str:
     """The configured E-MMKGR search in words, e.g. ``paper mapping + raw x2 + BM25 (RRF 60)``."""
     if scfg.scorer == "kg":
         what = f"KG scoring ({scfg.kg_node} query node)"
+    elif scfg.scorer == "dense":
+        what = "dense vector baseline"
     else:
         what = f"{scfg.mapping} mapping" + (f" + raw x{scfg.carry_raw:g}" if scfg.carry_raw else "")
-    return what + (f" + BM25 (RRF {scfg.rrf_k:g})" if scfg.fuse_bm25 else "")
+    what += f" + BM25 (RRF {scfg.rrf_k:g})" if scfg.fuse_bm25 else ""
+    if scfg.get("feedback"):
+        what += f" + feedback in {scfg.feedback} (top {scfg.feedback_k}, weight {scfg.feedback_weight:g})"
+    return what
 
 
 def run_similar(cfg: DictConfig) -> tuple[dict[str, Any], list[dict[str, Any]]]:

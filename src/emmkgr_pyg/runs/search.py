@@ -22,6 +22,7 @@ from ..graph.knn import normalize_rows
 from ..search.baseline import VectorBaseline
 from ..search.bm25 import BM25Search, indexed_text
 from ..search.errors import SearchError
+from ..search.feedback import FEEDBACK_SPACES, with_feedback
 from ..search.fusion import RRF_K, rrf
 from ..search.index import INDEX_FILE, META_FILE, ItemIndex
 from ..search.kg import KGSearch
@@ -89,8 +90,10 @@ def open_index(
 
 #: the competitors of E-MMKGR search, in table order
 COMPETITORS = ("bm25", "vector_baseline", "hybrid")
-#: ``search.scorer``: cosine with the mapped query (Eq. 7) or link prediction through ``<m>_of``
-SCORERS = ("cosine", "kg")
+#: ``search.scorer``: cosine with the mapped query (Eq. 7), link prediction through ``<m>_of``, or
+#: ``dense``: the vector baseline as a first stage that E-MMKGR's feedback re-ranks (an E-MMKGR search
+#: only with ``feedback`` in the run's item space; in ``raw`` it is dense search with feedback)
+SCORERS = ("cosine", "kg", "dense")
 
 ScoreFn = Callable[[list[SearchQuery]], np.ndarray]
 
@@ -180,6 +183,7 @@ class RunSearches:
         self.row = {t: i for i, t in enumerate(texts)}
         self._encoders: dict[tuple[str, str], QueryEncoder] = {}
         self._kg: dict[str, KGSearch] = {}
+        self._spaces: dict[str, np.ndarray] = {}
 
     def raw_of(self, batch: list[SearchQuery], modalities: list[str] | None = None) -> dict[str, np.ndarray]:
         rows = [self.row[q.text] for q in batch]
@@ -243,12 +247,35 @@ class RunSearches:
         carried, no BM25 fusion): what a faiss index answers alone, HNSW included."""
         get = _getter(search)
         return (
-            get("scorer", "cosine") == "cosine" and not get("carry_raw", 0.0) and not get("fuse_bm25", False)
+            get("scorer", "cosine") == "cosine"
+            and not get("carry_raw", 0.0)
+            and not get("fuse_bm25", False)
+            and not get("feedback", None)
         )
+
+    def feedback_space(self, space: str) -> np.ndarray:
+        r"""The item vectors ``[N, d]`` pseudo-relevance feedback averages in
+        (:data:`~emmkgr_pyg.search.feedback.FEEDBACK_SPACES`): the run's ``H_mm_item`` or
+        ``item`` embeddings, or ``raw``: the items' L2-normalised raw text-modality vectors side by
+        side, each scaled by :math:`1/\sqrt{|M|}` (zeros where an item lacks one)."""
+        if space not in FEEDBACK_SPACES:
+            raise SearchError(f"search.feedback={space}: choose one of {list(FEEDBACK_SPACES)} or null.")
+        if space not in self._spaces:
+            if space == "raw":
+                n, parts = self.run.dataset.n_items, []
+                for m in self.mods:
+                    x = np.zeros((n, self.baseline.features[m].shape[1]), dtype=np.float32)
+                    x[self.baseline.item_index[m]] = self.baseline.features[m]
+                    parts.append(x / np.sqrt(len(self.mods)))
+                self._spaces[space] = np.concatenate(parts, 1)
+            else:
+                self._spaces[space] = run_embeddings(self.run.run_dir, space)
+        return self._spaces[space]
 
     def emmkgr(self, search: Any) -> ScoreFn:
         """The configured E-MMKGR search (``conf/search``: scorer, mapping or kg_node,
-        query_modality, carry_raw (cosine), fuse_bm25 with rrf_k)."""
+        query_modality, carry_raw (cosine), fuse_bm25 with rrf_k, then pseudo-relevance feedback
+        in the ``feedback`` space with ``feedback_k`` and ``feedback_weight``)."""
         get = _getter(search)
         scorer = get("scorer", "cosine")
         if scorer not in SCORERS:
@@ -256,13 +283,27 @@ class RunSearches:
         qm = get("query_modality", "all")
         if scorer == "kg":
             fn = self.kg(get("kg_node", "propagated"), qm)
+        elif scorer == "dense":
+            fn = self.vector_baseline
         elif get("carry_raw", 0.0):
             fn = self.carried(get("mapping", "propagated"), float(get("carry_raw")), qm)
         else:
             fn = self.cosine(get("mapping", "propagated"), qm)
+        rrf_k = float(get("rrf_k", RRF_K))
         if get("fuse_bm25", False):
-            return self.fused([self.bm25, fn], float(get("rrf_k", RRF_K)))
+            fn = self.fused([self.bm25, fn], rrf_k)
+        if get("feedback", None):
+            fn = self.feedback(
+                fn, get("feedback"), int(get("feedback_k", 10)), float(get("feedback_weight", 1.0)), rrf_k
+            )
         return fn
+
+    def feedback(
+        self, first: ScoreFn, space: str, k: int = 10, weight: float = 1.0, rrf_k: float = RRF_K
+    ) -> ScoreFn:
+        """``first`` with pseudo-relevance feedback in ``space``
+        (:func:`~emmkgr_pyg.search.feedback.with_feedback`)."""
+        return with_feedback(first, self.feedback_space(space), k, weight, rrf_k)
 
     @staticmethod
     def fused(fns: list[ScoreFn], k: float = RRF_K) -> ScoreFn:
