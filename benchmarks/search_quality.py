@@ -31,7 +31,8 @@ lookup (seed 2), saved under benchmarks/results/queries/ and reused. Methods:
   same fusion with raw vectors in its place);
 - pseudo-relevance feedback (``search.feedback``): the first ``k`` results of an E-MMKGR search,
   or of the dense / hybrid competitor (``dense/...``), averaged in the learned item space (``H_mm_item``,
-  ``item``) or in the raw text vectors (``raw``), that ranking fused with the first (RRF, weight w);
+  ``item``) or in the raw text vectors (``raw``), that ranking fused with the first (RRF, weight w),
+  the first stage's top result kept first or not (``keep1``);
   ``ablation:<competitor>+fb:raw/...`` is the competitors' own feedback with no graph in it (never a
   candidate default): what the graph adds is a ``dense/...+fb:H_mm_item`` row over its ablation;
 - diagnostics: ``oracle centroid`` (the query at its targets' mean: an upper reference for a single
@@ -45,6 +46,7 @@ every (dataset, set); each set's own dev-best is reported beside it. Prints one 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
 from pathlib import Path
@@ -68,8 +70,10 @@ METRIC = "MAP@10"
 #: weights of the raw modality vectors carried into the item's search representation
 CARRY = (0.5, 1.0, 2.0)
 #: pseudo-relevance feedback (``search.feedback``): first results averaged, weight of its ranking
-FEEDBACK_K = (5, 10, 20)
+FEEDBACK_K = (5, 10)
 FEEDBACK_WEIGHT = (0.25, 0.5, 1.0)
+#: the first stage's top results kept first (``search.feedback_keep``)
+FEEDBACK_KEEP = (0, 1)
 #: first stages feedback is tried on (the E-MMKGR searches best on dev without it)
 FEEDBACK_BASES = (
     {"scorer": "cosine", "mapping": "paper", "carry_raw": 2.0},
@@ -111,20 +115,24 @@ def variants(modalities: list[str]) -> list[dict[str, Any]]:
     for base, spaces in firsts:
         for fuse in (False, True):
             for space in spaces:
-                for k in FEEDBACK_K:
-                    for w in FEEDBACK_WEIGHT:
-                        fb = {"feedback": space, "feedback_k": k, "feedback_weight": w}
-                        out.append({**base, "query_modality": "all", "fuse_bm25": fuse, **fb})
+                for k, w, keep in itertools.product(FEEDBACK_K, FEEDBACK_WEIGHT, FEEDBACK_KEEP):
+                    fb = {"feedback": space, "feedback_k": k, "feedback_weight": w, "feedback_keep": keep}
+                    out.append({**base, "query_modality": "all", "fuse_bm25": fuse, **fb})
     return out
 
 
+def fb_name(space: str, k: int, w: float, keep: int = 0) -> str:
+    return f"+fb:{space}/k{k}/w{w:g}" + (f"/keep{keep}" if keep else "")
+
+
 def name_of(v: dict[str, Any]) -> str:
+    fb = ""
+    if v.get("feedback"):
+        fb = fb_name(v["feedback"], v["feedback_k"], v["feedback_weight"], v.get("feedback_keep", 0))
     if v["scorer"] == "dense":
-        first = "hybrid" if v["fuse_bm25"] else "vector_baseline"
-        return f"dense/{first}+fb:{v['feedback']}/k{v['feedback_k']}/w{v['feedback_weight']:g}"
+        return "dense/" + ("hybrid" if v["fuse_bm25"] else "vector_baseline") + fb
     how = v.get("mapping") if v["scorer"] == "cosine" else v.get("kg_node")
     raw = f"+raw{v['carry_raw']:g}" if v.get("carry_raw") else ""
-    fb = f"+fb:{v['feedback']}/k{v['feedback_k']}/w{v['feedback_weight']:g}" if v.get("feedback") else ""
     return f"{v['scorer']}/{how}/{v['query_modality']}{raw}" + ("+bm25" if v["fuse_bm25"] else "") + fb
 
 
@@ -161,9 +169,9 @@ def bench_case(run_dir: str, want: list[str], protocols: list[str], files: list[
     for v in variants(searches.mods):
         methods[name_of(v)] = searches.emmkgr(v)
     for c in COMPETITORS:  # feedback without the graph: the competitors' own results, raw vectors
-        for k in FEEDBACK_K:
-            for w in FEEDBACK_WEIGHT:
-                methods[f"{ABLATION}{c}+fb:raw/k{k}/w{w:g}"] = searches.feedback(methods[c], "raw", k, w)
+        for k, w, keep in itertools.product(FEEDBACK_K, FEEDBACK_WEIGHT, FEEDBACK_KEEP):
+            fb = searches.feedback(methods[c], "raw", k, w, keep=keep)
+            methods[f"{ABLATION}{c}{fb_name('raw', k, w, keep)}"] = fb
     ids = ds.catalog.item_ids
     pos = {x: i for i, x in enumerate(ids)}
     methods["oracle centroid H_mm"] = oracle(normalize_rows(searches.items), pos)

@@ -166,7 +166,8 @@ def test_evaluate_run_with_feedback_is_the_configured_search_then_feedback(tiny_
     )
     sets = query_sets(run.dataset, cfg, tmp_path)
     base = {"mapping": "paper", "carry_raw": 1.0, "fuse_bm25": True, "rrf_k": 20}
-    search = {**base, "feedback": space, "feedback_k": 3, "feedback_weight": 0.5}
+    keep = 1 if space == "raw" else 0
+    search = {**base, "feedback": space, "feedback_k": 3, "feedback_weight": 0.5, "feedback_keep": keep}
     got = evaluate_run(run, sets, search)
     runs = RunSearches(run, [q.text for qs in sets.values() for q in qs])
     assert not RunSearches.is_plain({"feedback": space})
@@ -184,12 +185,14 @@ def test_evaluate_run_with_feedback_is_the_configured_search_then_feedback(tiny_
     first = runs.emmkgr(base)
     ids = run.dataset.catalog.item_ids
     for s, queries in sets.items():
-        want = evaluate(with_feedback(first, vectors, 3, 0.5, 20), queries, ids)
+        want = evaluate(with_feedback(first, vectors, 3, 0.5, 20, keep), queries, ids)
         assert got[s]["emmkgr"] == pytest.approx(want, abs=1e-9)
         batch = list(queries)
-        assert not np.allclose(with_feedback(first, vectors, 3, 0.5, 20)(batch), first(batch))
+        assert not np.allclose(with_feedback(first, vectors, 3, 0.5, 20, keep)(batch), first(batch))
     with pytest.raises(SearchError, match="feedback=H_item: choose one of"):
         evaluate_run(run, sets, {**base, "feedback": "H_item"})
+    with pytest.raises(SearchError, match="search.feedback_k=0: average at least one"):
+        evaluate_run(run, sets, {**search, "feedback_k": 0})
 
 
 def test_dense_first_stage_reranked_in_the_learned_space(tiny_run_dir, tmp_path):

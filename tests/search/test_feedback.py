@@ -88,7 +88,24 @@ def test_feedback_pulls_in_the_first_results_neighbours():
 
 def test_bad_settings_name_the_fix(case):
     scores, space = case
-    with pytest.raises(ValueError, match="k=0"):
+    with pytest.raises(ValueError, match="feedback_k=0"):
         feedback_scores(scores, space, 0)
-    with pytest.raises(ValueError, match="weight=0"):
+    with pytest.raises(ValueError, match="feedback_k=2.5"):
+        with_feedback(lambda b: scores, space, 2.5)
+    with pytest.raises(ValueError, match="feedback_weight=0.0"):
         with_feedback(lambda b: scores, space, 3, 0.0)
+
+
+@pytest.mark.parametrize("keep", [1, 2])
+def test_keep_holds_the_first_results_on_top_and_ranks_the_rest_by_the_fusion(case, keep):
+    scores, space = case
+    got = with_feedback(lambda b: scores, space, k=3, weight=2.0, rrf_k=10, keep=keep)(None)
+    fused = _rrf_reference([scores, _reference(scores, space, 3)], [1.0, 2.0], 10)
+    for b in range(len(scores)):
+        first = sorted((j for j in range(30) if np.isfinite(scores[b, j])), key=lambda j: (-scores[b, j], j))
+        held = first[:keep]
+        rest = sorted((j for j in range(30) if j not in held), key=lambda j: (-fused[b, j], j))
+        assert list(np.argsort(-got[b], kind="stable")) == held + rest, b
+        assert got[b, rest] == pytest.approx(fused[b, rest])  # the others keep their fused scores
+    with pytest.raises(ValueError, match="feedback_keep=-1"):
+        with_feedback(lambda b: scores, space, 3, keep=-1)

@@ -92,7 +92,8 @@ def main(cfg: DictConfig) -> None:
     note = (
         f"E-MMKGR: {how}, query_modality={s['query_modality']}, fuse_bm25={s['fuse_bm25']}, "
         + (
-            f"feedback={s['feedback']} (k {s['feedback_k']}, weight {s['feedback_weight']}), "
+            f"feedback={s['feedback']} (k {s['feedback_k']}, weight {s['feedback_weight']}, "
+            f"keep {s.get('feedback_keep', 0)}), "
             if s.get("feedback")
             else ""
         )

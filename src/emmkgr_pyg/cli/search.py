@@ -142,7 +142,9 @@ def describe(scfg: DictConfig) -> str:
         what = f"{scfg.mapping} mapping" + (f" + raw x{scfg.carry_raw:g}" if scfg.carry_raw else "")
     what += f" + BM25 (RRF {scfg.rrf_k:g})" if scfg.fuse_bm25 else ""
     if scfg.get("feedback"):
-        what += f" + feedback in {scfg.feedback} (top {scfg.feedback_k}, weight {scfg.feedback_weight:g})"
+        what += f" + feedback in {scfg.feedback} (top {scfg.feedback_k}, weight {scfg.feedback_weight:g}"
+        keep = scfg.get("feedback_keep", 0)
+        what += f", first {keep} kept)" if keep else ")"
     return what
 
 

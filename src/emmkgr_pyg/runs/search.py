@@ -169,7 +169,7 @@ class RunSearches:
         progress: bool = False,
         index: ItemIndex | None = None,
     ) -> None:
-        self.run, self.top_n = run, top_n
+        self.run, self.top_n, self.embedding = run, top_n, embedding
         self.qenc = QueryEncoder.from_run(run, "paper", "all")
         self.mods = self.qenc.text_modalities
         self.items = run_embeddings(run.run_dir, embedding)
@@ -268,14 +268,15 @@ class RunSearches:
                     x[self.baseline.item_index[m]] = self.baseline.features[m]
                     parts.append(x / np.sqrt(len(self.mods)))
                 self._spaces[space] = np.concatenate(parts, 1)
-            else:
-                self._spaces[space] = run_embeddings(self.run.run_dir, space)
+            else:  # the indexed embedding is loaded already
+                same = space == self.embedding
+                self._spaces[space] = self.items if same else run_embeddings(self.run.run_dir, space)
         return self._spaces[space]
 
     def emmkgr(self, search: Any) -> ScoreFn:
         """The configured E-MMKGR search (``conf/search``: scorer, mapping or kg_node,
         query_modality, carry_raw (cosine), fuse_bm25 with rrf_k, then pseudo-relevance feedback
-        in the ``feedback`` space with ``feedback_k`` and ``feedback_weight``)."""
+        in the ``feedback`` space with ``feedback_k``, ``feedback_weight`` and ``feedback_keep``)."""
         get = _getter(search)
         scorer = get("scorer", "cosine")
         if scorer not in SCORERS:
@@ -293,17 +294,25 @@ class RunSearches:
         if get("fuse_bm25", False):
             fn = self.fused([self.bm25, fn], rrf_k)
         if get("feedback", None):
-            fn = self.feedback(
-                fn, get("feedback"), int(get("feedback_k", 10)), float(get("feedback_weight", 1.0)), rrf_k
-            )
+            k, w, keep = get("feedback_k", 10), float(get("feedback_weight", 1.0)), get("feedback_keep", 0)
+            fn = self.feedback(fn, get("feedback"), k, w, rrf_k, keep)
         return fn
 
     def feedback(
-        self, first: ScoreFn, space: str, k: int = 10, weight: float = 1.0, rrf_k: float = RRF_K
+        self,
+        first: ScoreFn,
+        space: str,
+        k: int = 10,
+        weight: float = 1.0,
+        rrf_k: float = RRF_K,
+        keep: int = 0,
     ) -> ScoreFn:
         """``first`` with pseudo-relevance feedback in ``space``
         (:func:`~emmkgr_pyg.search.feedback.with_feedback`)."""
-        return with_feedback(first, self.feedback_space(space), k, weight, rrf_k)
+        try:
+            return with_feedback(first, self.feedback_space(space), k, weight, rrf_k, keep)
+        except ValueError as e:
+            raise SearchError(f"search.{e}") from e
 
     @staticmethod
     def fused(fns: list[ScoreFn], k: float = RRF_K) -> ScoreFn:
