@@ -186,9 +186,8 @@ def test_search_applies_the_configured_search_that_eval_search_evaluates(run_cli
         ).stdout
     )
     # conf/search/default.yaml
-    assert (
-        res["search"] == "dense vector baseline + BM25 (RRF 60) + feedback in H_mm_item (top 5, weight 0.25)"
-    )
+    want = "dense vector baseline + BM25 (RRF 60) + feedback in H_mm_item (top 10, weight 1, first 1 kept)"
+    assert res["search"] == want
     # the reference: the evaluated search's scores of every item, ranked
     with initialize_config_module(config_module="emmkgr_pyg.conf", version_base="1.3"):
         cfg = compose(config_name="search")
@@ -244,7 +243,7 @@ def test_search_with_feedback_in_the_learned_space(run_cli, run_dir, tmp_path):
             cwd=tmp_path,
         ).stdout
     )
-    assert res["search"] == "dense vector baseline + feedback in item (top 3, weight 1)"
+    assert res["search"] == "dense vector baseline + feedback in item (top 3, weight 1, first 1 kept)"
     with initialize_config_module(config_module="emmkgr_pyg.conf", version_base="1.3"):
         cfg = compose(config_name="search", overrides=over)
     run = load_run(run_dir)
