@@ -175,15 +175,14 @@ def bench_case(run_dir: str, want: list[str], protocols: list[str], files: list[
     ids = ds.catalog.item_ids
     pos = {x: i for i, x in enumerate(ids)}
     methods["oracle centroid H_mm"] = oracle(normalize_rows(searches.items), pos)
-    raws = []
-    for m in searches.mods:
-        mod = ds.modalities[m]
-        x = np.zeros((ds.n_items, mod.features.shape[1]), dtype=np.float32)
-        x[mod.item_index] = normalize_rows(mod.features)
-        raws.append(x / np.sqrt(len(searches.mods)))
-        methods[f"oracle centroid raw {m}"] = oracle(x, pos)
+    raw = searches.feedback_space("raw")  # each text modality's raw vectors, side by side
+    start = 0
+    for m in searches.mods:  # a column block each (its 1/sqrt(|M|) scale changes no ranking)
+        width = searches.baseline.features[m].shape[1]
+        methods[f"oracle centroid raw {m}"] = oracle(raw[:, start : start + width], pos)
+        start += width
     for alpha in CARRY:  # the same diagnostic in the space with the raw vectors carried in
-        x = np.concatenate([normalize_rows(searches.items), *(alpha * r for r in raws)], 1)
+        x = np.concatenate([normalize_rows(searches.items), alpha * raw], 1)
         methods[f"oracle centroid H_mm+raw{alpha:g}"] = oracle(x, pos)
     out: dict[str, Any] = {"run": run_dir, "dataset": ds.name, "modalities": searches.mods, "results": {}}
     out["fine_source"] = inputs.fine_source[0] if inputs.fine_source else None
