@@ -19,6 +19,9 @@ is another model of the dataset (e.g. ``model=emmkgr_search``): its searches are
 query set a person wrote (:func:`~emmkgr_pyg.eval.query_store.read_query_file`), answered by that
 run, as column ``file:<name>@<run>/<set>``; no choice is made on it (a held-out check of the
 defaults, e.g. ``benchmarks/queries/amazon_office_needs.jsonl``: shoppers' needs in their words).
+``--dev-query-file <jsonl>:<run_dir>`` adds one as a dev set instead (column ``dev-file:...``): it
+joins the leak-free dev sets in the choice of the default (e.g.
+``benchmarks/queries/amazon_office_needs_dev.jsonl``: other needs, other categories).
 
 Query sets: leak-free ``dev`` (seed 1) and ``test`` (seed 2: disjoint halves of the candidates),
 lookup (seed 2), saved under benchmarks/results/queries/ and reused. Methods:
@@ -38,8 +41,8 @@ lookup (seed 2), saved under benchmarks/results/queries/ and reused. Methods:
 - diagnostics: ``oracle centroid`` (the query at its targets' mean: an upper reference for a single
   query vector) in H^MM and in each raw modality.
 
-The default is the E-MMKGR search with the best mean dev MAP@10 relative to the best competitor over
-every (dataset, set); each set's own dev-best is reported beside it. Prints one table per dataset
+The default is the E-MMKGR search with the best geometric mean of its dev MAP@10 relative to the best
+competitor over every (dataset, set); each set's own dev-best is reported beside it. Prints one table per dataset
 (MAP@10; test of both protocols, dev beside) and writes benchmarks/results/search_quality.json.
 """
 
@@ -144,10 +147,16 @@ def oracle(x: np.ndarray, pos: dict[str, int]):
     return fn
 
 
-def bench_case(run_dir: str, want: list[str], protocols: list[str], files: list[str] = ()) -> dict[str, Any]:
+#: result key prefix of a query file answered as a held-out check, and of one that is a dev set
+FILE, DEV_FILE = "file:", "dev-file:"
+
+
+def bench_case(
+    run_dir: str, want: list[str], protocols: list[str], files: list[tuple[str, str]] = ()
+) -> dict[str, Any]:
     """``{protocol/part: {set: {method: metrics}}}`` of one run: the leak-free sets in ``want``
     (those it indexes no source of), both lookup sets, and the sets of each query file in ``files``
-    (key ``file:<name>@<run>``)."""
+    (``(path, prefix)``: key ``<prefix><name>@<run>``, prefix :data:`FILE` or :data:`DEV_FILE`)."""
     t0 = time.perf_counter()
     run = load_run(run_dir)
     ds = run.dataset
@@ -161,8 +170,8 @@ def bench_case(run_dir: str, want: list[str], protocols: list[str], files: list[
             sets = query_sets(ds, qcfg, folder, leakfree=inputs if protocol == "leakfree" else None)
             keep = want if protocol == "leakfree" else list(sets)
             all_sets[f"{protocol}/{part}"] = {s: q for s, q in sets.items() if s in keep and q}
-    for path in files:
-        all_sets[f"file:{Path(path).stem}@{Path(run_dir).name}"] = read_query_file(path, ds.catalog)
+    for path, prefix in files:
+        all_sets[f"{prefix}{Path(path).stem}@{Path(run_dir).name}"] = read_query_file(path, ds.catalog)
     texts = [q.text for sets in all_sets.values() for qs in sets.values() for q in qs]
     searches = RunSearches(run, texts, progress=True)
     methods = dict(searches.competitors())
@@ -206,13 +215,23 @@ def is_emmkgr(name: str) -> bool:
     return name not in COMPETITORS and "oracle" not in name and not name.startswith(ABLATION)
 
 
+def geomean(ratios: list[float]) -> float:
+    """Geometric mean of positive ratios (a zero ratio makes it 0)."""
+    r = np.asarray(ratios, dtype=np.float64)
+    return 0.0 if (r <= 0).any() else float(np.exp(np.log(r).mean()))
+
+
 def choose(cases: list[dict[str, Any]]) -> tuple[str, dict[tuple[str, str], str]]:
-    """The default E-MMKGR search (best mean dev MAP@10 relative to the best competitor over every
-    (dataset, set)) and each (dataset, set)'s own dev-best."""
+    """The default E-MMKGR search (best geometric mean of its dev MAP@10 relative to the best
+    competitor over every (dataset, set): the leak-free dev sets and the dev query files) and each
+    (dataset, set)'s own dev-best. The geometric mean is the one that averages ratios (a ratio of
+    .5 on one set is not made up by 1.5 on another; Fleming & Wallace, CACM 1986)."""
     ratios: dict[str, list[float]] = {}
     own: dict[tuple[str, str], str] = {}
     for case in cases:
-        for s, r in case["results"].get("leakfree/dev", {}).items():
+        dev = [case["results"].get("leakfree/dev", {})]
+        dev += [sets for key, sets in sorted(case["results"].items()) if key.startswith(DEV_FILE)]
+        for s, r in (kv for sets in dev for kv in sets.items()):
             m = r["methods"]
             ref = max(m[c][METRIC] for c in COMPETITORS)
             ours = {k: v[METRIC] for k, v in m.items() if is_emmkgr(k)}
@@ -222,7 +241,7 @@ def choose(cases: list[dict[str, Any]]) -> tuple[str, dict[tuple[str, str], str]
     if not ratios:  # no dev set (query files only): the shipped default
         return name_of(OmegaConf.to_container(OmegaConf.load(CONF / "search" / "default.yaml"))), own
     full = max(len(v) for v in ratios.values())  # a default must have run on every (dataset, set)
-    default = max((k for k in ratios if len(ratios[k]) == full), key=lambda k: float(np.mean(ratios[k])))
+    default = max((k for k in ratios if len(ratios[k]) == full), key=lambda k: geomean(ratios[k]))
     return default, own
 
 
@@ -266,12 +285,13 @@ def tables(cases: list[dict[str, Any]], default: str, own: dict[tuple[str, str],
             )
             if c in cols
         ]
-        order += sorted(c for c in cols if c.startswith("file:"))
+        order += sorted(c for c in cols if c.startswith(FILE))
+        order += sorted(c for c in cols if c.startswith(DEV_FILE))
         rows_named = [
             *((c, c) for c in COMPETITORS),
             (f"E-MMKGR default ({default})", default),
         ]
-        for s in ("coarse", "fine"):
+        for s in sorted(s for d, s in own if d == ds):
             if (ds, s) in own:
                 rows_named.append((f"E-MMKGR dev-best on {s} ({own[(ds, s)]})", own[(ds, s)]))
         names = sorted({m for c in order for m in cols[c]["methods"]})
@@ -283,7 +303,7 @@ def tables(cases: list[dict[str, Any]], default: str, own: dict[tuple[str, str],
         ]
         lines = [f"## {ds}", "", markdown_table(header, rows), ""]
         for c in order:
-            if not c.startswith(("leakfree/test", "lookup/test", "file:")):
+            if not c.startswith(("leakfree/test", "lookup/test", FILE)):
                 continue
             m = cols[c]["methods"]
             ref_name = max(COMPETITORS, key=lambda k: m[k][METRIC])
@@ -315,6 +335,12 @@ def main() -> None:
         help="jsonl:run_dir, a query set a person wrote, answered by that run (never used for choices)",
     )
     p.add_argument(
+        "--dev-query-file",
+        action="append",
+        default=[],
+        help="jsonl:run_dir, a query set a person wrote, answered by that run, a dev set of the choice",
+    )
+    p.add_argument(
         "--merge",
         action="store_true",
         help="also tabulate the cases saved by earlier invocations (benchmarks/results/cases/)",
@@ -334,10 +360,13 @@ def main() -> None:
             lookup[ds] = run_dir
     for run_dir in lookup.values():
         planned.setdefault(run_dir, ([], []))[1].append("lookup")
-    files: dict[str, list[str]] = {}
-    for spec in args.query_file:
+    files: dict[str, list[tuple[str, str]]] = {}
+    for spec, prefix in [
+        *((q, FILE) for q in args.query_file),
+        *((q, DEV_FILE) for q in args.dev_query_file),
+    ]:
         path, run_dir = spec.split(":", 1)
-        files.setdefault(run_dir, []).append(path)
+        files.setdefault(run_dir, []).append((path, prefix))
         planned.setdefault(run_dir, ([], []))
     saved = RESULTS / "cases"
     saved.mkdir(parents=True, exist_ok=True)

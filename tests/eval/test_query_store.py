@@ -1,8 +1,11 @@
 import copy
 import json
+import re
+from pathlib import Path
 
 import pytest
 
+from emmkgr_pyg.data.readers import AmazonRawReader, LcRecJsonReader
 from emmkgr_pyg.eval import query_store
 from emmkgr_pyg.eval.query_store import (
     MANIFEST,
@@ -176,3 +179,56 @@ def test_read_query_file_rejects_a_missing_or_empty_file(synthetic, tmp_path):
         query_store.read_query_file(tmp_path / "none.jsonl", synthetic.catalog)
     with pytest.raises(ValueError, match="no queries"):
         query_store.read_query_file(_write(tmp_path / "empty.jsonl", ["", " "]), synthetic.catalog)
+
+
+QUERIES = Path(__file__).resolve().parents[2] / "benchmarks" / "queries"
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+@pytest.mark.parametrize(
+    "name, folder, read, count",
+    [
+        (
+            "amazon_office_needs",
+            "amazon-office-2014",
+            lambda root: LcRecJsonReader("Office").read(root, "o"),
+            56,
+        ),
+        (
+            "amazon_office_needs_dev",
+            "amazon-office-2014",
+            lambda root: LcRecJsonReader("Office").read(root, "o"),
+            48,
+        ),
+        (
+            "amazon_magazine_needs",
+            "amazon-magazine-2018",
+            lambda root: AmazonRawReader("Magazine_Subscriptions").read(root, "m"),
+            49,
+        ),
+    ],
+)
+def test_shipped_need_queries_read_against_their_catalogue(shared, name, folder, read, count):
+    """The hand-written need sets of benchmarks/queries name items and categories their catalogue
+    has, and a query naming its items (``targets``) copies no three-word run of their title or
+    description: they are a shopper's words, not a lookup."""
+    ds = read(shared(folder))
+    (queries,) = query_store.read_query_file(QUERIES / f"{name}.jsonl", ds.catalog).values()
+    assert len(queries) == count and all(q.targets for q in queries)
+    rows = [json.loads(line) for line in (QUERIES / f"{name}.jsonl").read_text().splitlines()]
+    pos = {x: i for i, x in enumerate(ds.catalog.item_ids)}
+    texts: dict[int, str] = {}
+    for m in ("title", "description"):
+        mod = ds.catalog.modalities.get(m)
+        for j, i in enumerate(mod.item_index if mod is not None else []):
+            texts[int(i)] = texts.get(int(i), "") + " " + " ".join(_words(mod.raw[j]))
+    for row in (r for r in rows if "targets" in r):
+        words = _words(row["query"])
+        own = " ".join(texts.get(pos[t], "") for t in row["targets"])
+        copied = [
+            g for g in (" ".join(words[i : i + 3]) for i in range(len(words) - 2)) if f" {g} " in f" {own} "
+        ]
+        assert not copied, (row["id"], copied)
