@@ -92,6 +92,8 @@ def test_bad_settings_name_the_fix(case):
         feedback_scores(scores, space, 0)
     with pytest.raises(ValueError, match="feedback_k=2.5"):
         with_feedback(lambda b: scores, space, 2.5)
+    with pytest.raises(ValueError, match="feedback_k=abc: average at least one"):
+        with_feedback(lambda b: scores, space, "abc")
     with pytest.raises(ValueError, match="feedback_weight=0.0"):
         with_feedback(lambda b: scores, space, 3, 0.0)
 

@@ -38,12 +38,17 @@ def feedback_scores(scores: np.ndarray, space: np.ndarray, k: int) -> np.ndarray
     return _feedback(scores, normalize_rows(space), k)
 
 
+def _whole(x: object) -> bool:
+    """Whether ``x`` is a whole number (not a bool, a string or 2.5)."""
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool) and int(x) == x
+
+
 def _check(k: int, weight: float = 1.0, keep: int = 0) -> None:
-    if isinstance(k, bool) or int(k) != k or k < 1:
+    if not _whole(k) or k < 1:
         raise ValueError(f"feedback_k={k}: average at least one first-stage item (e.g. 5).")
-    if not weight > 0:
+    if not isinstance(weight, (int, float, np.number)) or isinstance(weight, bool) or not weight > 0:
         raise ValueError(f"feedback_weight={weight}: give a positive weight (or feedback=null).")
-    if isinstance(keep, bool) or int(keep) != keep or keep < 0:
+    if not _whole(keep) or keep < 0:
         raise ValueError(f"feedback_keep={keep}: give how many first results stay first (0: none).")
 
 
