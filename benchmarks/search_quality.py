@@ -33,11 +33,12 @@ lookup (seed 2), saved under benchmarks/results/queries/ and reused. Methods:
   each fused with BM25 (``+bm25``, RRF k = 60: the graph's share is read against ``hybrid``, the
   same fusion with raw vectors in its place);
 - pseudo-relevance feedback (``search.feedback``): the first ``k`` results of an E-MMKGR search,
-  or of the dense / hybrid competitor (``dense/...``), averaged in the learned item space (``H_mm_item``,
+  or of the dense / hybrid competitor (``dense/...``; the hybrid also with BM25 at a lower RRF
+  weight, ``dense/hybrid-bm25w<w>``, ``search.bm25_weight``), averaged in the learned item space (``H_mm_item``,
   ``item``) or in the raw text vectors (``raw``), that ranking fused with the first (RRF, weight w),
   the first stage's top result kept first or not (``keep1``);
-  ``ablation:<competitor>+fb:raw/...`` is the competitors' own feedback with no graph in it (never a
-  candidate default): what the graph adds is a ``dense/...+fb:H_mm_item`` row over its ablation;
+  ``ablation:<competitor>+fb:raw/...`` is the competitors' own feedback with no graph in it, and
+  ``ablation:hybrid-bm25w<w>`` the lighter-BM25 hybrid alone (never candidate defaults): what the graph adds is a ``dense/...+fb:H_mm_item`` row over its ablation;
 - diagnostics: ``oracle centroid`` (the query at its targets' mean: an upper reference for a single
   query vector) in H^MM and in each raw modality.
 
@@ -83,6 +84,9 @@ FEEDBACK_BASES = (
     {"scorer": "cosine", "mapping": "propagated", "carry_raw": 2.0},
     {"scorer": "cosine", "mapping": "propagated", "carry_raw": 1.0},
 )
+#: BM25's RRF weights in the hybrid first stage re-ranked by feedback (``search.bm25_weight``;
+#: 1 is the competitor ``hybrid``): a lighter BM25 for queries phrased as needs, not item text
+BM25_WEIGHTS = (1.0, 0.5, 0.25)
 #: rows that are no E-MMKGR search (never chosen as its default): a competitor with feedback in
 #: the raw space, what feedback gives without the graph
 ABLATION = "ablation:"
@@ -112,15 +116,18 @@ def variants(modalities: list[str]) -> list[dict[str, Any]]:
                         "fuse_bm25": fuse,
                     }
                 )
-    firsts = [(b, ("H_mm_item", "item", "raw")) for b in FEEDBACK_BASES]
+    firsts = [(b, ("H_mm_item", "item", "raw"), (1.0,)) for b in FEEDBACK_BASES]
     # the competitors' first stage re-ranked in the learned space (in raw vectors: the ablation rows)
-    firsts.append(({"scorer": "dense"}, ("H_mm_item", "item")))
-    for base, spaces in firsts:
-        for fuse in (False, True):
+    firsts.append(({"scorer": "dense"}, ("H_mm_item", "item"), BM25_WEIGHTS))
+    for base, spaces, bm25_weights in firsts:
+        for fuse, bw in [(False, 1.0), *((True, w) for w in bm25_weights)]:
             for space in spaces:
                 for k, w, keep in itertools.product(FEEDBACK_K, FEEDBACK_WEIGHT, FEEDBACK_KEEP):
                     fb = {"feedback": space, "feedback_k": k, "feedback_weight": w, "feedback_keep": keep}
-                    out.append({**base, "query_modality": "all", "fuse_bm25": fuse, **fb})
+                    first = {**base, "query_modality": "all", "fuse_bm25": fuse}
+                    if bw != 1.0:
+                        first["bm25_weight"] = bw
+                    out.append({**first, **fb})
     return out
 
 
@@ -132,11 +139,14 @@ def name_of(v: dict[str, Any]) -> str:
     fb = ""
     if v.get("feedback"):
         fb = fb_name(v["feedback"], v["feedback_k"], v["feedback_weight"], v.get("feedback_keep", 0))
+    bw = float(v.get("bm25_weight", 1.0))
     if v["scorer"] == "dense":
-        return "dense/" + ("hybrid" if v["fuse_bm25"] else "vector_baseline") + fb
+        first = ("hybrid" + (f"-bm25w{bw:g}" if bw != 1 else "")) if v["fuse_bm25"] else "vector_baseline"
+        return "dense/" + first + fb
     how = v.get("mapping") if v["scorer"] == "cosine" else v.get("kg_node")
     raw = f"+raw{v['carry_raw']:g}" if v.get("carry_raw") else ""
-    return f"{v['scorer']}/{how}/{v['query_modality']}{raw}" + ("+bm25" if v["fuse_bm25"] else "") + fb
+    bm25 = ("+bm25" + (f"w{bw:g}" if bw != 1 else "")) if v["fuse_bm25"] else ""
+    return f"{v['scorer']}/{how}/{v['query_modality']}{raw}" + bm25 + fb
 
 
 def oracle(x: np.ndarray, pos: dict[str, int]):
@@ -177,9 +187,15 @@ def bench_case(
     methods = dict(searches.competitors())
     for v in variants(searches.mods):
         methods[name_of(v)] = searches.emmkgr(v)
-    for c in COMPETITORS:  # feedback without the graph: the competitors' own results, raw vectors
+    firsts = {c: methods[c] for c in COMPETITORS}
+    for bw in BM25_WEIGHTS[1:]:  # the hybrid with a lighter BM25: no graph in it either
+        firsts[f"hybrid-bm25w{bw:g}"] = searches.fused(
+            [searches.bm25, searches.vector_baseline], weights=[bw, 1.0]
+        )
+        methods[f"{ABLATION}hybrid-bm25w{bw:g}"] = firsts[f"hybrid-bm25w{bw:g}"]
+    for c, first in firsts.items():  # feedback without the graph: the competitors' own results, raw vectors
         for k, w, keep in itertools.product(FEEDBACK_K, FEEDBACK_WEIGHT, FEEDBACK_KEEP):
-            fb = searches.feedback(methods[c], "raw", k, w, keep=keep)
+            fb = searches.feedback(first, "raw", k, w, keep=keep)
             methods[f"{ABLATION}{c}{fb_name('raw', k, w, keep)}"] = fb
     ids = ds.catalog.item_ids
     pos = {x: i for i, x in enumerate(ids)}

@@ -136,8 +136,27 @@ def test_evaluate_run_kg_scorer_and_bm25_fusion(tiny_run_dir, tmp_path):
             lambda b: rrf([runs.bm25(b), kg.scores(qenc.raw_text([q.text for q in b]))], 10), queries, ids
         )
         assert got[s]["emmkgr"] == pytest.approx(want, abs=1e-9)
+    # BM25 at a lower RRF weight: w / (k + rank) for BM25's ranks, 1 / (k + rank) for the other's
+    light = evaluate_run(run, sets, {**search, "bm25_weight": 0.25})
+    batch = [q for qs in sets.values() for q in qs]
+    lex, kgs = runs.bm25(batch), kg.scores(qenc.raw_text([q.text for q in batch]))
+    by_hand = np.zeros(lex.shape)
+    for row in range(len(batch)):
+        for scores, w in ((lex[row], 0.25), (kgs[row], 1.0)):
+            order = np.argsort(-scores, kind="stable")
+            for r, item in enumerate(order, 1):
+                by_hand[row, item] += w / (10 + r) if np.isfinite(scores[item]) else 0.0
+    fused = runs.emmkgr({**search, "bm25_weight": 0.25})(batch)
+    assert fused == pytest.approx(by_hand, abs=1e-12)
+    assert not np.allclose(fused, runs.emmkgr(search)(batch))
+    for s, queries in sets.items():
+        want = evaluate(lambda b: by_hand[[batch.index(q) for q in b]], queries, ids)
+        assert light[s]["emmkgr"] == pytest.approx(want, abs=1e-9)
     with pytest.raises(SearchError, match="scorer=dot: choose one of"):
         evaluate_run(run, sets, {"scorer": "dot"})
+    for bad in (0, -1.0, "abc", True):
+        with pytest.raises(SearchError, match=f"search.bm25_weight={bad}: give BM25's positive RRF weight"):
+            evaluate_run(run, sets, {**search, "bm25_weight": bad})
 
 
 def test_leakfree_inputs_of_a_synthetic_run(tiny_run_dir):

@@ -90,7 +90,9 @@ def main(cfg: DictConfig) -> None:
         f"{settings['queries']['counts']} (seed {qcfg.seed}) from {cfg.query_dir}"
     )
     note = (
-        f"E-MMKGR: {how}, query_modality={s['query_modality']}, fuse_bm25={s['fuse_bm25']}, "
+        f"E-MMKGR: {how}, query_modality={s['query_modality']}, fuse_bm25={s['fuse_bm25']}"
+        + (f" (weight {s.get('bm25_weight', 1.0)})" if s["fuse_bm25"] else "")
+        + ", "
         + (
             f"feedback={s['feedback']} (k {s['feedback_k']}, weight {s['feedback_weight']}, "
             f"keep {s.get('feedback_keep', 0)}), "

@@ -275,8 +275,9 @@ class RunSearches:
 
     def emmkgr(self, search: Any) -> ScoreFn:
         """The configured E-MMKGR search (``conf/search``: scorer, mapping or kg_node,
-        query_modality, carry_raw (cosine), fuse_bm25 with rrf_k, then pseudo-relevance feedback
-        in the ``feedback`` space with ``feedback_k``, ``feedback_weight`` and ``feedback_keep``)."""
+        query_modality, carry_raw (cosine), fuse_bm25 with rrf_k and bm25_weight, then
+        pseudo-relevance feedback in the ``feedback`` space with ``feedback_k``, ``feedback_weight``
+        and ``feedback_keep``)."""
         get = _getter(search)
         scorer = get("scorer", "cosine")
         if scorer not in SCORERS:
@@ -292,7 +293,12 @@ class RunSearches:
             fn = self.cosine(get("mapping", "propagated"), qm)
         rrf_k = float(get("rrf_k", RRF_K))
         if get("fuse_bm25", False):
-            fn = self.fused([self.bm25, fn], rrf_k)
+            w = get("bm25_weight", 1.0)
+            if not isinstance(w, (int, float, np.number)) or isinstance(w, bool) or not w > 0:
+                raise SearchError(
+                    f"search.bm25_weight={w}: give BM25's positive RRF weight (1: equal), or fuse_bm25=false."
+                )
+            fn = self.fused([self.bm25, fn], rrf_k, [float(w), 1.0])
         if get("feedback", None):
             k, w, keep = get("feedback_k", 10), float(get("feedback_weight", 1.0)), get("feedback_keep", 0)
             fn = self.feedback(fn, get("feedback"), k, w, rrf_k, keep)
@@ -315,9 +321,10 @@ class RunSearches:
             raise SearchError(f"search.{e}") from e
 
     @staticmethod
-    def fused(fns: list[ScoreFn], k: float = RRF_K) -> ScoreFn:
-        """The reciprocal rank fusion of several methods (:func:`~emmkgr_pyg.search.fusion.rrf`)."""
-        return lambda b: rrf([fn(b) for fn in fns], k)
+    def fused(fns: list[ScoreFn], k: float = RRF_K, weights: list[float] | None = None) -> ScoreFn:
+        """The reciprocal rank fusion of several methods (:func:`~emmkgr_pyg.search.fusion.rrf`),
+        ``weights`` 1 each unless given."""
+        return lambda b: rrf([fn(b) for fn in fns], k, weights)
 
     def competitors(self, k: float = RRF_K) -> dict[str, ScoreFn]:
         """BM25, the dense vector baseline and their fusion (:data:`COMPETITORS`)."""
