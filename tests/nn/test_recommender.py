@@ -18,7 +18,14 @@ from emmkgr_pyg.graph.item_graph import dense_modal_features, mixed_knn_item_gra
 from emmkgr_pyg.graph.knn import KNNBuilder
 from emmkgr_pyg.graph.triples import kg_view
 from emmkgr_pyg.nn.kge import KGLoss
-from emmkgr_pyg.nn.recommender import EMMKGR, Embeddings, KGBatch, LightGCN, item_item_graph
+from emmkgr_pyg.nn.recommender import (
+    EMMKGR,
+    Embeddings,
+    KGBatch,
+    LightGCN,
+    Recommender,
+    item_item_graph,
+)
 
 USER = torch.tensor([0, 0, 1, 2, 2, 2, 3])
 ITEM = torch.tensor([0, 2, 1, 0, 3, 4, 4])
@@ -528,3 +535,41 @@ def test_emmkgr_prunes_its_interaction_graph(tiny_dataset):
     model.on_epoch_start()
     assert model.cf.pruned_edge_index is None
     assert EMMKGR(inter, kg, dim=6).cf.prune_ratio == 0.0
+
+
+def test_emmkgr_modal_bpr_is_bpr_against_each_modality_node_by_hand(tiny_dataset):
+    inter = InteractionGraph.from_dataset(tiny_dataset)
+    kg = build_emmkg(tiny_dataset, top_n=2, knn=KNNBuilder(progress=False))
+    torch.manual_seed(0)
+    model = EMMKGR(inter, kg, dim=6, kg_dim=8, fusion="item_graph", modal_bpr_weight=0.3)
+    model.train()
+    emb = model.embed()
+    users, pos, neg = torch.tensor([0, 1, 2, 3]), torch.tensor([0, 2, 3, 7]), torch.tensor([4, 5, 1, 3])
+    got = model.rec_losses(emb, users, pos, neg)
+    base = Recommender.rec_losses(model, emb, users, pos, neg)  # bpr and reg alone
+    assert set(got) == {"bpr", "reg", "modal_bpr"}
+    assert torch.equal(got["bpr"], base["bpr"]) and torch.equal(got["reg"], base["reg"])
+    # by hand: the node of item i in modality m is the row of kg[m] whose item is i (none: zeros)
+    h_mm, offset, want = emb.extra["H_mm"].double(), inter.n_items, 0.0
+    for m in model.encoder.modalities:
+        owner = kg[m].item.tolist()
+
+        def vec(i, owner=owner, offset=offset):
+            return h_mm[offset + owner.index(i), :6] if i in owner else torch.zeros(6, dtype=torch.float64)
+
+        terms = []
+        for u, p, n in zip(users.tolist(), pos.tolist(), neg.tolist(), strict=True):
+            hu = emb.user[u].double()
+            terms.append(-torch.nn.functional.logsigmoid(hu @ vec(p) - hu @ vec(n)))
+        want += torch.stack(terms).mean()
+        offset += len(owner)
+    assert got["modal_bpr"].item() == pytest.approx(0.3 * want.item(), rel=1e-6)
+    assert 0 < got["modal_bpr"].item()
+    # the term reaches the projections of the modality nodes
+    model.zero_grad()
+    got["modal_bpr"].backward()
+    assert all(p.weight.grad is not None and p.weight.grad.abs().sum() > 0 for p in model.encoder.proj)
+    assert "modal_bpr" not in EMMKGR(inter, kg, dim=6, fusion="item_graph").rec_losses(emb, users, pos, neg)
+    for bad in ({"modal_bpr_weight": -1.0}, {"modal_bpr_weight": 0.1, "fusion": "authors"}):
+        with pytest.raises(ValueError, match="modal_bpr_weight="):
+            EMMKGR(inter, kg, dim=6, **bad)

@@ -271,6 +271,12 @@ class EMMKGR(Recommender):
         backend: sparse backend (default ``"auto"``).
         prune_ratio: FREEDOM's degree-sensitive pruning of the user-item graph in training (an
             extension, ``+experiment=prune``; see :class:`LightGCN`; default ``0``).
+        modal_bpr_weight: weight of ``modal_bpr`` (an extension, ``+experiment=modal_bpr``), BPR of
+            the user against each of the item's modality nodes in :math:`\mathbf{H}^{MM}`:
+            :math:`\sum_m \mathrm{BPR}(\mathbf{h}^{IN}_u, [\mathbf{h}^{MM}_{m(i)}]_{:d},
+            [\mathbf{h}^{MM}_{m(j)}]_{:d})`, a zero vector where an item lacks :math:`m`; it ties
+            every modality node to the users who bought its item, as FREEDOM's BPR on projected
+            features does (default ``0``: none). Not read by the ``"authors"`` fusion.
 
     Shapes:
         - :meth:`embed`: ``user`` ``[U, dim]``, ``item`` ``[N, dim]``, ``extra["H_mm"]``
@@ -309,6 +315,7 @@ class EMMKGR(Recommender):
         backend: str = "auto",
         feature_dim: int | None = None,
         prune_ratio: float = 0.0,
+        modal_bpr_weight: float = 0.0,
     ) -> None:
         super().__init__(inter, reg_weight, reg_form)
         if kg is None:
@@ -353,6 +360,20 @@ class EMMKGR(Recommender):
             feature_dim=feature_dim,
             item_init_bound=bound,
         )
+        if modal_bpr_weight < 0 or (modal_bpr_weight and fusion == "authors"):
+            raise ValueError(
+                f"EMMKGR: modal_bpr_weight={modal_bpr_weight}: give a weight >= 0 (0: none), with a "
+                "fusion that propagates H^MM in training ('sum' or 'item_graph', not 'authors')."
+            )
+        self.modal_bpr_weight = float(modal_bpr_weight)
+        if self.modal_bpr_weight:  # item -> its node of each modality (global KG row), -1 if none
+            rows, start = [], self.n_items
+            for i, m in enumerate(self.encoder.modalities):
+                lookup = torch.full((self.n_items,), -1, dtype=torch.long)
+                lookup[kg[m].item] = torch.arange(kg[m].num_nodes) + start
+                rows.append(lookup)
+                start += self.encoder.features(i).size(0)
+            self.register_buffer("modal_rows", torch.stack(rows), persistent=False)
         self.relations = RelationPhases(len(self.encoder.view.relations), kg_dim)
         self.kg_loss_fn = KGLoss(**{"num_relations": len(self.encoder.view.relations), **(kg_loss or {})})
         self.kg_norm = kg_norm
@@ -411,6 +432,20 @@ class EMMKGR(Recommender):
 
     def embed_kg(self) -> Embeddings:
         return Embeddings(None, None, {"H_mm": self.encoder.propagate()})
+
+    def rec_losses(self, emb: Embeddings, users: Tensor, pos: Tensor, neg: Tensor) -> dict[str, Tensor]:
+        """The default terms (``bpr``, ``reg``) and, with ``modal_bpr_weight``, ``modal_bpr``."""
+        losses = super().rec_losses(emb, users, pos, neg)
+        if self.modal_bpr_weight:
+            h_mm, u = emb.extra["H_mm"], emb.user[users]
+
+            def rows(items: Tensor, lookup: Tensor) -> Tensor:
+                r = lookup[items]
+                return h_mm[r.clamp(min=0), : self.dim] * (r >= 0).unsqueeze(-1)
+
+            modal = sum(bpr_loss(u, rows(pos, lk), rows(neg, lk)) for lk in self.modal_rows)
+            losses["modal_bpr"] = self.modal_bpr_weight * modal
+        return losses
 
     def ego_embeddings(self, users: Tensor, pos: Tensor, neg: Tensor) -> list[Tensor]:
         # looked up through the table (not kg_item_rows()[ids]) so that a sparse table gets sparse rows

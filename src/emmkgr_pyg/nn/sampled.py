@@ -78,6 +78,11 @@ def emmkg_x0(encoder: EMMKGEncoder, n_id: Tensor) -> Tensor:
 def interaction_model(model: Recommender) -> LightGCN:
     """The LightGCN on the user-item graph of a model that sampled training supports."""
     cf = model.cf if isinstance(model, EMMKGR) and not model.item_graph_layers else model
+    if isinstance(model, EMMKGR) and model.modal_bpr_weight:
+        raise ValueError(
+            "sampled propagation: modal_bpr reads every item's modality nodes in H^MM, which a "
+            "sampled subgraph does not hold; set model.net.modal_bpr_weight=0 or train.propagation=full."
+        )
     if isinstance(cf, LightGCN):
         if cf.prune_ratio:
             raise ValueError(
