@@ -570,6 +570,11 @@ def test_emmkgr_modal_bpr_is_bpr_against_each_modality_node_by_hand(tiny_dataset
     got["modal_bpr"].backward()
     assert all(p.weight.grad is not None and p.weight.grad.abs().sum() > 0 for p in model.encoder.proj)
     assert "modal_bpr" not in EMMKGR(inter, kg, dim=6, fusion="item_graph").rec_losses(emb, users, pos, neg)
+    from emmkgr_pyg.nn.sampled import interaction_model
+
+    with pytest.raises(ValueError, match="modal_bpr reads every item's modality nodes"):
+        interaction_model(EMMKGR(inter, kg, dim=6, modal_bpr_weight=0.1))  # sampled training refuses it
+    assert interaction_model(EMMKGR(inter, kg, dim=6)) is not None
     for bad in ({"modal_bpr_weight": -1.0}, {"modal_bpr_weight": 0.1, "fusion": "authors"}):
         with pytest.raises(ValueError, match="modal_bpr_weight="):
             EMMKGR(inter, kg, dim=6, **bad)
