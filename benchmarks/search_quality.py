@@ -34,11 +34,12 @@ lookup (seed 2), saved under benchmarks/results/queries/ and reused. Methods:
   same fusion with raw vectors in its place);
 - pseudo-relevance feedback (``search.feedback``): the first ``k`` results of an E-MMKGR search,
   or of the dense / hybrid competitor (``dense/...``; the hybrid also with BM25 at a lower RRF
-  weight, ``dense/hybrid-bm25w<w>``, ``search.bm25_weight``), averaged in the learned item space (``H_mm_item``,
-  ``item``) or in the raw text vectors (``raw``), that ranking fused with the first (RRF, weight w),
-  the first stage's top result kept first or not (``keep1``);
+  weight, ``dense/hybrid-bm25w<w>``, ``search.bm25_weight``), averaged in the learned item space
+  (``H_mm_item``, ``item``) or in the raw text vectors (``raw``), that ranking fused with the first
+  (RRF, weight w), the first stage's top result kept first or not (``keep1``);
   ``ablation:<competitor>+fb:raw/...`` is the competitors' own feedback with no graph in it, and
-  ``ablation:hybrid-bm25w<w>`` the lighter-BM25 hybrid alone (never candidate defaults): what the graph adds is a ``dense/...+fb:H_mm_item`` row over its ablation;
+  ``ablation:hybrid-bm25w<w>`` the lighter-BM25 hybrid alone (never candidate defaults): what the
+  graph adds is a ``dense/...+fb:H_mm_item`` row over its ablation;
 - diagnostics: ``oracle centroid`` (the query at its targets' mean: an upper reference for a single
   query vector) in H^MM and in each raw modality.
 
