@@ -201,7 +201,7 @@ def _words(text: str) -> list[str]:
             "amazon_office_needs_dev",
             "amazon-office-2014",
             lambda root: LcRecJsonReader("Office").read(root, "o"),
-            48,
+            95,
         ),
         (
             "amazon_magazine_needs",
