@@ -186,7 +186,10 @@ def test_search_applies_the_configured_search_that_eval_search_evaluates(run_cli
         ).stdout
     )
     # conf/search/default.yaml
-    want = "dense vector baseline + BM25 (RRF 60) + feedback in H_mm_item (top 5, weight 0.25, first 1 kept)"
+    want = (
+        "dense vector baseline + BM25 (RRF 60, weight 0.25) + feedback in H_mm_item (top 5, weight 0.25, "
+        "first 1 kept)"
+    )
     assert res["search"] == want
     # the reference: the evaluated search's scores of every item, ranked
     with initialize_config_module(config_module="emmkgr_pyg.conf", version_base="1.3"):
