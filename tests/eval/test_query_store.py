@@ -232,3 +232,15 @@ def test_shipped_need_queries_read_against_their_catalogue(shared, name, folder,
             g for g in (" ".join(words[i : i + 3]) for i in range(len(words) - 2)) if f" {g} " in f" {own} "
         ]
         assert not copied, (row["id"], copied)
+
+
+def test_later_need_dev_queries_target_no_held_out_item(shared):
+    """The need dev queries written in stop 28 (ids from dev-need-48) target no item that a held-out
+    Office need query targets (the first 48 share some through the category tree)."""
+    ds = LcRecJsonReader("Office").read(shared("amazon-office-2014"), "o")
+    (held_out,) = query_store.read_query_file(QUERIES / "amazon_office_needs.jsonl", ds.catalog).values()
+    (dev,) = query_store.read_query_file(QUERIES / "amazon_office_needs_dev.jsonl", ds.catalog).values()
+    taken = {t for q in held_out for t in q.targets}
+    later = [q for q in dev if int(q.qid.rsplit("-", 1)[1]) >= 48]
+    assert len(later) == 47
+    assert all(not (set(q.targets) & taken) for q in later), [q.qid for q in later if set(q.targets) & taken]
