@@ -190,10 +190,9 @@ def bench_case(
         methods[name_of(v)] = searches.emmkgr(v)
     firsts = {c: methods[c] for c in COMPETITORS}
     for bw in BM25_WEIGHTS[1:]:  # the hybrid with a lighter BM25: no graph in it either
-        firsts[f"hybrid-bm25w{bw:g}"] = searches.fused(
-            [searches.bm25, searches.vector_baseline], weights=[bw, 1.0]
-        )
-        methods[f"{ABLATION}hybrid-bm25w{bw:g}"] = firsts[f"hybrid-bm25w{bw:g}"]
+        name = f"hybrid-bm25w{bw:g}"
+        firsts[name] = searches.fused([searches.bm25, searches.vector_baseline], weights=[bw, 1.0])
+        methods[f"{ABLATION}{name}"] = firsts[name]
     for c, first in firsts.items():  # feedback without the graph: the competitors' own results, raw vectors
         for k, w, keep in itertools.product(FEEDBACK_K, FEEDBACK_WEIGHT, FEEDBACK_KEEP):
             fb = searches.feedback(first, "raw", k, w, keep=keep)

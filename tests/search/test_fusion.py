@@ -47,3 +47,10 @@ def test_rrf_matches_ranx_fuse_on_hand_made_rankings():
         assert set(theirs) == {f"d{i}" for i in range(A.shape[1]) if ours[q, i] > 0}
         for doc, value in theirs.items():
             assert ours[q, int(doc[1:])] == pytest.approx(value, abs=1e-12), (q, doc)
+
+
+def test_is_weight_takes_positive_numbers_only():
+    from emmkgr_pyg.search.fusion import is_weight
+
+    assert all(is_weight(x) for x in (1, 0.25, np.float32(2.0), np.int64(3)))
+    assert not any(is_weight(x) for x in (0, -1.0, "0.5", True, None, float("nan")))

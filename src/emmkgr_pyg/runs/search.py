@@ -23,7 +23,7 @@ from ..search.baseline import VectorBaseline
 from ..search.bm25 import BM25Search, indexed_text
 from ..search.errors import SearchError
 from ..search.feedback import FEEDBACK_SPACES, with_feedback
-from ..search.fusion import RRF_K, rrf
+from ..search.fusion import RRF_K, is_weight, rrf
 from ..search.index import INDEX_FILE, META_FILE, ItemIndex
 from ..search.kg import KGSearch
 from ..search.meta import ItemMeta
@@ -294,7 +294,7 @@ class RunSearches:
         rrf_k = float(get("rrf_k", RRF_K))
         if get("fuse_bm25", False):
             w = get("bm25_weight", 1.0)
-            if not isinstance(w, (int, float, np.number)) or isinstance(w, bool) or not w > 0:
+            if not is_weight(w):
                 raise SearchError(
                     f"search.bm25_weight={w}: give BM25's positive RRF weight (1: equal), or fuse_bm25=false."
                 )

@@ -22,7 +22,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..graph.knn import normalize_rows
-from .fusion import RRF_K, rrf
+from .fusion import RRF_K, is_weight, rrf
 from .topk import top_k
 
 #: ``search.feedback``: the space the first results are averaged in (or ``None``: no feedback)
@@ -46,7 +46,7 @@ def _whole(x: object) -> bool:
 def _check(k: int, weight: float = 1.0, keep: int = 0) -> None:
     if not _whole(k) or k < 1:
         raise ValueError(f"feedback_k={k}: average at least one first-stage item (e.g. 5).")
-    if not isinstance(weight, (int, float, np.number)) or isinstance(weight, bool) or not weight > 0:
+    if not is_weight(weight):
         raise ValueError(f"feedback_weight={weight}: give a positive weight (or feedback=null).")
     if not _whole(keep) or keep < 0:
         raise ValueError(f"feedback_keep={keep}: give how many first results stay first (0: none).")

@@ -18,6 +18,11 @@ import numpy as np
 RRF_K = 60.0
 
 
+def is_weight(x: object) -> bool:
+    """Whether ``x`` can weigh a ranking: a positive number (not a bool, a string or 0)."""
+    return isinstance(x, (int, float, np.number)) and not isinstance(x, bool) and x > 0
+
+
 def ranks(scores: np.ndarray) -> np.ndarray:
     """``[B, N]`` scores -> ``[B, N]`` 1-based ranks (higher score first, ties by position);
     ``0`` where the score is ``-inf`` (not ranked)."""
