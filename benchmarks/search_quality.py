@@ -34,11 +34,12 @@ lookup (seed 2), saved under benchmarks/results/queries/ and reused. Methods:
   same fusion with raw vectors in its place);
 - pseudo-relevance feedback (``search.feedback``): the first ``k`` results of an E-MMKGR search,
   or of the dense / hybrid competitor (``dense/...``; the hybrid also with BM25 at a lower RRF
-  weight, ``dense/hybrid-bm25w<w>``, ``search.bm25_weight``), averaged in the learned item space
+  weight, ``dense/hybrid-bm25w<w>``, ``search.bm25_weight``, or fused by z-scores instead of
+  ranks, ``dense/hybrid-z[w<w>]``, ``search.fusion=zscore``), averaged in the learned item space
   (``H_mm_item``, ``item``) or in the raw text vectors (``raw``), that ranking fused with the first
   (RRF, weight w), the first stage's top result kept first or not (``keep1``);
   ``ablation:<competitor>+fb:raw/...`` is the competitors' own feedback with no graph in it, and
-  ``ablation:hybrid-bm25w<w>`` the lighter-BM25 hybrid alone (never candidate defaults): what the
+  ``ablation:hybrid-bm25w<w>`` / ``ablation:hybrid-z[w<w>]`` those hybrids alone (never candidate defaults): what the
   graph adds is a ``dense/...+fb:H_mm_item`` row over its ablation;
 - diagnostics: ``oracle centroid`` (the query at its targets' mean: an upper reference for a single
   query vector) in H^MM and in each raw modality.
@@ -88,6 +89,9 @@ FEEDBACK_BASES = (
 #: BM25's RRF weights in the hybrid first stage re-ranked by feedback (``search.bm25_weight``;
 #: 1 is the competitor ``hybrid``): a lighter BM25 for queries phrased as needs, not item text
 BM25_WEIGHTS = (1.0, 0.5, 0.25)
+#: BM25's weights in the z-score fusion of the hybrid first stage (``search.fusion=zscore``): a
+#: BM25 score far above the rest (a rare phrase) outweighs dense, a flat one barely moves it
+ZSCORE_WEIGHTS = (1.0, 0.5, 0.25, 0.1)
 #: rows that are no E-MMKGR search (never chosen as its default): a competitor with feedback in
 #: the raw space, what feedback gives without the graph
 ABLATION = "ablation:"
@@ -117,19 +121,32 @@ def variants(modalities: list[str]) -> list[dict[str, Any]]:
                         "fuse_bm25": fuse,
                     }
                 )
-    firsts = [(b, ("H_mm_item", "item", "raw"), (1.0,)) for b in FEEDBACK_BASES]
+    rrf_only = [(False, 1.0, "rrf"), (True, 1.0, "rrf")]
+    firsts = [(b, ("H_mm_item", "item", "raw"), rrf_only) for b in FEEDBACK_BASES]
     # the competitors' first stage re-ranked in the learned space (in raw vectors: the ablation rows)
-    firsts.append(({"scorer": "dense"}, ("H_mm_item", "item"), BM25_WEIGHTS))
-    for base, spaces, bm25_weights in firsts:
-        for fuse, bw in [(False, 1.0), *((True, w) for w in bm25_weights)]:
+    fusions = [(False, 1.0, "rrf"), *((True, w, "rrf") for w in BM25_WEIGHTS)]
+    fusions += [(True, w, "zscore") for w in ZSCORE_WEIGHTS]
+    firsts.append(({"scorer": "dense"}, ("H_mm_item", "item"), fusions))
+    for base, spaces, first_stages in firsts:
+        for fuse, bw, how in first_stages:
             for space in spaces:
                 for k, w, keep in itertools.product(FEEDBACK_K, FEEDBACK_WEIGHT, FEEDBACK_KEEP):
                     fb = {"feedback": space, "feedback_k": k, "feedback_weight": w, "feedback_keep": keep}
                     first = {**base, "query_modality": "all", "fuse_bm25": fuse}
                     if bw != 1.0:
                         first["bm25_weight"] = bw
+                    if how != "rrf":
+                        first["fusion"] = how
                     out.append({**first, **fb})
     return out
+
+
+def hybrid_name(bw: float, how: str = "rrf") -> str:
+    """The dense + BM25 first stage: ``hybrid`` (RRF, equal weights), ``hybrid-bm25w<w>`` (RRF,
+    BM25 at weight w), ``hybrid-z`` / ``hybrid-zw<w>`` (z-score fusion)."""
+    if how == "zscore":
+        return "hybrid-z" + (f"w{bw:g}" if bw != 1 else "")
+    return "hybrid" + (f"-bm25w{bw:g}" if bw != 1 else "")
 
 
 def fb_name(space: str, k: int, w: float, keep: int = 0) -> str:
@@ -142,7 +159,7 @@ def name_of(v: dict[str, Any]) -> str:
         fb = fb_name(v["feedback"], v["feedback_k"], v["feedback_weight"], v.get("feedback_keep", 0))
     bw = float(v.get("bm25_weight", 1.0))
     if v["scorer"] == "dense":
-        first = ("hybrid" + (f"-bm25w{bw:g}" if bw != 1 else "")) if v["fuse_bm25"] else "vector_baseline"
+        first = hybrid_name(bw, v.get("fusion", "rrf")) if v["fuse_bm25"] else "vector_baseline"
         return "dense/" + first + fb
     how = v.get("mapping") if v["scorer"] == "cosine" else v.get("kg_node")
     raw = f"+raw{v['carry_raw']:g}" if v.get("carry_raw") else ""
@@ -189,9 +206,12 @@ def bench_case(
     for v in variants(searches.mods):
         methods[name_of(v)] = searches.emmkgr(v)
     firsts = {c: methods[c] for c in COMPETITORS}
-    for bw in BM25_WEIGHTS[1:]:  # the hybrid with a lighter BM25: no graph in it either
-        name = f"hybrid-bm25w{bw:g}"
-        firsts[name] = searches.fused([searches.bm25, searches.vector_baseline], weights=[bw, 1.0])
+    # the hybrid with a lighter BM25, and with z-score fusion: no graph in them either
+    for bw, how in [*((w, "rrf") for w in BM25_WEIGHTS[1:]), *((w, "zscore") for w in ZSCORE_WEIGHTS)]:
+        name = hybrid_name(bw, how)
+        firsts[name] = searches.fused(
+            [searches.bm25, searches.vector_baseline], weights=[bw, 1.0], method=how
+        )
         methods[f"{ABLATION}{name}"] = firsts[name]
     for c, first in firsts.items():  # feedback without the graph: the competitors' own results, raw vectors
         for k, w, keep in itertools.product(FEEDBACK_K, FEEDBACK_WEIGHT, FEEDBACK_KEEP):

@@ -155,8 +155,23 @@ def test_evaluate_run_kg_scorer_and_bm25_fusion(tiny_run_dir, tmp_path):
     with pytest.raises(SearchError, match="scorer=dot: choose one of"):
         evaluate_run(run, sets, {"scorer": "dot"})
     for bad in (0, -1.0, "abc", True):
-        with pytest.raises(SearchError, match=f"search.bm25_weight={bad}: give BM25's positive RRF weight"):
+        with pytest.raises(
+            SearchError, match=f"search.bm25_weight={bad}: give BM25's positive fusion weight"
+        ):
             evaluate_run(run, sets, {**search, "bm25_weight": bad})
+    # z-score fusion: w * z(BM25) + z(KG) per query, each over its finite scores (rrf_k unused)
+    z = runs.emmkgr({**search, "fusion": "zscore", "bm25_weight": 0.5})(batch)
+    zs = {}
+    for name, scores in (("lex", lex), ("kg", kgs)):
+        zs[name] = np.zeros(scores.shape)
+        for row in range(len(batch)):
+            row_scores = scores[row].astype(np.float64)
+            x = row_scores[np.isfinite(row_scores)]
+            zs[name][row] = (row_scores - x.mean()) / max(x.std(), 1e-9)
+    assert np.isfinite(lex).all() and np.isfinite(kgs).all()
+    assert z == pytest.approx(0.5 * zs["lex"] + zs["kg"], abs=1e-9)
+    with pytest.raises(SearchError, match=r"search.fusion=max: choose one of \['rrf', 'zscore'\]"):
+        evaluate_run(run, sets, {**search, "fusion": "max"})
 
 
 def test_leakfree_inputs_of_a_synthetic_run(tiny_run_dir):

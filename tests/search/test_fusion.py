@@ -54,3 +54,54 @@ def test_is_weight_takes_positive_numbers_only():
 
     assert all(is_weight(x) for x in (1, 0.25, np.float32(2.0), np.int64(3)))
     assert not any(is_weight(x) for x in (0, -1.0, "0.5", True, None, float("nan")))
+
+
+def test_zscore_by_hand():
+    from emmkgr_pyg.search.fusion import zscore
+
+    got = zscore([A, B], weights=[2.0, 0.5])
+    # query 0: A scores items 0, 1, 2, 4 (item 3 left out), B items 0-3
+    a = np.array([0.9, 0.1, 0.5, 0.3])
+    b = np.array([0.1, 0.7, 0.9, 0.3])
+    za = (a - a.mean()) / a.std()
+    zb = (b - b.mean()) / b.std()
+    assert got[0, 0] == pytest.approx(2 * za[0] + 0.5 * zb[0], abs=1e-12)
+    assert got[0, 3] == pytest.approx(0.5 * zb[3], abs=1e-12)  # nothing from A
+    assert got[0, 4] == pytest.approx(2 * za[3], abs=1e-12)  # nothing from B
+    # a flat ranking adds nothing (its deviation is floored, as in ranx); an item no ranking scores stays -inf
+    flat = np.array([[1.0, 1.0, 1.0, NEG]])
+    np.testing.assert_array_equal(zscore([flat, flat]), [[0.0, 0.0, 0.0, NEG]])
+    # unlike RRF it keeps how far a score stands out: the same ranks, a far outlier in A wins
+    close = np.linspace(3.0, 0.0, 20)[None]  # item 0 first, evenly spaced
+    far = close.copy()
+    far[0, 0] = 30.0  # item 0 first by far
+    other = close[:, [4, 0, 1, 2, 3, *range(5, 20)]]  # item 1 first, item 0 fifth
+    assert np.argmax(zscore([close, other])) == 1 and np.argmax(zscore([far, other])) == 0
+    np.testing.assert_array_equal(ranks(rrf([close, other])), ranks(rrf([far, other])))
+    assert ranks(rrf([far, other]))[0, 1] == 1  # RRF answers item 1 either way
+    with pytest.raises(ValueError, match="zscore: 1 weights for 2 rankings"):
+        zscore([A, B], weights=[1])
+
+
+def test_zscore_matches_ranx_zmuv_wsum_on_hand_made_rankings():
+    import ranx
+
+    from emmkgr_pyg.search.fusion import fuse
+
+    def run(scores):
+        return ranx.Run(
+            {
+                f"q{q}": {f"d{i}": float(s) for i, s in enumerate(row) if np.isfinite(s)}
+                for q, row in enumerate(scores)
+            }
+        )
+
+    fused = ranx.fuse(runs=[run(A), run(B)], norm="zmuv", method="wsum", params={"weights": [0.3, 1.0]})
+    ours = fuse("zscore", [A, B], weights=[0.3, 1.0])
+    for q in range(len(A)):
+        assert set(fused[f"q{q}"]) == {f"d{i}" for i in range(A.shape[1]) if np.isfinite(ours[q, i])}
+        for doc, value in fused[f"q{q}"].items():
+            assert ours[q, int(doc[1:])] == pytest.approx(value, abs=1e-9), (q, doc)
+    np.testing.assert_array_equal(fuse("rrf", [A, B], k=10), rrf([A, B], k=10))
+    with pytest.raises(ValueError, match=r"fusion=max: choose one of \['rrf', 'zscore'\]"):
+        fuse("max", [A, B])

@@ -91,7 +91,7 @@ def main(cfg: DictConfig) -> None:
     )
     note = (
         f"E-MMKGR: {how}, query_modality={s['query_modality']}, fuse_bm25={s['fuse_bm25']}"
-        + (f" (weight {s.get('bm25_weight', 1.0)})" if s["fuse_bm25"] else "")
+        + (f" ({s.get('fusion', 'rrf')}, weight {s.get('bm25_weight', 1.0)})" if s["fuse_bm25"] else "")
         + ", "
         + (
             f"feedback={s['feedback']} (k {s['feedback_k']}, weight {s['feedback_weight']}, "

@@ -141,7 +141,8 @@ def describe(scfg: DictConfig) -> str:
     else:
         what = f"{scfg.mapping} mapping" + (f" + raw x{scfg.carry_raw:g}" if scfg.carry_raw else "")
     w = scfg.get("bm25_weight", 1.0)
-    what += f" + BM25 (RRF {scfg.rrf_k:g}" + (f", weight {w:g})" if w != 1 else ")") if scfg.fuse_bm25 else ""
+    how = "z-scores" if scfg.get("fusion", "rrf") == "zscore" else f"RRF {scfg.rrf_k:g}"
+    what += f" + BM25 ({how}" + (f", weight {w:g})" if w != 1 else ")") if scfg.fuse_bm25 else ""
     if scfg.get("feedback"):
         what += f" + feedback in {scfg.feedback} (top {scfg.feedback_k}, weight {scfg.feedback_weight:g}"
         keep = scfg.get("feedback_keep", 0)

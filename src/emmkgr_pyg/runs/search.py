@@ -23,7 +23,7 @@ from ..search.baseline import VectorBaseline
 from ..search.bm25 import BM25Search, indexed_text
 from ..search.errors import SearchError
 from ..search.feedback import FEEDBACK_SPACES, with_feedback
-from ..search.fusion import RRF_K, is_weight, rrf
+from ..search.fusion import FUSIONS, RRF_K, fuse, is_weight
 from ..search.index import INDEX_FILE, META_FILE, ItemIndex
 from ..search.kg import KGSearch
 from ..search.meta import ItemMeta
@@ -275,7 +275,7 @@ class RunSearches:
 
     def emmkgr(self, search: Any) -> ScoreFn:
         """The configured E-MMKGR search (``conf/search``: scorer, mapping or kg_node,
-        query_modality, carry_raw (cosine), fuse_bm25 with rrf_k and bm25_weight, then
+        query_modality, carry_raw (cosine), fuse_bm25 with fusion, rrf_k and bm25_weight, then
         pseudo-relevance feedback in the ``feedback`` space with ``feedback_k``, ``feedback_weight``
         and ``feedback_keep``)."""
         get = _getter(search)
@@ -293,12 +293,15 @@ class RunSearches:
             fn = self.cosine(get("mapping", "propagated"), qm)
         rrf_k = float(get("rrf_k", RRF_K))
         if get("fuse_bm25", False):
-            w = get("bm25_weight", 1.0)
+            w, how = get("bm25_weight", 1.0), get("fusion", "rrf")
             if not is_weight(w):
                 raise SearchError(
-                    f"search.bm25_weight={w}: give BM25's positive RRF weight (1: equal), or fuse_bm25=false."
+                    f"search.bm25_weight={w}: give BM25's positive fusion weight (1: equal), "
+                    "or fuse_bm25=false."
                 )
-            fn = self.fused([self.bm25, fn], rrf_k, [float(w), 1.0])
+            if how not in FUSIONS:
+                raise SearchError(f"search.fusion={how}: choose one of {list(FUSIONS)} (how BM25 joins).")
+            fn = self.fused([self.bm25, fn], rrf_k, [float(w), 1.0], how)
         if get("feedback", None):
             k, w, keep = get("feedback_k", 10), float(get("feedback_weight", 1.0)), get("feedback_keep", 0)
             fn = self.feedback(fn, get("feedback"), k, w, rrf_k, keep)
@@ -321,10 +324,12 @@ class RunSearches:
             raise SearchError(f"search.{e}") from e
 
     @staticmethod
-    def fused(fns: list[ScoreFn], k: float = RRF_K, weights: list[float] | None = None) -> ScoreFn:
-        """The reciprocal rank fusion of several methods (:func:`~emmkgr_pyg.search.fusion.rrf`),
-        ``weights`` 1 each unless given."""
-        return lambda b: rrf([fn(b) for fn in fns], k, weights)
+    def fused(
+        fns: list[ScoreFn], k: float = RRF_K, weights: list[float] | None = None, method: str = "rrf"
+    ) -> ScoreFn:
+        """The fusion of several methods (:func:`~emmkgr_pyg.search.fusion.fuse`: reciprocal rank
+        fusion with constant ``k``, or z-scores), ``weights`` 1 each unless given."""
+        return lambda b: fuse(method, [fn(b) for fn in fns], k, weights)
 
     def competitors(self, k: float = RRF_K) -> dict[str, ScoreFn]:
         """BM25, the dense vector baseline and their fusion (:data:`COMPETITORS`)."""
