@@ -187,7 +187,7 @@ def test_search_applies_the_configured_search_that_eval_search_evaluates(run_cli
     )
     # conf/search/default.yaml
     want = (
-        "dense vector baseline + BM25 (RRF 60, weight 0.25) + feedback in H_mm_item (top 5, weight 0.25, "
+        "dense vector baseline + BM25 (z-scores, weight 0.5) + feedback in H_mm_item (top 5, weight 0.25, "
         "first 1 kept)"
     )
     assert res["search"] == want
