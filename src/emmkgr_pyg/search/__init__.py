@@ -2,15 +2,15 @@
 faiss item index with attribute filters, similar items, cold-start items, search as link
 prediction in the E-MMKG (:mod:`.kg`), pseudo-relevance feedback in the learned space
 (:mod:`.feedback`), and the searches a user would pick instead: the vector-based
-baseline, BM25 and their reciprocal rank fusion. Opening a trained run's index is
-:mod:`emmkgr_pyg.runs.search`."""
+baseline, BM25 and their fusion (:mod:`.fusion`: reciprocal rank or z-score). Opening a trained
+run's index is :mod:`emmkgr_pyg.runs.search`."""
 
 from .baseline import VectorBaseline
 from .bm25 import BM25Search
 from .cold_start import ColdStart
 from .errors import SearchError
 from .feedback import FEEDBACK_SPACES, feedback_scores, with_feedback
-from .fusion import rrf
+from .fusion import FUSIONS, fuse, rrf, zscore
 from .index import INDEX_FILE, INDEX_KINDS, META_FILE, ItemIndex
 from .kg import KG_NODES, KGSearch
 from .meta import ItemFilter, ItemMeta
@@ -19,6 +19,7 @@ from .similar import similar_items
 
 __all__ = [
     "FEEDBACK_SPACES",
+    "FUSIONS",
     "INDEX_FILE",
     "INDEX_KINDS",
     "KG_NODES",
@@ -34,8 +35,10 @@ __all__ = [
     "SearchError",
     "VectorBaseline",
     "feedback_scores",
+    "fuse",
     "modality_encoders",
     "rrf",
     "similar_items",
     "with_feedback",
+    "zscore",
 ]
