@@ -39,8 +39,8 @@ lookup (seed 2), saved under benchmarks/results/queries/ and reused. Methods:
   (``H_mm_item``, ``item``) or in the raw text vectors (``raw``), that ranking fused with the first
   (RRF, weight w), the first stage's top result kept first or not (``keep1``);
   ``ablation:<competitor>+fb:raw/...`` is the competitors' own feedback with no graph in it, and
-  ``ablation:hybrid-bm25w<w>`` / ``ablation:hybrid-z[w<w>]`` those hybrids alone (never candidate defaults): what the
-  graph adds is a ``dense/...+fb:H_mm_item`` row over its ablation;
+  ``ablation:hybrid-bm25w<w>`` / ``ablation:hybrid-z[w<w>]`` those hybrids alone (never candidate
+  defaults): what the graph adds is a ``dense/...+fb:H_mm_item`` row over its ablation;
 - diagnostics: ``oracle centroid`` (the query at its targets' mean: an upper reference for a single
   query vector) in H^MM and in each raw modality.
 
