@@ -90,7 +90,7 @@ FEEDBACK_BASES = (
 #: 1 is the competitor ``hybrid``): a lighter BM25 for queries phrased as needs, not item text
 BM25_WEIGHTS = (1.0, 0.5, 0.25)
 #: BM25's weights in the z-score fusion of the hybrid first stage (``search.fusion=zscore``): a
-#: BM25 score far above the rest (a rare phrase) outweighs dense, a flat one barely moves it
+#: BM25 score far above the rest outweighs dense, by how far it stands out
 ZSCORE_WEIGHTS = (1.0, 0.5, 0.25, 0.1)
 #: BM25's z-score weight with E-MMKGR's own first stages (cosine with the raw vectors carried in):
 #: one weight, not the whole grid, to keep the benchmark's length

@@ -16,8 +16,10 @@ CIKM 2001): each ranking's scores standardised per query over the items it score
     s(q, i) = \sum_{r} w_r \, \frac{s_r(q, i) - \mu_r(q)}{\sigma_r(q)},
 
 ``ranx.fuse(norm="zmuv", method="wsum")`` over full runs. Unlike RRF it keeps how far a result
-stands out: a BM25 score far above the rest (a rare phrase matched) outweighs the dense ranking,
-a flat BM25 row (no word of a need-phrased query is rare in the catalogue) barely moves it.
+stands out: a BM25 score far above the rest outweighs the dense ranking. Mind the scales: BM25's
+scores are sparse (most items match no word of a query), so its best matches stand out whenever
+anything matches; on Office's need-phrased dev queries BM25's top z-score averages 10.7 against
+4.5 for the dense baseline's, as high on the queries BM25 misleads as on those it helps.
 """
 
 from __future__ import annotations
