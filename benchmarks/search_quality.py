@@ -308,7 +308,9 @@ def merge_labelled(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     continue
                 methods = target["results"][key][s]["methods"]
                 for name, v in r["methods"].items():
-                    if name not in COMPETITORS and "raw " not in name:
+                    # competitors, ablations and raw diagnostics do not depend on the model: the
+                    # base case has them (a labelled ablation would also pass for an E-MMKGR search)
+                    if name not in COMPETITORS and not name.startswith(ABLATION) and "raw " not in name:
                         methods[f"{case['label']}:{name}"] = v
     return base
 
