@@ -574,7 +574,8 @@ def test_emmkgr_modal_bpr_is_bpr_against_each_modality_node_by_hand(tiny_dataset
 
     with pytest.raises(ValueError, match="modal_bpr reads every item's modality nodes"):
         interaction_model(EMMKGR(inter, kg, dim=6, modal_bpr_weight=0.1))  # sampled training refuses it
-    assert interaction_model(EMMKGR(inter, kg, dim=6)) is not None
+    plain = EMMKGR(inter, kg, dim=6)
+    assert interaction_model(plain) is plain.cf  # without the term: the model's own LightGCN
     for bad in ({"modal_bpr_weight": -1.0}, {"modal_bpr_weight": 0.1, "fusion": "authors"}):
         with pytest.raises(ValueError, match="modal_bpr_weight="):
             EMMKGR(inter, kg, dim=6, **bad)

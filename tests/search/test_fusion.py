@@ -9,6 +9,18 @@ A = np.array([[0.9, 0.1, 0.5, NEG, 0.3], [0.2, 0.8, NEG, 0.6, 0.4]])
 B = np.array([[0.1, 0.7, 0.9, 0.3, NEG], [0.5, NEG, 0.9, 0.1, 0.7]])
 
 
+def _ranx_run(scores):
+    """Score rows as a ranx Run: query q, document d<i>, only the items the row scores."""
+    import ranx  # an independent implementation (the dev extra installs it)
+
+    return ranx.Run(
+        {
+            f"q{q}": {f"d{i}": float(s) for i, s in enumerate(row) if np.isfinite(s)}
+            for q, row in enumerate(scores)
+        }
+    )
+
+
 def test_ranks_count_from_one_and_skip_left_out_items():
     np.testing.assert_array_equal(ranks(A), [[1, 4, 2, 0, 3], [4, 1, 0, 2, 3]])
     # ties by position
@@ -32,15 +44,7 @@ def test_rrf_by_hand():
 def test_rrf_matches_ranx_fuse_on_hand_made_rankings():
     import ranx  # an independent implementation (the dev extra installs it)
 
-    def run(scores):
-        return ranx.Run(
-            {
-                f"q{q}": {f"d{i}": float(s) for i, s in enumerate(row) if np.isfinite(s)}
-                for q, row in enumerate(scores)
-            }
-        )
-
-    fused = ranx.fuse(runs=[run(A), run(B)], method="rrf", params={"k": 60})
+    fused = ranx.fuse(runs=[_ranx_run(A), _ranx_run(B)], method="rrf", params={"k": 60})
     ours = rrf([A, B], k=60)
     for q in range(len(A)):
         theirs = fused[f"q{q}"]
@@ -88,15 +92,9 @@ def test_zscore_matches_ranx_zmuv_wsum_on_hand_made_rankings():
 
     from emmkgr_pyg.search.fusion import fuse
 
-    def run(scores):
-        return ranx.Run(
-            {
-                f"q{q}": {f"d{i}": float(s) for i, s in enumerate(row) if np.isfinite(s)}
-                for q, row in enumerate(scores)
-            }
-        )
-
-    fused = ranx.fuse(runs=[run(A), run(B)], norm="zmuv", method="wsum", params={"weights": [0.3, 1.0]})
+    fused = ranx.fuse(
+        runs=[_ranx_run(A), _ranx_run(B)], norm="zmuv", method="wsum", params={"weights": [0.3, 1.0]}
+    )
     ours = fuse("zscore", [A, B], weights=[0.3, 1.0])
     for q in range(len(A)):
         assert set(fused[f"q{q}"]) == {f"d{i}" for i in range(A.shape[1]) if np.isfinite(ours[q, i])}
