@@ -579,3 +579,47 @@ def test_emmkgr_modal_bpr_is_bpr_against_each_modality_node_by_hand(tiny_dataset
     for bad in ({"modal_bpr_weight": -1.0}, {"modal_bpr_weight": 0.1, "fusion": "authors"}):
         with pytest.raises(ValueError, match="modal_bpr_weight="):
             EMMKGR(inter, kg, dim=6, **bad)
+
+
+def test_emmkgr_align_is_infonce_of_each_projected_modality_node_against_its_item_by_hand(tiny_dataset):
+    inter = InteractionGraph.from_dataset(tiny_dataset)
+    kg = build_emmkg(tiny_dataset, top_n=2, knn=KNNBuilder(progress=False))
+    torch.manual_seed(0)
+    model = EMMKGR(inter, kg, dim=4, align_weight=0.5, align_temperature=0.2, align_batch=100)
+    emb = model.embed_kg()
+    batch = KGBatch(
+        head=torch.tensor([0, 8]),
+        rel=torch.tensor([0, 1]),
+        tail=torch.tensor([8, 1]),
+        neg_head=torch.tensor([[0], [8]]),
+        neg_tail=torch.tensor([[10], [2]]),
+    )
+    losses = model.kg_losses(emb, batch)
+    assert set(losses) == {"kg", "align"}
+    plain = EMMKGR(inter, kg, dim=4)
+    plain.load_state_dict(model.state_dict())
+    assert torch.equal(plain.kg_losses(emb, batch)["kg"], losses["kg"])  # the KG term is untouched
+    # by hand: every node is in the batch (align_batch > nodes), so the order does not change the
+    # loss; each modality node's item read off the ('<m>', '<m>_of', 'item') edges
+    h = F.normalize(emb.extra["H_mm"].double(), dim=-1)
+    want = []
+    for i, m in enumerate(model.encoder.modalities):
+        src, dst = kg[m, f"{m}_of", "item"].edge_index
+        owner = torch.empty(kg[m].num_nodes, dtype=torch.long)
+        owner[src] = dst
+        z = model.encoder.project(i, model.encoder.features(i), reduced=True).double()
+        cos = F.normalize(z, dim=-1) @ h[owner].T
+        # -log softmax of the own item's cosine among every node's item, by the definition
+        terms = [-(cos[r, r] / 0.2 - torch.logsumexp(cos[r] / 0.2, 0)) for r in range(len(z))]
+        want.append(torch.stack(terms).mean())
+    assert losses["align"].item() == pytest.approx(0.5 * torch.stack(want).mean().item(), rel=1e-5)
+    model.zero_grad()
+    losses["align"].backward()
+    assert all(p.weight.grad is not None and p.weight.grad.abs().sum() > 0 for p in model.encoder.proj)
+    # a batch smaller than the nodes: a random subset, still a finite positive loss
+    small = EMMKGR(inter, kg, dim=4, align_weight=1.0, align_batch=2)
+    assert 0 < small.kg_losses(small.embed_kg(), batch)["align"].item() < math.inf
+    assert "align" not in plain.kg_losses(emb, batch)  # default 0: the paper's E-MMKGR
+    for bad in ({"align_weight": -1.0}, {"align_temperature": 0.0}, {"align_batch": 0}):
+        with pytest.raises(ValueError, match="align_weight="):
+            EMMKGR(inter, kg, dim=4, **bad)

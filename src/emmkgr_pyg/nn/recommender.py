@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
@@ -278,6 +279,17 @@ class EMMKGR(Recommender):
             every modality node to the users who bought its item, as FREEDOM's BPR on projected
             features does (default ``0``: none; no validation gain measured on Office, see
             ``conf/model/emmkgr.yaml``). Refused with the ``"authors"`` fusion.
+        align_weight: weight of ``align`` (an extension, added to the KG loss), the search-alignment
+            term: each projected modality node :math:`\mathbf{z}^{m}_i = f^{m}_{proj}(\hat{\mathbf{m}}_i)`
+            kept closest to its own item's :math:`\mathbf{h}^{MM}_i` among the items of a batch
+            (InfoNCE over cosines, temperature ``align_temperature``),
+            :math:`-\frac{1}{|M|} \sum_m \frac{1}{|B_m|} \sum_{i \in B_m} \log
+            \frac{\exp(\cos(\mathbf{z}^{m}_i, \mathbf{h}^{MM}_i) / \tau)}{\sum_{j \in B_m}
+            \exp(\cos(\mathbf{z}^{m}_i, \mathbf{h}^{MM}_j) / \tau)}`. The paper's search (Eq. 7)
+            compares :math:`f_{proj}(f_{enc}(q))` with :math:`\mathbf{H}^{MM}`; nothing in Eqs. 5-6
+            asks those two to be comparable, this term does (default ``0``: none).
+        align_temperature: :math:`\tau` of ``align`` (default ``0.1``).
+        align_batch: modality nodes per modality and step in ``align`` (default ``1024``).
 
     Shapes:
         - :meth:`embed`: ``user`` ``[U, dim]``, ``item`` ``[N, dim]``, ``extra["H_mm"]``
@@ -317,6 +329,9 @@ class EMMKGR(Recommender):
         feature_dim: int | None = None,
         prune_ratio: float = 0.0,
         modal_bpr_weight: float = 0.0,
+        align_weight: float = 0.0,
+        align_temperature: float = 0.1,
+        align_batch: int = 1024,
     ) -> None:
         super().__init__(inter, reg_weight, reg_form)
         if kg is None:
@@ -375,6 +390,17 @@ class EMMKGR(Recommender):
                 rows.append(lookup)
                 start += self.encoder.features(i).size(0)
             self.register_buffer("modal_rows", torch.stack(rows), persistent=False)
+        if align_weight < 0 or align_temperature <= 0 or align_batch < 1:
+            raise ValueError(
+                f"EMMKGR: align_weight={align_weight}, align_temperature={align_temperature}, "
+                f"align_batch={align_batch}: give a weight >= 0 (0: none), a temperature > 0 and a "
+                "batch >= 1."
+            )
+        self.align_weight, self.align_temperature = float(align_weight), float(align_temperature)
+        self.align_batch = int(align_batch)
+        if self.align_weight:  # modality node -> its item, per modality
+            for i, m in enumerate(self.encoder.modalities):
+                self.register_buffer(f"owner_{i}", kg[m].item.long(), persistent=False)
         self.relations = RelationPhases(len(self.encoder.view.relations), kg_dim)
         self.kg_loss_fn = KGLoss(**{"num_relations": len(self.encoder.view.relations), **(kg_loss or {})})
         self.kg_norm = kg_norm
@@ -471,7 +497,21 @@ class EMMKGR(Recommender):
         if self.kg_reg_weight:
             reg = embedding_reg([h_mm[batch.head], h_mm[batch.tail]], batch.head.size(0), self.reg_form)
             losses["kg_reg"] = self.kg_reg_weight * reg
+        if self.align_weight:
+            losses["align"] = self.align_weight * self.align_loss(h_mm)
         return losses
+
+    def align_loss(self, h_mm: Tensor) -> Tensor:
+        """The search-alignment term (``align_weight``) on a random batch of each modality's nodes."""
+        terms = []
+        for i in range(len(self.encoder.modalities)):
+            owner = getattr(self, f"owner_{i}")
+            rows = torch.randperm(owner.numel(), device=owner.device)[: self.align_batch]
+            z = self.encoder.project(i, self.encoder.features(i)[rows], reduced=True)
+            logits = F.normalize(z, dim=-1) @ F.normalize(h_mm[owner[rows]], dim=-1).T
+            target = torch.arange(rows.numel(), device=logits.device)
+            terms.append(F.cross_entropy(logits / self.align_temperature, target))
+        return torch.stack(terms).mean()
 
     def export_embeddings(self, emb: Embeddings) -> dict[str, Tensor]:
         out = super().export_embeddings(emb)
