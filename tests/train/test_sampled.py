@@ -40,10 +40,10 @@ def setup():
     return inter, kg
 
 
-def make(setup, model_cls, fanout=-1, add_self_loops=False, sampler="torch", **cfg):
+def make(setup, model_cls, fanout=-1, add_self_loops=False, sampler="torch", model_kw=None, **cfg):
     inter, kg = setup
     torch.manual_seed(0)
-    kw = {"add_self_loops": add_self_loops} if model_cls is EMMKGR else {}
+    kw = {"add_self_loops": add_self_loops, **(model_kw or {})} if model_cls is EMMKGR else {}
     model = model_cls(inter, kg, dim=8, **kw)
     with torch.no_grad():  # non-zero projections biases etc.: every input matters
         for p in model.parameters():
@@ -100,6 +100,36 @@ def test_full_fanout_gives_the_full_losses_and_gradients(setup, sampler):
     sum(full.values()).backward()
     for a, p in zip(grads, model.parameters(), strict=True):
         torch.testing.assert_close(a, p.grad.to_dense(), atol=1e-6, rtol=1e-5)
+
+
+def test_sampled_align_is_infonce_over_the_modality_nodes_of_the_batch_items(setup):
+    trainer, model = make(setup, EMMKGR, model_kw={"align_weight": 0.5, "align_temperature": 0.2})
+    g = torch.Generator().manual_seed(1)
+    users, pos, neg = next(iter(BPRSampler(trainer.inter, 16, g)))
+    kg = next(iter(KGNegativeSampler(kg_view(setup[1]), batch_size=8, generator=g)))
+    sampled = trainer.batch_losses(users, pos, neg, kg)
+    assert {"bpr", "kg", "align"} <= set(sampled)
+    # by hand, with the full pass's H^MM: the items among the KG seeds (the batch's items first),
+    # each modality's nodes of those that have it, InfoNCE against their items
+    seeds = seeds_after(
+        torch.unique(torch.cat([pos, neg])),
+        torch.cat([kg.head, kg.tail, kg.neg_head.view(-1), kg.neg_tail.view(-1)]),
+    )
+    items = seeds[seeds < model.n_items].tolist()
+    h = torch.nn.functional.normalize(model.embed().extra["H_mm"].detach().double(), dim=-1)
+    want = []
+    for i, m in enumerate(model.encoder.modalities):
+        owner = setup[1][m].item.tolist()
+        mine = [it for it in items if it in owner]
+        nodes = torch.tensor([owner.index(it) for it in mine])
+        z = model.encoder.project(i, model.encoder.features(i)[nodes], reduced=True).detach().double()
+        cos = torch.nn.functional.normalize(z, dim=-1) @ h[mine].T / 0.2
+        want.append(torch.stack([torch.logsumexp(cos[r], 0) - cos[r, r] for r in range(len(mine))]).mean())
+    assert len(items) > 16 and sampled["align"].item() == pytest.approx(
+        0.5 * torch.stack(want).mean().item(), rel=1e-5
+    )
+    sampled["align"].backward()
+    assert model.encoder.proj[0].weight.grad.abs().sum() > 0
 
 
 def test_pyg_small_fanout_rescales_by_full_over_sampled_in_degree(setup):

@@ -398,9 +398,13 @@ class EMMKGR(Recommender):
             )
         self.align_weight, self.align_temperature = float(align_weight), float(align_temperature)
         self.align_batch = int(align_batch)
-        if self.align_weight:  # modality node -> its item, per modality
+        if self.align_weight:  # per modality: node -> its item, item -> its node (-1: none)
             for i, m in enumerate(self.encoder.modalities):
-                self.register_buffer(f"owner_{i}", kg[m].item.long(), persistent=False)
+                owner = kg[m].item.long()
+                node = torch.full((self.n_items,), -1, dtype=torch.long)
+                node[owner] = torch.arange(owner.numel())
+                self.register_buffer(f"owner_{i}", owner, persistent=False)
+                self.register_buffer(f"node_{i}", node, persistent=False)
         self.relations = RelationPhases(len(self.encoder.view.relations), kg_dim)
         self.kg_loss_fn = KGLoss(**{"num_relations": len(self.encoder.view.relations), **(kg_loss or {})})
         self.kg_norm = kg_norm
@@ -498,20 +502,32 @@ class EMMKGR(Recommender):
             reg = embedding_reg([h_mm[batch.head], h_mm[batch.tail]], batch.head.size(0), self.reg_form)
             losses["kg_reg"] = self.kg_reg_weight * reg
         if self.align_weight:
-            losses["align"] = self.align_weight * self.align_loss(h_mm)
+            losses["align"] = self.align_weight * self.align_loss(h_mm, emb.extra.get("kg_ids"))
         return losses
 
-    def align_loss(self, h_mm: Tensor) -> Tensor:
-        """The search-alignment term (``align_weight``) on a random batch of each modality's nodes."""
+    def align_loss(self, h_mm: Tensor, kg_ids: Tensor | None = None) -> Tensor:
+        """The search-alignment term (``align_weight``): over a random batch of each modality's
+        nodes when ``h_mm`` holds every KG node, or, when it holds only the rows of the global KG
+        ids ``kg_ids`` (sampled training), over the modality nodes of the items among them."""
         terms = []
+        if kg_ids is not None:
+            item_rows = (kg_ids < self.n_items).nonzero().view(-1)
         for i in range(len(self.encoder.modalities)):
-            owner = getattr(self, f"owner_{i}")
-            rows = torch.randperm(owner.numel(), device=owner.device)[: self.align_batch]
-            z = self.encoder.project(i, self.encoder.features(i)[rows], reduced=True)
-            logits = F.normalize(z, dim=-1) @ F.normalize(h_mm[owner[rows]], dim=-1).T
-            target = torch.arange(rows.numel(), device=logits.device)
+            if kg_ids is None:
+                owner = getattr(self, f"owner_{i}")
+                nodes = torch.randperm(owner.numel(), device=owner.device)[: self.align_batch]
+                h = h_mm[owner[nodes]]
+            else:
+                node = getattr(self, f"node_{i}")[kg_ids[item_rows]]
+                has = (node >= 0).nonzero().view(-1)[: self.align_batch]
+                if has.numel() < 2:  # no contrast among fewer than two
+                    continue
+                nodes, h = node[has], h_mm[item_rows[has]]
+            z = self.encoder.project(i, self.encoder.features(i)[nodes], reduced=True)
+            logits = F.normalize(z, dim=-1) @ F.normalize(h, dim=-1).T
+            target = torch.arange(nodes.numel(), device=logits.device)
             terms.append(F.cross_entropy(logits / self.align_temperature, target))
-        return torch.stack(terms).mean()
+        return torch.stack(terms).mean() if terms else h_mm.sum() * 0.0
 
     def export_embeddings(self, emb: Embeddings) -> dict[str, Tensor]:
         out = super().export_embeddings(emb)

@@ -98,7 +98,8 @@ def interaction_model(model: Recommender) -> LightGCN:
 
 def sampled_embeddings(model: Recommender, inter_sub: Data | None, kg_sub: Data | None) -> Embeddings:
     r"""Embeddings of the seeds only: ``user`` ``[U_s, d]`` and ``item`` ``[I_s, d]`` in the order of
-    ``inter_sub``'s seeds (users first, then items), and ``extra["H_mm"]`` in ``kg_sub``'s.
+    ``inter_sub``'s seeds (users first, then items), and ``extra["H_mm"]`` in ``kg_sub``'s (their
+    global KG ids in ``extra["kg_ids"]``).
 
     For E-MMKGR the items' :math:`\mathbf{H}^{MM}` is added to :math:`\mathbf{H}^{IN}`, so
     ``kg_sub``'s seeds must begin with ``inter_sub``'s item seeds (as global item ids)."""
@@ -113,6 +114,7 @@ def sampled_embeddings(model: Recommender, inter_sub: Data | None, kg_sub: Data 
         enc = model.encoder
         h_mm = subgraph_layer_mean(emmkg_x0(enc, kg_sub.n_id), kg_sub, enc.num_layers)
         extra["H_mm"] = h_mm
+        extra["kg_ids"] = kg_sub.n_id[: h_mm.size(0)]  # the global KG ids of its rows
         if item is not None:
             extra["H_in_item"] = item
             item = item + h_mm[: item.size(0)]
