@@ -2,8 +2,8 @@ r"""E-MMKGR with the search-alignment term on: each projected modality node
 :math:`\mathbf{z}^{m}_i = f^{m}_{proj}(\hat{\mathbf{m}}_i)` kept closest to its own item's
 :math:`\mathbf{h}^{MM}_i` among the items of a batch (InfoNCE; :class:`EMMKGR`'s ``align_weight``),
 so that queries mapped by :math:`f_{proj}` (Eq. 7) land near their items. The term lives in
-:class:`EMMKGR`; this class only turns it on by default (``conf/model/emmkgr_search.yaml`` and runs
-saved before the term moved there name it).
+:class:`EMMKGR` (``conf/model/emmkgr_search.yaml`` turns it on there); this class only turns it on
+by default, for runs saved before the term moved, whose configs name it.
 """
 
 from __future__ import annotations
