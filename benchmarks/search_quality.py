@@ -13,8 +13,8 @@ indexes nothing those sets come from (leak-free: coarse category queries need a 
 category text, ``modality.exclude=[attributes]``; fine queries come from held-out reviews, or from
 descriptions on a run trained with ``modality.exclude=[description]``). ``--lookup`` names the run
 the old lookup protocol is measured on (default: the dataset's coarse run). A case ``...@label``
-is another model of the dataset (e.g. ``model=emmkgr_search``, the alignment term on): its searches are tabulated as
-``label:<search>`` beside the base run's. Each case is saved under benchmarks/results/cases/;
+is another model of the dataset (e.g. ``model=emmkgr_search``, the alignment term on): its
+searches are tabulated as ``label:<search>`` beside the base run's. Each case is saved under benchmarks/results/cases/;
 ``--merge`` tabulates those of earlier invocations too. ``--query-file <jsonl>:<run_dir>`` adds a
 query set a person wrote (:func:`~emmkgr_pyg.eval.query_store.read_query_file`), answered by that
 run, as column ``file:<name>@<run>/<set>``; no choice is made on it (a held-out check of the

@@ -382,14 +382,6 @@ class EMMKGR(Recommender):
                 "fusion that propagates H^MM in training ('sum' or 'item_graph', not 'authors')."
             )
         self.modal_bpr_weight = float(modal_bpr_weight)
-        if self.modal_bpr_weight:  # item -> its node of each modality (global KG row), -1 if none
-            rows, start = [], self.n_items
-            for i, m in enumerate(self.encoder.modalities):
-                lookup = torch.full((self.n_items,), -1, dtype=torch.long)
-                lookup[kg[m].item] = torch.arange(kg[m].num_nodes) + start
-                rows.append(lookup)
-                start += self.encoder.features(i).size(0)
-            self.register_buffer("modal_rows", torch.stack(rows), persistent=False)
         if align_weight < 0 or align_temperature <= 0 or align_batch < 1:
             raise ValueError(
                 f"EMMKGR: align_weight={align_weight}, align_temperature={align_temperature}, "
@@ -398,13 +390,16 @@ class EMMKGR(Recommender):
             )
         self.align_weight, self.align_temperature = float(align_weight), float(align_temperature)
         self.align_batch = int(align_batch)
-        if self.align_weight:  # per modality: node -> its item, item -> its node (-1: none)
-            for i, m in enumerate(self.encoder.modalities):
-                owner = kg[m].item.long()
-                node = torch.full((self.n_items,), -1, dtype=torch.long)
-                node[owner] = torch.arange(owner.numel())
-                self.register_buffer(f"owner_{i}", owner, persistent=False)
-                self.register_buffer(f"node_{i}", node, persistent=False)
+        if self.modal_bpr_weight or self.align_weight:
+            # item -> its node of each modality (global KG row), -1 if none; each block's first row
+            rows, self.modal_starts = [], []
+            for m in self.encoder.modalities:
+                start = self.encoder.view.offsets[m]
+                lookup = torch.full((self.n_items,), -1, dtype=torch.long)
+                lookup[kg[m].item] = torch.arange(kg[m].num_nodes) + start
+                rows.append(lookup)
+                self.modal_starts.append(start)
+            self.register_buffer("modal_rows", torch.stack(rows), persistent=False)
         self.relations = RelationPhases(len(self.encoder.view.relations), kg_dim)
         self.kg_loss_fn = KGLoss(**{"num_relations": len(self.encoder.view.relations), **(kg_loss or {})})
         self.kg_norm = kg_norm
@@ -506,26 +501,23 @@ class EMMKGR(Recommender):
         return losses
 
     def align_loss(self, h_mm: Tensor, kg_ids: Tensor | None = None) -> Tensor:
-        """The search-alignment term (``align_weight``): over a random batch of each modality's
-        nodes when ``h_mm`` holds every KG node, or, when it holds only the rows of the global KG
-        ids ``kg_ids`` (sampled training), over the modality nodes of the items among them."""
-        terms = []
-        if kg_ids is not None:
+        """The search-alignment term (``align_weight``) over up to ``align_batch`` items of each
+        modality: drawn at random when ``h_mm`` holds every KG node, or, when it holds only the
+        rows of the global KG ids ``kg_ids`` (sampled training), the items among them."""
+        if kg_ids is None:
+            items = item_rows = torch.randperm(self.n_items, device=h_mm.device)
+        else:
             item_rows = (kg_ids < self.n_items).nonzero().view(-1)
-        for i in range(len(self.encoder.modalities)):
-            if kg_ids is None:
-                owner = getattr(self, f"owner_{i}")
-                nodes = torch.randperm(owner.numel(), device=owner.device)[: self.align_batch]
-                h = h_mm[owner[nodes]]
-            else:
-                node = getattr(self, f"node_{i}")[kg_ids[item_rows]]
-                has = (node >= 0).nonzero().view(-1)[: self.align_batch]
-                if has.numel() < 2:  # no contrast among fewer than two
-                    continue
-                nodes, h = node[has], h_mm[item_rows[has]]
-            z = self.encoder.project(i, self.encoder.features(i)[nodes], reduced=True)
-            logits = F.normalize(z, dim=-1) @ F.normalize(h, dim=-1).T
-            target = torch.arange(nodes.numel(), device=logits.device)
+            items = kg_ids[item_rows]
+        terms = []
+        for i, (lookup, start) in enumerate(zip(self.modal_rows, self.modal_starts, strict=True)):
+            node = lookup[items]
+            has = (node >= 0).nonzero().view(-1)[: self.align_batch]
+            if has.numel() < 2:  # no contrast among fewer than two
+                continue
+            z = self.encoder.project(i, self.encoder.features(i)[node[has] - start], reduced=True)
+            logits = F.normalize(z, dim=-1) @ F.normalize(h_mm[item_rows[has]], dim=-1).T
+            target = torch.arange(has.numel(), device=logits.device)
             terms.append(F.cross_entropy(logits / self.align_temperature, target))
         return torch.stack(terms).mean() if terms else h_mm.sum() * 0.0
 
