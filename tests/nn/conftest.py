@@ -25,6 +25,26 @@ def dense_norm_adj(edge_index, num_nodes, edge_weight=None, self_loops=False, dt
     return d[:, None] * a * d[None, :]
 
 
+def dense_lightgcn_layers(user_emb, item_emb, user, item, layers):
+    r"""LightGCN the obvious way: A = [[0, R], [R^T, 0]], D^-1/2 A D^-1/2, mean of the layers."""
+    n_users, n_items = user_emb.size(0), item_emb.size(0)
+    r = torch.zeros(n_users, n_items, dtype=torch.float64)
+    r[user, item] = 1.0
+    a = torch.zeros(n_users + n_items, n_users + n_items, dtype=torch.float64)
+    a[:n_users, n_users:] = r
+    a[n_users:, :n_users] = r.t()
+    deg = a.sum(1)
+    d = torch.where(deg > 0, deg.pow(-0.5), torch.zeros_like(deg))
+    a = d[:, None] * a * d[None, :]
+    h = torch.cat([user_emb, item_emb]).double()
+    out = h
+    for _ in range(layers):
+        h = a @ h
+        out = out + h
+    out = out / (layers + 1)
+    return out[:n_users], out[n_users:]
+
+
 def hand_kg() -> HeteroData:
     """item (4), text (3), image (2); item 3 has no modality; similar_text is directed."""
     g = torch.Generator().manual_seed(0)
@@ -66,6 +86,11 @@ def make_dataset(n_users: int = 12, n_items: int = 8, seed: int = 0) -> MMDatase
 @pytest.fixture
 def dense_adj():
     return dense_norm_adj
+
+
+@pytest.fixture
+def dense_lightgcn():
+    return dense_lightgcn_layers
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 from emmkgr_pyg.graph.emmkg import build_emmkg
 from emmkgr_pyg.graph.interaction import InteractionGraph
 from emmkgr_pyg.graph.knn import KNNBuilder
-from emmkgr_pyg.nn.recommender import EMMKGR
+from emmkgr_pyg.nn.emmkgr import EMMKGR
 from emmkgr_pyg.nn.searchable import SearchableEMMKGR
 
 

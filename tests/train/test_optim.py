@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from emmkgr_pyg.graph.triples import kg_view
-from emmkgr_pyg.nn.recommender import EMMKGR, LightGCN
+from emmkgr_pyg.nn.emmkgr import EMMKGR
+from emmkgr_pyg.nn.recommender import LightGCN
 from emmkgr_pyg.train.optim import SparseDenseAdam, make_optimizer, resolve_optimizer, sparse_tables
 from emmkgr_pyg.train.samplers import BPRSampler, KGNegativeSampler
 

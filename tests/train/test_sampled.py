@@ -13,7 +13,8 @@ from emmkgr_pyg.graph.emmkg import build_emmkg
 from emmkgr_pyg.graph.interaction import InteractionGraph
 from emmkgr_pyg.graph.knn import KNNBuilder
 from emmkgr_pyg.graph.triples import kg_view
-from emmkgr_pyg.nn.recommender import EMMKGR, LightGCN
+from emmkgr_pyg.nn.emmkgr import EMMKGR
+from emmkgr_pyg.nn.recommender import LightGCN
 from emmkgr_pyg.nn.sampled import gather_blocks, sampled_embeddings
 from emmkgr_pyg.train.sampled import SampledTrainer, hop_fanouts, local_ids, seeds_after
 from emmkgr_pyg.train.samplers import BPRSampler, KGNegativeSampler

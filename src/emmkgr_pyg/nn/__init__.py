@@ -13,10 +13,11 @@ from .blocks import (
     layer_sum,
 )
 from .conv import LightGCNConv, lightgcn_norm
+from .emmkgr import EMMKGR
 from .encoder import EMMKGEncoder
 from .inductive import InductivePropagator
 from .kge import KGLoss, RelationPhases, rotate_distance
-from .recommender import EMMKGR, Embeddings, KGBatch, LightGCN, Recommender
+from .recommender import Embeddings, KGBatch, LightGCN, Recommender
 
 __all__ = [
     "EMMKGR",

@@ -23,8 +23,9 @@ from torch_geometric.data import Data
 
 from ..graph.emmkg import ITEM
 from .conv import sparse_adjacency, spmm_with_transpose
+from .emmkgr import EMMKGR
 from .encoder import EMMKGEncoder
-from .recommender import EMMKGR, Embeddings, LightGCN, Recommender
+from .recommender import Embeddings, LightGCN, Recommender
 
 
 def gather_blocks(n_id: Tensor, starts: list[int], lookups: list) -> Tensor:

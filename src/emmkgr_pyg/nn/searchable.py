@@ -13,7 +13,7 @@ from typing import Any
 from torch_geometric.data import HeteroData
 
 from ..graph.interaction import InteractionGraph
-from .recommender import EMMKGR
+from .emmkgr import EMMKGR
 
 
 class SearchableEMMKGR(EMMKGR):

@@ -18,7 +18,8 @@ from torch import Tensor
 from ..graph.interaction import InteractionGraph
 from ..graph.triples import KGView
 from ..nn.blocks import bpr_loss, embedding_reg
-from ..nn.recommender import EMMKGR, KGBatch, Recommender
+from ..nn.emmkgr import EMMKGR
+from ..nn.recommender import KGBatch, Recommender
 from ..nn.sampled import interaction_model, sampled_embeddings
 from .neighbors import hop_fanouts, make_neighbor_sampler
 from .trainer import Trainer, to_device
