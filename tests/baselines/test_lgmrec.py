@@ -78,10 +78,44 @@ def test_losses_average_the_contrastive_term_over_modality_pairs(hand_graph):
     assert not torch.equal(model.embed().user, model.embed().user)
 
 
+def test_sampled_pairs_are_one_pair_per_step_and_the_mean_in_expectation(hand_graph):
+    inter, kg = hand_graph
+    torch.manual_seed(0)
+    model = LGMRec(inter, kg, dim=8, cl_weight=1.0, reg_weight=0.0, cl_pairs="sample").eval()
+    users, pos, neg = torch.tensor([0, 1, 5]), torch.tensor([1, 2, 3]), torch.tensor([4, 4, 0])
+    with torch.no_grad():
+        emb = model.embed()
+        hu, hi = emb.extra["hyper_user"], emb.extra["hyper_item"]
+
+        def infonce(a, p, c):
+            a, p, c = F.normalize(a), F.normalize(p), F.normalize(c)
+            return -torch.log(torch.exp((a * p).sum(1) / 0.2) / torch.exp(a @ c.T / 0.2).sum(1)).sum()
+
+        per_pair = {
+            (a, b): (
+                infonce(hu[a][users], hu[b][users], hu[b]) + infonce(hi[a][pos], hi[b][pos], hi[b])
+            ).item()
+            for a, b in itertools.combinations(range(3), 2)
+        }
+        draws = [model.rec_losses(emb, users, pos, neg)["cl"].item() for _ in range(600)]
+    # every step's term is one pair's, and each pair comes up about a third of the time
+    counts = {k: sum(abs(d - v) < 1e-5 * max(1.0, abs(v)) for d in draws) for k, v in per_pair.items()}
+    assert sum(counts.values()) == len(draws)
+    assert all(150 <= c <= 250 for c in counts.values()), counts
+    assert abs(sum(draws) / len(draws) - sum(per_pair.values()) / 3) < 0.1 * abs(sum(per_pair.values()) / 3)
+    model.cl_pairs = "all"
+    with torch.no_grad():
+        assert model.rec_losses(emb, users, pos, neg)["cl"].item() == pytest.approx(
+            sum(per_pair.values()) / 3, rel=1e-5
+        )
+
+
 def test_rejects_bad_settings(hand_graph):
     inter, kg = hand_graph
     with pytest.raises(ValueError, match="keep_rate must be in"):
         LGMRec(inter, kg, keep_rate=0.0)
+    with pytest.raises(ValueError, match="cl_pairs=both"):
+        LGMRec(inter, kg, cl_pairs="both")
     with pytest.raises(ValueError, match="num_hyper_layers must be >= 1"):
         LGMRec(inter, kg, num_hyper_layers=0)
     with pytest.raises(ValueError, match="LGMRec: needs the E-MMKG"):
