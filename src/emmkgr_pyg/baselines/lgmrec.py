@@ -76,7 +76,8 @@ class LGMRec(Recommender):
     More than two modalities: :math:`H^{L}` and :math:`H^{G}` sum over every modality (as the
     reference does for image + text), and the contrastive term is the mean over all modality pairs
     (the reference's single pair when there are two; none with one modality, where the reference
-    falls back to LightGCN alone and this model keeps the local and global modality embeddings).
+    falls back to LightGCN alone and this model keeps the local and global modality embeddings),
+    or, with ``cl_pairs="sample"``, one pair drawn per step (that mean in expectation).
 
     Departures from MMRec's ``lgmrec.py``: in evaluation the memberships are the plain softmax
     :math:`\operatorname{softmax}(\cdot/\tau)` (the reference draws Gumbel noise at test time too);
