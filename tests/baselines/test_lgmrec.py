@@ -7,6 +7,12 @@ import torch.nn.functional as F
 from emmkgr_pyg.baselines.lgmrec import LGMRec
 
 
+def hand_infonce(a, p, c, tau=0.2):
+    """MMRec's ssl_triple_loss written the obvious way: -log softmax of each anchor's positive."""
+    a, p, c = F.normalize(a), F.normalize(p), F.normalize(c)
+    return -torch.log(torch.exp((a * p).sum(1) / tau) / torch.exp(a @ c.T / tau).sum(1)).sum()
+
+
 def test_trains_on_tiny_data(tiny, train, random_recall):
     _, state, valid = train(LGMRec, tiny, epochs=4, batch_size=256, lr=1e-2, lambda_kg=0.0)
     losses = [r["loss/bpr"] for r in state.history]
@@ -61,14 +67,10 @@ def test_losses_average_the_contrastive_term_over_modality_pairs(hand_graph):
         emb = model.embed()
         losses = model.rec_losses(emb, users, pos, neg)
 
-        def infonce(a, p, c):
-            a, p, c = F.normalize(a), F.normalize(p), F.normalize(c)
-            return -torch.log(torch.exp((a * p).sum(1) / 0.2) / torch.exp(a @ c.T / 0.2).sum(1)).sum()
-
         hu, hi = emb.extra["hyper_user"], emb.extra["hyper_item"]
         pairs = list(itertools.combinations(range(3), 2))
         cl = sum(
-            infonce(hu[a][users], hu[b][users], hu[b]) + infonce(hi[a][pos], hi[b][pos], hi[b])
+            hand_infonce(hu[a][users], hu[b][users], hu[b]) + hand_infonce(hi[a][pos], hi[b][pos], hi[b])
             for a, b in pairs
         )
     assert set(losses) == {"bpr", "cl"}
@@ -87,13 +89,9 @@ def test_sampled_pairs_are_one_pair_per_step_and_the_mean_in_expectation(hand_gr
         emb = model.embed()
         hu, hi = emb.extra["hyper_user"], emb.extra["hyper_item"]
 
-        def infonce(a, p, c):
-            a, p, c = F.normalize(a), F.normalize(p), F.normalize(c)
-            return -torch.log(torch.exp((a * p).sum(1) / 0.2) / torch.exp(a @ c.T / 0.2).sum(1)).sum()
-
         per_pair = {
             (a, b): (
-                infonce(hu[a][users], hu[b][users], hu[b]) + infonce(hi[a][pos], hi[b][pos], hi[b])
+                hand_infonce(hu[a][users], hu[b][users], hu[b]) + hand_infonce(hi[a][pos], hi[b][pos], hi[b])
             ).item()
             for a, b in itertools.combinations(range(3), 2)
         }

@@ -210,9 +210,9 @@ class LGMRec(Recommender):
         u, i, j = emb.user[users], emb.item[pos], emb.item[neg]
         losses = {"bpr": bpr_loss(u, i, j)}
         pairs = list(itertools.combinations(range(len(self.modalities)), 2))
-        if self.cl_pairs == "sample" and len(pairs) > 1:
-            pairs = [pairs[int(torch.randint(len(pairs), ()))]]
         if self.cl_weight and pairs:
+            if self.cl_pairs == "sample":
+                pairs = [pairs[int(torch.randint(len(pairs), ()))]]
             hu, hi = emb.extra["hyper_user"], emb.extra["hyper_item"]
             cl = sum(
                 info_nce(hu[a][users], hu[b][users], hu[b], self.temperature)
