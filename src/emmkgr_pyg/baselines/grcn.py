@@ -11,11 +11,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.data import HeteroData
-from torch_geometric.utils import scatter, softmax
+from torch_geometric.utils import softmax
 
 from ..graph.interaction import InteractionGraph
-from ..nn.blocks import FrozenFeatures, bpr_loss, layer_sum
-from ..nn.conv import LightGCNConv
+from ..nn.blocks import FrozenFeatures, bpr_loss
+from ..nn.edge_ops import EdgePattern, edge_dot, weighted_spmm
 from ..nn.recommender import Embeddings, Recommender
 from .common import dense_modal_features
 
@@ -110,7 +110,7 @@ class GRCN(Recommender):
         # first E edges user -> item, then item -> user; node ids: users, then items
         self.register_buffer("edge_index", inter.edge_index(), persistent=False)
         self.n_edges = inter.user.numel()
-        self.conv = LightGCNConv(normalize=False)  # the refined weights are the normalisation
+        self._pattern_cache: tuple | None = None  # (device, EdgePattern, EdgePattern), see _patterns
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -119,35 +119,55 @@ class GRCN(Recommender):
         for proto in self.prototypes:
             proto.reset_parameters()
 
-    def _route(self, p: Tensor, f: Tensor) -> Tensor:
+    def _patterns(self) -> tuple[EdgePattern, EdgePattern]:
+        """``(interactions, graph)``: the interactions as edges item -> user (reversed by ``.t()``)
+        and the directed graph of ``edge_index``, on the device of ``edge_index`` (built once)."""
+        device = self.edge_index.device
+        if self._pattern_cache is None or self._pattern_cache[0] != device:
+            user, item = self.edge_index[0, : self.n_edges], self.edge_index[1, : self.n_edges] - self.n_users
+            inter = EdgePattern(torch.stack([item, user]), self.n_items, self.n_users)
+            graph = EdgePattern(self.edge_index, self.n_users + self.n_items)
+            self._pattern_cache = (device, inter, graph)
+        return self._pattern_cache[1], self._pattern_cache[2]
+
+    def _route(self, p: Tensor, f: Tensor, inter: EdgePattern, user: Tensor) -> Tensor:
         """Routing: each user's prototype moves towards its items, attention-weighted."""
-        user, item = self.edge_index[0, : self.n_edges], self.edge_index[1, : self.n_edges] - self.n_users
-        f_edge = f[item]  # gathered once: every iteration reads the same item rows
         for _ in range(self.num_routing):
-            a = softmax((p[user] * f_edge).sum(-1), user, num_nodes=self.n_users)
-            p = F.normalize(p + scatter(a.unsqueeze(-1) * f_edge, user, 0, self.n_users, "sum"))
+            a = softmax(edge_dot(inter, p, f), user, num_nodes=self.n_users)
+            p = F.normalize(p + weighted_spmm(inter, a, f))
         return p
 
     def refine(self) -> tuple[Tensor, list[Tensor]]:
         """The refined edge weights :math:`w` ``[2E]`` (in ``edge_index`` order) and each
-        modality's content representation :math:`c^m` ``[U + N, dim]``."""
-        src, dst = self.edge_index
-        num_nodes = self.n_users + self.n_items
+        modality's content representation :math:`c^m` ``[U + N, dim]``.
+
+        An interaction's two directed edges share one score :math:`h_u^\top h_i` (only its
+        softmax differs: over the item's users, or over the user's items), so the scores are
+        computed once per interaction, and every product runs on the sparse pattern
+        (:mod:`~emmkgr_pyg.nn.edge_ops`) without gathering an ``[E, dim]`` tensor."""
+        inter, _ = self._patterns()
+        user, item = self.edge_index[0, : self.n_edges], self.edge_index[1, : self.n_edges] - self.n_users
         scores, content = [], []
         for k, proto in enumerate(self.prototypes):
             f = F.normalize(F.leaky_relu(proto.proj(self.features(k))))
-            p = self._route(F.normalize(proto.preference), f)
-            h = torch.cat([p, f])
-            h_src = h[src]
-            alpha = softmax((h_src * h[dst]).sum(-1), dst, num_nodes=num_nodes)
-            content.append(h + scatter(alpha.unsqueeze(-1) * h_src, dst, 0, num_nodes, "sum"))
-            scores.append(alpha)
-        weighted = torch.stack(scores, -1) * self.confidence[src]
+            p = self._route(F.normalize(proto.preference), f, inter, user)
+            s = edge_dot(inter, p, f)
+            a_ui = softmax(s, item, num_nodes=self.n_items)  # edge u -> i, over the item's users
+            a_iu = softmax(s, user, num_nodes=self.n_users)  # edge i -> u, over the user's items
+            c_user = p + weighted_spmm(inter, a_iu, f)
+            c_item = f + weighted_spmm(inter.t(), a_ui, p)
+            content.append(torch.cat([c_user, c_item]))
+            scores.append(torch.cat([a_ui, a_iu]))  # edge_index order: user -> item, then back
+        weighted = torch.stack(scores, -1) * self.confidence[self.edge_index[0]]
         return torch.relu(weighted.max(-1).values), content
 
     def embed(self) -> Embeddings:
         weight, content = self.refine()
-        z = layer_sum(self.conv, F.normalize(self.id_embedding), self.edge_index, self.num_layers, weight)
+        _, graph = self._patterns()
+        x = z = F.normalize(self.id_embedding)
+        for _ in range(self.num_layers):  # on the refined graph: its weights are learned
+            x = weighted_spmm(graph, weight, x)
+            z = z + x
         rep = torch.cat([z, *content], dim=-1)
         return Embeddings(rep[: self.n_users], rep[self.n_users :], {"edge_weight": weight})
 

@@ -1,5 +1,6 @@
-"""LightGCNConv, the E-MMKG encoder, RotatE scoring, the pieces every model shares, the
-recommenders, and the propagation of new items into a trained E-MMKG."""
+"""LightGCNConv, sparse products with learned edge values, the E-MMKG encoder, RotatE scoring,
+the pieces every model shares, the recommenders, and the propagation of new items into a trained
+E-MMKG."""
 
 from .blocks import (
     FrozenFeatures,
@@ -13,6 +14,7 @@ from .blocks import (
     layer_sum,
 )
 from .conv import LightGCNConv, lightgcn_norm
+from .edge_ops import EdgePattern, edge_dot, weighted_spmm
 from .emmkgr import EMMKGR
 from .encoder import EMMKGEncoder
 from .inductive import InductivePropagator
@@ -21,6 +23,7 @@ from .recommender import Embeddings, KGBatch, LightGCN, Recommender
 
 __all__ = [
     "EMMKGR",
+    "EdgePattern",
     "EMMKGEncoder",
     "Embeddings",
     "FrozenFeatures",
@@ -33,6 +36,7 @@ __all__ = [
     "Recommender",
     "RelationPhases",
     "bpr_loss",
+    "edge_dot",
     "embedding_reg",
     "id_layer_mean",
     "info_nce",
@@ -41,4 +45,5 @@ __all__ = [
     "layer_sum",
     "lightgcn_norm",
     "rotate_distance",
+    "weighted_spmm",
 ]

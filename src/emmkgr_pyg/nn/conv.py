@@ -13,6 +13,8 @@ from torch_geometric.typing import Adj, OptTensor
 from torch_geometric.utils import add_self_loops as add_self_loops_fn
 from torch_geometric.utils import is_sparse, is_torch_sparse_tensor, to_edge_index
 
+from .edge_ops import EdgePattern, weighted_spmm
+
 try:  # optional: torch-sparse's SparseTensor and its CPU kernels
     import torch_sparse
     from torch_sparse import SparseTensor
@@ -141,7 +143,9 @@ class LightGCNConv(MessagePassing):
     makes the backward pass one sparse matmul, see :func:`spmm_with_transpose`); nothing of a call is
     left on the layer. Only with ``cached=True`` is the pair stored on the layer, on the first call,
     and reused by every later call whatever graph it is given, until :meth:`reset_parameters`.
-    Edge weights that require grad are never cached: they take the plain message-passing path.
+    Edge weights that require grad are never cached: each call sorts the edges into a sparse
+    pattern and multiplies with the weights as its values (:func:`~.edge_ops.weighted_spmm`,
+    differentiable in the weights, no ``[E, F]`` message tensor).
     Called directly, ``propagate(adj_t, x=x, edge_weight=None, transpose=...)`` takes the transpose
     of its own ``adj_t`` (or ``None``); nothing is read from an earlier call.
 
@@ -200,9 +204,9 @@ class LightGCNConv(MessagePassing):
                 f"({type(edge_index).__name__}); put the weights in the adjacency's values, "
                 "or pass an edge_index tensor with edge_weight."
             )
-        if edge_weight is not None and edge_weight.requires_grad:  # learned weights: plain path
+        if edge_weight is not None and edge_weight.requires_grad:  # learned weights: never cached
             ei, ew = self._normalized_edges(edge_index, edge_weight, x.size(0))
-            return self.propagate(ei, x=x, edge_weight=ew, transpose=None)
+            return weighted_spmm(EdgePattern(ei, x.size(0)), ew.to(x.dtype), x)
         adj_t, adj = self._adjacency(edge_index, edge_weight, x)
         return self.propagate(adj_t, x=x, edge_weight=None, transpose=adj)
 
