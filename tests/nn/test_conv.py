@@ -218,6 +218,21 @@ def test_learnable_edge_weights_get_gradients(graph, dense_adj):
     torch.testing.assert_close(w1.grad, w2.grad, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("cached", [False, True])
+def test_learned_weights_keep_only_the_structure_when_cached(graph, dense_adj, cached):
+    ei, n = graph
+    conv = LightGCNConv(cached=cached)
+    x = features(n, dtype=torch.float64)
+    for seed in (7, 8):  # new weights each call: the values are never cached
+        w = torch.rand(ei.size(1), generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+        w = (w + 0.5).requires_grad_()
+        out = conv(x, ei, w)
+        torch.testing.assert_close(out, dense_adj(ei, n, w.detach()) @ x)
+        assert conv._cached_adj is None and (conv._cached_pattern is not None) == cached
+    conv.reset_parameters()
+    assert conv._cached_pattern is None
+
+
 @pytest.mark.parametrize("backend", BOTH)
 def test_same_as_pyg_lgconv_on_a_symmetric_graph(backend):
     ei = torch.tensor([[0, 1, 1, 2, 2, 3, 0, 4], [1, 0, 2, 1, 3, 2, 4, 0]])
@@ -265,7 +280,7 @@ def test_forward_leaves_nothing_on_the_layer_but_the_opt_in_cache(graph, cached)
     before = dict(vars(conv))
     conv(features(n).requires_grad_(), ei)
     changed = {k for k, v in vars(conv).items() if k not in before or before[k] is not v}
-    assert changed == ({"_cached_adj"} if cached else set())
+    assert changed == ({"_cached_adj"} if cached else set())  # no pattern: the weights are fixed
 
 
 def test_edge_weight_with_a_sparse_adjacency_raises(graph):

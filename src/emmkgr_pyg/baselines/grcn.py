@@ -14,7 +14,8 @@ from torch_geometric.data import HeteroData
 from torch_geometric.utils import softmax
 
 from ..graph.interaction import InteractionGraph
-from ..nn.blocks import FrozenFeatures, bpr_loss
+from ..nn.blocks import FrozenFeatures, bpr_loss, layer_sum
+from ..nn.conv import LightGCNConv
 from ..nn.edge_ops import EdgePattern, edge_dot, weighted_spmm
 from ..nn.recommender import Embeddings, Recommender
 from .common import dense_modal_features
@@ -110,7 +111,9 @@ class GRCN(Recommender):
         # first E edges user -> item, then item -> user; node ids: users, then items
         self.register_buffer("edge_index", inter.edge_index(), persistent=False)
         self.n_edges = inter.user.numel()
-        self._pattern_cache: tuple | None = None  # (device, EdgePattern, EdgePattern), see _patterns
+        self._pattern: tuple | None = None  # (device, EdgePattern), see _interactions
+        # the refined weights are the normalisation; the graph's structure is fixed (cached)
+        self.conv = LightGCNConv(normalize=False, cached=True)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -119,16 +122,14 @@ class GRCN(Recommender):
         for proto in self.prototypes:
             proto.reset_parameters()
 
-    def _patterns(self) -> tuple[EdgePattern, EdgePattern]:
-        """``(interactions, graph)``: the interactions as edges item -> user (reversed by ``.t()``)
-        and the directed graph of ``edge_index``, on the device of ``edge_index`` (built once)."""
+    def _interactions(self) -> EdgePattern:
+        """The interactions as edges item -> user (``.t()``: user -> item), on the device of
+        ``edge_index`` (built once per device)."""
         device = self.edge_index.device
-        if self._pattern_cache is None or self._pattern_cache[0] != device:
+        if self._pattern is None or self._pattern[0] != device:
             user, item = self.edge_index[0, : self.n_edges], self.edge_index[1, : self.n_edges] - self.n_users
-            inter = EdgePattern(torch.stack([item, user]), self.n_items, self.n_users)
-            graph = EdgePattern(self.edge_index, self.n_users + self.n_items)
-            self._pattern_cache = (device, inter, graph)
-        return self._pattern_cache[1], self._pattern_cache[2]
+            self._pattern = (device, EdgePattern(torch.stack([item, user]), self.n_items, self.n_users))
+        return self._pattern[1]
 
     def _route(self, p: Tensor, f: Tensor, inter: EdgePattern, user: Tensor) -> Tensor:
         """Routing: each user's prototype moves towards its items, attention-weighted."""
@@ -138,14 +139,14 @@ class GRCN(Recommender):
         return p
 
     def refine(self) -> tuple[Tensor, list[Tensor]]:
-        """The refined edge weights :math:`w` ``[2E]`` (in ``edge_index`` order) and each
+        r"""The refined edge weights :math:`w` ``[2E]`` (in ``edge_index`` order) and each
         modality's content representation :math:`c^m` ``[U + N, dim]``.
 
         An interaction's two directed edges share one score :math:`h_u^\top h_i` (only its
         softmax differs: over the item's users, or over the user's items), so the scores are
         computed once per interaction, and every product runs on the sparse pattern
         (:mod:`~emmkgr_pyg.nn.edge_ops`) without gathering an ``[E, dim]`` tensor."""
-        inter, _ = self._patterns()
+        inter = self._interactions()
         user, item = self.edge_index[0, : self.n_edges], self.edge_index[1, : self.n_edges] - self.n_users
         scores, content = [], []
         for k, proto in enumerate(self.prototypes):
@@ -163,11 +164,7 @@ class GRCN(Recommender):
 
     def embed(self) -> Embeddings:
         weight, content = self.refine()
-        _, graph = self._patterns()
-        x = z = F.normalize(self.id_embedding)
-        for _ in range(self.num_layers):  # on the refined graph: its weights are learned
-            x = weighted_spmm(graph, weight, x)
-            z = z + x
+        z = layer_sum(self.conv, F.normalize(self.id_embedding), self.edge_index, self.num_layers, weight)
         rep = torch.cat([z, *content], dim=-1)
         return Embeddings(rep[: self.n_users], rep[self.n_users :], {"edge_weight": weight})
 

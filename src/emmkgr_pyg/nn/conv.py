@@ -143,9 +143,10 @@ class LightGCNConv(MessagePassing):
     makes the backward pass one sparse matmul, see :func:`spmm_with_transpose`); nothing of a call is
     left on the layer. Only with ``cached=True`` is the pair stored on the layer, on the first call,
     and reused by every later call whatever graph it is given, until :meth:`reset_parameters`.
-    Edge weights that require grad are never cached: each call sorts the edges into a sparse
-    pattern and multiplies with the weights as its values (:func:`~.edge_ops.weighted_spmm`,
-    differentiable in the weights, no ``[E, F]`` message tensor).
+    Edge weights that require grad are never cached: a call sorts the edges into a sparse pattern
+    and multiplies with the weights as its values (:func:`~.edge_ops.weighted_spmm`, differentiable
+    in the weights, no ``[E, F]`` message tensor); with ``cached=True`` only that pattern (the
+    structure) is kept for later calls.
     Called directly, ``propagate(adj_t, x=x, edge_weight=None, transpose=...)`` takes the transpose
     of its own ``adj_t`` (or ``None``); nothing is read from an earlier call.
 
@@ -191,11 +192,13 @@ class LightGCNConv(MessagePassing):
         self.cached = cached
         self.backend = resolve_backend(backend)
         self._cached_adj: tuple[Adj, Adj] | None = None  # (adj_t, adj), only with cached=True
+        self._cached_pattern: EdgePattern | None = None  # learned weights' structure, cached=True
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         super().reset_parameters()
         self._cached_adj = None
+        self._cached_pattern = None
 
     def forward(self, x: Tensor, edge_index: Adj, edge_weight: OptTensor = None) -> Tensor:
         if edge_weight is not None and is_sparse(edge_index):  # its values are the weights
@@ -206,7 +209,12 @@ class LightGCNConv(MessagePassing):
             )
         if edge_weight is not None and edge_weight.requires_grad:  # learned weights: never cached
             ei, ew = self._normalized_edges(edge_index, edge_weight, x.size(0))
-            return weighted_spmm(EdgePattern(ei, x.size(0)), ew.to(x.dtype), x)
+            pattern = self._cached_pattern
+            if pattern is None:
+                pattern = EdgePattern(ei, x.size(0))
+                if self.cached:
+                    self._cached_pattern = pattern
+            return weighted_spmm(pattern, ew.to(x.dtype), x)
         adj_t, adj = self._adjacency(edge_index, edge_weight, x)
         return self.propagate(adj_t, x=x, edge_weight=None, transpose=adj)
 
