@@ -207,7 +207,7 @@ class LightGCNConv(MessagePassing):
                 f"({type(edge_index).__name__}); put the weights in the adjacency's values, "
                 "or pass an edge_index tensor with edge_weight."
             )
-        if edge_weight is not None and edge_weight.requires_grad:  # learned weights: never cached
+        if edge_weight is not None and edge_weight.requires_grad:  # learned: values never cached
             ei, ew = self._normalized_edges(edge_index, edge_weight, x.size(0))
             pattern = self._cached_pattern
             if pattern is None:

@@ -32,9 +32,10 @@ from torch import Tensor
 def _csr(dst: Tensor, src: Tensor, n_dst: int, n_src: int) -> tuple[Tensor, Tensor, Tensor]:
     """``(crow, col, slot)``: the distinct ``(dst, src)`` pairs as CSR rows (sorted), ``slot[e]``
     the entry edge ``e`` falls on (repeated edges share one entry: sparse kernels want it so)."""
-    key, slot = torch.unique(dst * max(n_src, 1) + src, sorted=True, return_inverse=True)
-    crow = torch.ops.aten._convert_indices_from_coo_to_csr(key // max(n_src, 1), n_dst)
-    return crow, key % max(n_src, 1), slot
+    width = max(n_src, 1)
+    key, slot = torch.unique(dst * width + src, sorted=True, return_inverse=True)
+    crow = torch.ops.aten._convert_indices_from_coo_to_csr(key // width, n_dst)
+    return crow, key % width, slot
 
 
 class EdgePattern:
