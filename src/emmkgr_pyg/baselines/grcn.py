@@ -111,7 +111,7 @@ class GRCN(Recommender):
         # first E edges user -> item, then item -> user; node ids: users, then items
         self.register_buffer("edge_index", inter.edge_index(), persistent=False)
         self.n_edges = inter.user.numel()
-        self._pattern: tuple | None = None  # (device, EdgePattern), see _interactions
+        self._pattern: tuple | None = None  # (device, EdgePattern, user, item), see _interactions
         # the refined weights are the normalisation; the graph's structure is fixed (cached)
         self.conv = LightGCNConv(normalize=False, cached=True)
         self.reset_parameters()
@@ -122,14 +122,20 @@ class GRCN(Recommender):
         for proto in self.prototypes:
             proto.reset_parameters()
 
-    def _interactions(self) -> EdgePattern:
-        """The interactions as edges item -> user (``.t()``: user -> item), on the device of
-        ``edge_index`` (built once per device)."""
+    def _interactions(self) -> tuple[EdgePattern, Tensor, Tensor]:
+        """``(pattern, user, item)``: the interactions as edges item -> user (``.t()``: user ->
+        item) and each one's user and item index, on the device of ``edge_index`` (built once per
+        device)."""
         device = self.edge_index.device
         if self._pattern is None or self._pattern[0] != device:
             user, item = self.edge_index[0, : self.n_edges], self.edge_index[1, : self.n_edges] - self.n_users
-            self._pattern = (device, EdgePattern(torch.stack([item, user]), self.n_items, self.n_users))
-        return self._pattern[1]
+            self._pattern = (
+                device,
+                EdgePattern(torch.stack([item, user]), self.n_items, self.n_users),
+                user,
+                item,
+            )
+        return self._pattern[1:]
 
     def _route(self, p: Tensor, f: Tensor, inter: EdgePattern, user: Tensor) -> Tensor:
         """Routing: each user's prototype moves towards its items, attention-weighted."""
@@ -146,8 +152,7 @@ class GRCN(Recommender):
         softmax differs: over the item's users, or over the user's items), so the scores are
         computed once per interaction, and every product runs on the sparse pattern
         (:mod:`~emmkgr_pyg.nn.edge_ops`) without gathering an ``[E, dim]`` tensor."""
-        inter = self._interactions()
-        user, item = self.edge_index[0, : self.n_edges], self.edge_index[1, : self.n_edges] - self.n_users
+        inter, user, item = self._interactions()
         scores, content = [], []
         for k, proto in enumerate(self.prototypes):
             f = F.normalize(F.leaky_relu(proto.proj(self.features(k))))
