@@ -52,3 +52,16 @@ def test_pooled_draw_keeps_the_leaf_tastes_and_the_popularity_curve(draws):
     assert share_p == pytest.approx(share_e, rel=0.25)
     assert np.corrcoef(ce, cp)[0, 1] > 0.9
     assert np.corrcoef(np.log1p(cp), items.log_popularity)[0, 1] > 0.5
+
+
+def test_popularity_pool_draws_by_popularity_and_sorts_each_row():
+    log_pop = np.log(np.array([8.0, 1.0, 0.0 + 1e-12, 4.0, 3.0], dtype=np.float32))
+    pool = W.popularity_pool(np.random.default_rng(0), log_pop, 4000)
+    assert pool.shape == (4000, W.POOL)
+    assert np.all(np.diff(pool, axis=1) >= 0)
+    freq = np.bincount(pool.ravel(), minlength=5) / pool.size
+    np.testing.assert_allclose(freq, np.exp(log_pop) / np.exp(log_pop).sum(), atol=2e-3)
+    # the draws numpy's choice makes from the same generator state, sorted (the docstring's claim)
+    p = np.exp(log_pop - log_pop.max()).astype(np.float64)
+    ref = np.sort(np.random.default_rng(0).choice(5, size=(4000, W.POOL), p=p / p.sum()), axis=1)
+    assert np.array_equal(pool, ref)
