@@ -24,7 +24,12 @@ interactions per item, title/description/review text and a 512-d image), then
 7. ``query``: one text query encoded and searched.
 
 Each stage's seconds and peak RSS (``VmHWM``, reset before the stage) are printed as a table and
-written to benchmarks/results/scale.json as ``{size: {stage: {seconds, peak_rss_mib}}}``.
+written to benchmarks/results/scale.json as ``{size: {stage: {seconds, peak_rss_mib}}}``. A second
+table gives each stage's growth between consecutive sizes beside N log N's (the train row: the
+estimated epoch), and the train rows a step's microseconds per node of its sampled subgraphs: a
+sampled step's work is bounded by the batch and the fan-out, so it grows with N only until the
+batch's neighbourhoods stop overlapping, and flat microseconds per node say that nothing else in
+a step grows with the catalogue.
 """
 
 from __future__ import annotations
@@ -307,7 +312,42 @@ def main() -> None:
             "{user_item:,} / {emmkg:,}".format(**results[s]["train"]["sampled_nodes_per_step"]) for s in sizes
         ]
         print("| train: subgraph nodes per step (user-item / E-MMKG) | " + " | ".join(cells) + " |")
+        if all("s_per_step" in results[s]["train"] for s in sizes):
+            cells = [f"{per_node_us(results[s]['train']):.2f}" for s in sizes]
+            print("| train: us per step per subgraph node | " + " | ".join(cells) + " |")
+    print_growth(results, sizes)
     print(f"\nwrote {path}")
+
+
+def per_node_us(train: dict) -> float:
+    """Microseconds of a training step per node of its two sampled subgraphs: a step's cost per
+    unit of work, flat when nothing in a step grows with the catalogue."""
+    nodes = train["sampled_nodes_per_step"]
+    return 1e6 * train["s_per_step"] / (nodes["user_item"] + nodes["emmkg"])
+
+
+def epoch_seconds(record: dict, name: str) -> float:
+    """A stage's seconds; for ``train`` the (estimated) epoch, not the timed steps."""
+    if name == "train":
+        return record["train"].get("epoch_s_estimated", record["train"]["seconds"])
+    return record[name]["seconds"]
+
+
+def print_growth(results: dict, sizes: list[str]) -> None:
+    """Each stage's growth between consecutive sizes beside N log N's (the issue's bound)."""
+    if len(sizes) < 2:
+        return
+    pairs = list(zip(sizes[:-1], sizes[1:]))
+    print("\n| growth | " + " | ".join(f"{int(a):,} -> {int(b):,}" for a, b in pairs) + " |")
+    print("|---|" + "---|" * len(pairs))
+    bound = [int(b) * np.log(int(b)) / (int(a) * np.log(int(a))) for a, b in pairs]
+    print("| N log N | " + " | ".join(f"{x:.2f}x" for x in bound) + " |")
+    for name in STAGES:
+        cells = []
+        for (a, b), limit in zip(pairs, bound):
+            lo, hi = epoch_seconds(results[a], name), epoch_seconds(results[b], name)
+            cells.append(f"{hi / lo:.2f}x" + (" (over)" if hi / lo > limit else "") if lo >= 0.05 else "-")
+        print(f"| {'train epoch' if name == 'train' else name} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
