@@ -138,7 +138,9 @@ def run_size(size: int, args) -> dict:
         hnsw_m=args.hnsw_m,
         ef_construction=args.ef_construction,
         progress=False,
-        cache_dir=str(args.work / "knn"),
+        # no cache unless asked: a cached stage times a file read (the curve's kNN rows up to
+        # stop 32 were cache hits), not the build
+        cache_dir=str(args.work / "knn") if args.reuse_knn else None,
     )
     with stage(rec, "knn"):
         for mod in ds.modalities.values():
@@ -237,6 +239,7 @@ def provenance(size: int, args) -> dict:
     opts = f"--fanout {args.fanout} --train-steps {args.train_steps} --eval-users {args.eval_users}"
     opts += f" --optimizer {args.optimizer} --allocator {args.allocator} --feature-dim {args.feature_dim}"
     opts += f" --hnsw-m {args.hnsw_m} --ef-construction {args.ef_construction}"
+    opts += " --reuse-knn" if args.reuse_knn else ""
     return {"commit": commit, "command": f"python benchmarks/scale.py --sizes {size} {opts}"}
 
 
@@ -255,7 +258,10 @@ def main() -> None:
     p.add_argument("--results", type=Path, default=RESULTS / "scale.json", help="where the curve goes")
     p.add_argument("--hnsw-m", type=int, default=32)
     p.add_argument("--ef-construction", type=int, default=80)
-    p.add_argument("--work", type=Path, default=Path("/tmp/emmkgr-scale"), help="kNN cache")
+    p.add_argument("--work", type=Path, default=Path("/tmp/emmkgr-scale"), help="per-size results, kNN cache")
+    p.add_argument(
+        "--reuse-knn", action="store_true", help="cache kNN edges under --work (the knn stage then times a read)"
+    )
     p.add_argument("--one", type=int, help=argparse.SUPPRESS)
     p.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -279,6 +285,7 @@ def main() -> None:
             str(args.work),
         ]
         cmd += ["--train-steps", str(args.train_steps), "--hnsw-m", str(args.hnsw_m)]
+        cmd += ["--reuse-knn"] if args.reuse_knn else []
         cmd += ["--ef-construction", str(args.ef_construction), "--optimizer", args.optimizer]
         prov = provenance(size, args)  # before the run: the code it starts with
         proc = subprocess.run(cmd)
