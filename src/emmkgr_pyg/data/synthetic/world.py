@@ -15,7 +15,7 @@
    spreads it over leaves by taste, and in each leaf picks items without replacement by
    Gumbel-top-k over ``taste_strength`` x attribute match + popularity; a leaf with too few items
    hands the remainder to a top-up over the whole catalogue. No (user, item) pair repeats. In a
-   leaf of more than :data:`EXACT_LEAF_ITEMS` items (the largest leaves from ~40,000 items on)
+   leaf of more than :data:`EXACT_LEAF_ITEMS` items (the largest leaves from ~5,000 items on)
    scoring every item for every user would grow with N^2, so each user scores a pool of
    :data:`POOL` items drawn by popularity instead (sampling-importance-resampling: the pool carries
    the popularity term, Gumbel-top-k over the pool the attribute match), which keeps the draw
@@ -36,12 +36,15 @@ from .sampling import chunks, group_dirichlet, sample_rows, top_m
 from .text import draw_reviews
 from .vocab import BRANDS, COLOURS, STYLES, Taxonomy, build_taxonomy
 
-#: leaves up to this size score every item for every user (exact Gumbel-top-k); larger ones draw
-#: a popularity-weighted pool per user (the embedded default and the Clothing size stay exact:
-#: their largest leaves hold 108 and 1,291 items)
-EXACT_LEAF_ITEMS = 2048
-#: pool drawn per user in a larger leaf (with replacement, repeats merged)
+#: pool drawn per user in a large leaf (with replacement, repeats merged)
 POOL = 256
+#: leaves up to this size score every item for every user (exact Gumbel-top-k); larger ones draw
+#: a popularity-weighted pool per user. The pool's size: exact scoring is then never more work per
+#: user than the pool (up to stop 32 it was 2,048, and the leaves between 256 and 2,048 items made
+#: the draw grow with N^2 from the Clothing size to 100,000 items). The embedded default stays
+#: exact (its largest leaf holds 108 items); at the Clothing size 80% of the items are in larger
+#: leaves, from 100,000 items on all of them.
+EXACT_LEAF_ITEMS = POOL
 
 
 def popularity_pool(rng: np.random.Generator, log_pop: np.ndarray, n_rows: int) -> np.ndarray:
