@@ -134,24 +134,27 @@ def run_size(size: int, args) -> dict:
         del raw, specs
         drop_modality_data(ds, features=False)  # raw texts dropped once encoded
         inter = InteractionGraph.from_dataset(ds)
+    # a fresh kNN cache per run unless asked to reuse one: the knn stage builds the edges and the
+    # emmkg stage reads them back, as a pipeline run does (the curve up to stop 32 kept one cache
+    # across runs, so its knn rows timed file reads, not builds)
+    fresh = None if args.reuse_knn else tempfile.mkdtemp(dir=args.work)
     knn = KNNBuilder(
         index="hnsw",
         symmetric=True,
         hnsw_m=args.hnsw_m,
         ef_construction=args.ef_construction,
         progress=False,
-        # a fresh cache per run unless asked to reuse one: the knn stage builds the edges and
-        # the emmkg stage reads them back, as a pipeline run does (the curve up to stop 32 kept one
-        # cache across runs, so its knn rows timed file reads, not builds)
-        cache_dir=str(args.work / "knn") if args.reuse_knn else tempfile.mkdtemp(dir=args.work),
+        cache_dir=fresh or str(args.work / "knn"),
     )
-    with stage(rec, "knn"):
-        for mod in ds.modalities.values():
-            knn.edges(mod.features, 10)
-    with stage(rec, "emmkg"):
-        kg = build_emmkg(ds, top_n=10, knn=knn)
-    if not args.reuse_knn:
-        shutil.rmtree(knn.cache_dir)
+    try:
+        with stage(rec, "knn"):
+            for mod in ds.modalities.values():
+                knn.edges(mod.features, 10)
+        with stage(rec, "emmkg"):
+            kg = build_emmkg(ds, top_n=10, knn=knn)
+    finally:
+        if fresh:
+            shutil.rmtree(fresh, ignore_errors=True)
     with stage(rec, "train"):
         torch.manual_seed(0)
         model = EMMKGR(inter, kg, feature_dim=feature_dim(args.feature_dim))

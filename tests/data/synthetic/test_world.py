@@ -56,7 +56,7 @@ def test_pooled_draw_keeps_the_leaf_tastes_and_the_popularity_curve(draws):
 
 
 def test_popularity_pool_draws_by_popularity_and_sorts_each_row():
-    log_pop = np.log(np.array([8.0, 1.0, 0.0 + 1e-12, 4.0, 3.0], dtype=np.float32))
+    log_pop = np.log(np.array([8.0, 1.0, 1e-12, 4.0, 3.0], dtype=np.float32))
     pool = W.popularity_pool(np.random.default_rng(0), log_pop, 4000)
     assert pool.shape == (4000, W.POOL)
     assert np.all(np.diff(pool, axis=1) >= 0)
