@@ -230,6 +230,23 @@ def test_approximate_indexes_recall_at_10(index):
     assert edges.shape[0] == 2 and (edges >= 0).all() and (edges[0] != edges[1]).all()
 
 
+@pytest.mark.parametrize("index", ["hnsw", "ivf"])
+def test_approximate_indexes_search_once_however_many_ties(index, monkeypatch):
+    # every row of four directions repeated: each row's cut-off is a tie with many others
+    x = np.repeat(np.eye(4, dtype=np.float32), 100, axis=0)
+    searched = []
+    drop = knn_module._drop_self
+    monkeypatch.setattr(knn_module, "_drop_self", lambda *a: searched.append(len(a[3])) or drop(*a))
+    nbr, sim = KNNBuilder(index=index, ivf_nlist=4, progress=False).neighbors(x, 10)
+    assert searched == [400]  # one pass over the rows, none widened
+    np.testing.assert_allclose(sim, 1.0, atol=1e-6)  # the neighbours are still exact duplicates
+    assert (nbr // 100 == np.arange(400)[:, None] // 100).all()
+    searched.clear()
+    exact, _ = KNNBuilder(progress=False).neighbors(x, 10)  # the exact index widens to the tie
+    assert len(searched) > 1
+    np.testing.assert_array_equal(exact, brute_force(x, 10)[0])
+
+
 def test_exact_index_is_the_default_and_unknown_index_raises():
     assert KNNBuilder().index == "exact"
     assert knn_module.INDEX_TYPES == ("exact", "hnsw", "ivf", "pca")
