@@ -319,7 +319,7 @@ def main() -> None:
         print(f"| {label} | " + " | ".join(cells) + " |")
     if any("epoch_s_estimated" in results[s]["train"] for s in sizes):
         cells = [
-            f"{results[s]['train'].get('epoch_s_estimated', results[s]['train']['seconds'])} s "
+            f"{stage_seconds(results[s], 'train')} s "
             f"({results[s]['train'].get('timed_steps', 'all')} of {results[s]['train']['steps_per_epoch']} steps timed)"
             for s in sizes
         ]
@@ -343,7 +343,7 @@ def per_node_us(train: dict) -> float:
     return 1e6 * train["s_per_step"] / (nodes["user_item"] + nodes["emmkg"])
 
 
-def epoch_seconds(record: dict, name: str) -> float:
+def stage_seconds(record: dict, name: str) -> float:
     """A stage's seconds; for ``train`` the (estimated) epoch, not the timed steps."""
     if name == "train":
         return record["train"].get("epoch_s_estimated", record["train"]["seconds"])
@@ -362,7 +362,7 @@ def print_growth(results: dict, sizes: list[str]) -> None:
     for name in STAGES:
         cells = []
         for (a, b), limit in zip(pairs, bound):
-            lo, hi = epoch_seconds(results[a], name), epoch_seconds(results[b], name)
+            lo, hi = stage_seconds(results[a], name), stage_seconds(results[b], name)
             cells.append(f"{hi / lo:.2f}x" + (" (over)" if hi / lo > limit else "") if lo >= 0.05 else "-")
         print(f"| {'train epoch' if name == 'train' else name} | " + " | ".join(cells) + " |")
 
