@@ -14,6 +14,7 @@ from emmkgr_pyg.nn import (
     last_layer,
     layer_mean,
     layer_sum,
+    softmax_loss,
 )
 
 # a path 0 - 1 - 2 (both directions)
@@ -78,6 +79,42 @@ def test_bpr_loss_by_hand():
     # score differences: 3 - 1 = 2 and 2 - 4 = -2
     expected = -(math.log(1 / (1 + math.exp(-2))) + math.log(1 / (1 + math.exp(2)))) / 2
     assert bpr_loss(u, p, n).item() == pytest.approx(expected)
+
+
+def test_bpr_loss_with_k_negatives_is_the_mean_over_every_pair():
+    g = torch.Generator().manual_seed(0)
+    u, p, n = (
+        torch.randn(4, 3, generator=g),
+        torch.randn(4, 3, generator=g),
+        torch.randn(4, 5, 3, generator=g),
+    )
+    pairs = [
+        -math.log(1 / (1 + math.exp(-(float(u[b] @ p[b]) - float(u[b] @ n[b, k])))))
+        for b in range(4)
+        for k in range(5)
+    ]
+    assert bpr_loss(u, p, n).item() == pytest.approx(sum(pairs) / 20, rel=1e-5)
+    # one negative as [B, 1, d] is the plain [B, d] form
+    torch.testing.assert_close(bpr_loss(u, p, n[:, :1]), bpr_loss(u, p, n[:, 0]))
+
+
+def test_softmax_loss_by_hand():
+    g = torch.Generator().manual_seed(1)
+    u, p, n = (
+        torch.randn(3, 4, generator=g),
+        torch.randn(3, 4, generator=g),
+        torch.randn(3, 6, 4, generator=g),
+    )
+    for tau in (1.0, 0.2):
+        rows = []
+        for b in range(3):
+            top = math.exp(float(u[b] @ p[b]) / tau)
+            rest = sum(math.exp(float(u[b] @ n[b, k]) / tau) for k in range(6))
+            rows.append(-math.log(top / (top + rest)))
+        assert softmax_loss(u, p, n, tau).item() == pytest.approx(sum(rows) / 3, rel=1e-5)
+    # one negative at temperature 1: BPR (log sigma(a - b) = log e^a / (e^a + e^b))
+    torch.testing.assert_close(softmax_loss(u, p, n[:, 0]), bpr_loss(u, p, n[:, 0]))
+    assert softmax_loss(u, p, n, 0.5).item() != pytest.approx(softmax_loss(u, p, n, 1.0).item())
 
 
 def _info_nce_mmrec(anchor, positive, candidates, tau):

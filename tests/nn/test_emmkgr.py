@@ -79,6 +79,25 @@ def test_emmkgr_bpr_and_reg_terms(emmkgr_setup):
     torch.testing.assert_close(losses["reg"], 1e-2 * sum(e.pow(2).sum().sqrt() for e in ego) / 4)
 
 
+def test_emmkgr_reg_with_k_negatives_reads_the_first_dim_columns_of_a_wider_kg(emmkgr_setup):
+    inter, kg, _ = emmkgr_setup
+    torch.manual_seed(0)
+    model = EMMKGR(inter, kg, dim=4, kg_dim=8, reg_weight=1e-2)
+    emb = model.embed()
+    users, pos = torch.tensor([0, 5, 7]), torch.tensor([1, 2, 3])
+    neg = torch.tensor([[4, 0], [0, 6], [5, 5]])
+    reg = model.rec_losses(emb, users, pos, neg)["reg"]
+    table = model.encoder.item_emb.weight
+    ego = [
+        model.cf.ids.user.weight[users],
+        model.cf.ids.item.weight[pos],
+        model.cf.ids.item.weight[neg],
+        table[pos, :4],
+        table[neg.reshape(-1), :4],  # every negative, the item rows' first dim (= 4) columns
+    ]
+    torch.testing.assert_close(reg, 1e-2 * sum(e.pow(2).sum().sqrt() for e in ego) / 3)
+
+
 def test_emmkgr_kg_losses_by_hand(emmkgr_setup):
     inter, kg, _ = emmkgr_setup
     torch.manual_seed(1)

@@ -179,3 +179,26 @@ def test_flags_keep_their_promises(name, shop):
             full = make(name, shop, modal_edges=True).eval().embed().item
             plain = make(name, shop, modal_edges=False).eval().embed().item
         torch.testing.assert_close(full, plain, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_negatives_as_one_column_give_the_one_negative_losses(name, shop):
+    """``train.num_negatives``: every model reads negatives ``[B, K]``; one column gives the losses
+    of ``[B]``, and the softmax over several is named by its form and finite."""
+    inter = shop[0]
+    model = make(name, shop).train()
+    users, pos, neg = batch(inter)
+    emb = model.embed()
+
+    def losses(negatives):
+        torch.manual_seed(1)  # the same draws for a model that samples inside its losses
+        return model.rec_losses(emb, users, pos, negatives)
+
+    one, column = losses(neg), losses(neg.unsqueeze(1))
+    assert one.keys() == column.keys()
+    for k in one:
+        torch.testing.assert_close(column[k], one[k], msg=f"{name}: term {k}")
+    model.set_rec_loss("softmax", 0.5)
+    many = losses(torch.stack([neg, neg.flip(0), (neg + 1) % inter.n_items], 1))
+    assert ("softmax" in many) == ("bpr" in one) and "bpr" not in many
+    assert all(v.dim() == 0 and torch.isfinite(v) for v in many.values())

@@ -72,6 +72,28 @@ def test_lightgcn_bpr_and_reg(inter):
     assert set(model.export_embeddings(emb)) == {"item", "user"}
 
 
+def test_lightgcn_softmax_with_k_negatives_names_the_term(inter):
+    torch.manual_seed(0)
+    model = LightGCN(inter, dim=4, reg_weight=0.3)
+    model.set_rec_loss("softmax", 0.5)
+    emb = model.embed()
+    users, pos = torch.tensor([0, 2, 3]), torch.tensor([2, 3, 4])
+    neg = torch.tensor([[1, 0], [1, 4], [0, 1]])
+    losses = model.rec_losses(emb, users, pos, neg)
+    assert set(losses) == {"softmax", "reg"}
+    rows = []
+    for u, p, ns in zip(users, pos, neg, strict=True):
+        scores = torch.stack([emb.user[u] @ emb.item[i] for i in [p, *ns]]) / 0.5
+        rows.append(-torch.log(scores.exp()[0] / scores.exp().sum()))
+    torch.testing.assert_close(losses["softmax"], sum(rows) / 3)
+    ego = [model.ids.user.weight[users], model.ids.item.weight[pos], model.ids.item.weight[neg]]
+    torch.testing.assert_close(losses["reg"], 0.3 * sum(e.pow(2).sum().sqrt() for e in ego) / 3)
+    with pytest.raises(ValueError, match="train.rec_loss: 'hinge' is not one of"):
+        model.set_rec_loss("hinge")
+    with pytest.raises(ValueError, match="train.rec_temperature must be positive"):
+        model.set_rec_loss("softmax", 0.0)
+
+
 def test_lightgcn_reset_changes_every_parameter(inter):
     model = LightGCN(inter, dim=4)
     before = {k: v.detach().clone() for k, v in model.named_parameters()}

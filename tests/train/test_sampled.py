@@ -81,11 +81,13 @@ def test_full_fanout_gives_the_full_embeddings_of_the_batch(setup, add_self_loop
     torch.testing.assert_close(emb.extra["H_mm"], full.extra["H_mm"][h_mm_ids], atol=1e-6, rtol=1e-5)
 
 
-@pytest.mark.parametrize("sampler", ["pyg", "torch"])
-def test_full_fanout_gives_the_full_losses_and_gradients(setup, sampler):
-    trainer, model = make(setup, EMMKGR, sampler=sampler)
+@pytest.mark.parametrize(
+    ("sampler", "rec_loss", "k"), [("pyg", "bpr", 1), ("torch", "bpr", 1), ("torch", "softmax", 3)]
+)
+def test_full_fanout_gives_the_full_losses_and_gradients(setup, sampler, rec_loss, k):
+    trainer, model = make(setup, EMMKGR, sampler=sampler, rec_loss=rec_loss, num_negatives=k)
     g = torch.Generator().manual_seed(1)
-    users, pos, neg = next(iter(BPRSampler(trainer.inter, 16, g)))
+    users, pos, neg = next(iter(BPRSampler(trainer.inter, 16, g, num_negatives=k)))
     kg = next(iter(KGNegativeSampler(kg_view(setup[1]), batch_size=8, generator=g)))
     sampled = trainer.batch_losses(users, pos, neg, kg)
     sum(sampled.values()).backward()
@@ -95,7 +97,7 @@ def test_full_fanout_gives_the_full_losses_and_gradients(setup, sampler):
     model.zero_grad()
     full_emb = model.embed()
     full = {**model.rec_losses(full_emb, users, pos, neg), **model.kg_losses(full_emb, kg)}
-    assert sampled.keys() == full.keys() == {"bpr", "reg", "kg"}
+    assert sampled.keys() == full.keys() == {rec_loss, "reg", "kg"}
     for k in full:
         torch.testing.assert_close(sampled[k], full[k], atol=1e-6, rtol=1e-5)
     sum(full.values()).backward()

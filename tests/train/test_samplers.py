@@ -71,6 +71,22 @@ def test_bpr_epoch_covers_every_interaction_once(inter):
         assert all(int(i) not in seen[int(u)] for u, i in zip(users, neg, strict=True))
 
 
+def test_bpr_batches_with_k_negatives(inter):
+    sampler = BPRSampler(inter, batch_size=16, generator=gen(), num_negatives=3)
+    seen = train_sets(inter)
+    batches = list(sampler)
+    for users, pos, neg in batches:
+        assert neg.shape == (users.numel(), 3) and pos.shape == users.shape
+        for u, row in zip(users.tolist(), neg.tolist(), strict=True):
+            assert not seen[u] & set(row), (u, row)
+    # the one-negative default draws as before: [B], the same stream as negatives(users)
+    one = BPRSampler(inter, batch_size=16, generator=gen())
+    users, _, neg = next(iter(one))
+    assert neg.shape == users.shape
+    with pytest.raises(ValueError, match="train.num_negatives must be at least 1, got 0"):
+        BPRSampler(inter, num_negatives=0)
+
+
 def test_bpr_same_seed_same_batches(inter):
     a = list(BPRSampler(inter, batch_size=32, generator=gen(7)))
     b = list(BPRSampler(inter, batch_size=32, generator=gen(7)))

@@ -90,6 +90,29 @@ def test_lightgcn_lowers_the_bpr_loss(make_trainer):
     }
 
 
+@pytest.mark.parametrize("model", ["lightgcn", "emmkgr"])
+def test_softmax_with_k_negatives_trains_and_lowers_its_loss(make_trainer, model):
+    trainer = make_trainer(model, epochs=6, num_negatives=4, rec_loss="softmax", rec_temperature=0.5)
+    assert trainer.model.rec_loss == "softmax" and trainer.model.rec_temperature == 0.5
+    users, pos, neg = next(iter(trainer.bpr))
+    assert neg.shape == (users.numel(), 4)
+    state = trainer.fit()
+    first, last = state.history[0], state.history[-1]
+    assert "loss/bpr" not in first and {"loss/softmax", "loss/reg"} <= set(first)
+    # at the start every one of the 5 candidates is about equally likely: loss near log 5
+    assert first["loss/softmax"] == pytest.approx(math.log(5), abs=0.15)
+    assert last["loss/softmax"] < first["loss/softmax"] - 0.05
+
+
+def test_bad_rec_loss_settings_raise():
+    with pytest.raises(ValueError, match="train.rec_loss: 'hinge' is not one of"):
+        TrainConfig(rec_loss="hinge")
+    with pytest.raises(ValueError, match="train.num_negatives must be at least 1"):
+        TrainConfig(num_negatives=0)
+    with pytest.raises(ValueError, match="train.rec_temperature positive"):
+        TrainConfig(rec_temperature=-1.0)
+
+
 def test_same_seed_same_run(make_trainer):
     a, b, c = make_trainer(seed=3), make_trainer(seed=3), make_trainer(seed=4)
     sa, sb, sc = a.fit(), b.fit(), c.fit()
@@ -246,6 +269,8 @@ def test_resume_accepts_a_checkpoint_from_before_train_optimizer(make_trainer, t
     ckpt = torch.load(tmp_path / "last.pt", weights_only=True)
     assert ckpt["config"]["optimizer"] == "auto"
     del ckpt["config"]["optimizer"]  # as written before the setting existed: dense Adam
+    for key in ("num_negatives", "rec_loss", "rec_temperature"):  # before these: BPR, one negative
+        del ckpt["config"][key]
     torch.save(ckpt, tmp_path / "last.pt")
     for optimizer in ("auto", "adam"):  # both are Adam under full propagation
         later = make_trainer(epochs=3, optimizer=optimizer)

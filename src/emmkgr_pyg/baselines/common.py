@@ -78,6 +78,12 @@ class ModalFeatures(torch.nn.Module):
                 torch.nn.init.xavier_normal_(lin.weight)
 
     def forward(self, m: str, items: Tensor | None = None) -> Tensor:
-        """Projected features of modality ``m``: ``[n_items, dim]``, or ``[len(items), dim]``."""
-        x = self.tables[m].weight if items is None else self.tables[m](items)
-        return self.proj[m](x)
+        """Projected features of modality ``m``: ``[n_items, dim]``, or ``[*items.shape, dim]``.
+
+        ``items`` longer than the table (several negatives per interaction) project every row once
+        and index the result: the same values, fewer products."""
+        table = self.tables[m]
+        if items is None or items.numel() > table.num_embeddings:
+            x = self.proj[m](table.weight)
+            return x if items is None else x[items]
+        return self.proj[m](table(items))

@@ -20,7 +20,7 @@ from torch_geometric.data import HeteroData
 from torch_geometric.utils import softmax
 
 from ..graph.interaction import InteractionGraph
-from ..nn.blocks import FrozenFeatures, bpr_loss, layer_sum
+from ..nn.blocks import FrozenFeatures, layer_sum
 from ..nn.conv import LightGCNConv, sparse_adjacency, spmm_with_transpose
 from ..nn.recommender import Embeddings, Recommender
 from .common import dense_modal_features
@@ -182,7 +182,8 @@ class DualGNN(Recommender):
         return Embeddings(user, item)
 
     def rec_losses(self, emb: Embeddings, users: Tensor, pos: Tensor, neg: Tensor) -> dict[str, Tensor]:
-        losses = {"bpr": bpr_loss(emb.user[users], emb.item[pos], emb.item[neg]) / math.log(2.0)}
+        pair = self.pair_loss(emb.user[users], emb.item[pos], emb.item[neg])
+        losses = {self.rec_loss: pair / math.log(2.0)}
         if self.reg_weight:
             reg = sum(pref[users].pow(2).mean() for pref in self.preference) + self.user_weight.pow(2).mean()
             losses["reg"] = self.reg_weight * reg

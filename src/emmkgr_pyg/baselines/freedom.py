@@ -9,7 +9,7 @@ from torch_geometric.data import HeteroData
 
 from ..graph.interaction import InteractionGraph
 from ..graph.knn import KNNBuilder
-from ..nn.blocks import IDEmbedding, PrunedInteractions, bpr_loss, id_layer_mean, last_layer
+from ..nn.blocks import IDEmbedding, PrunedInteractions, id_layer_mean, last_layer
 from ..nn.conv import LightGCNConv
 from ..nn.recommender import Embeddings, Recommender
 from .common import (
@@ -172,9 +172,9 @@ class FREEDOM(Recommender):
         """``bpr`` on the fused embeddings and ``modal_bpr`` (``reg_weight`` times the sum over
         modalities of BPR against the projected features)."""
         u = emb.user[users]
-        losses = {"bpr": bpr_loss(u, emb.item[pos], emb.item[neg])}
+        losses = {self.rec_loss: self.pair_loss(u, emb.item[pos], emb.item[neg])}
         if self.reg_weight:
             feats = self.features
-            modal = sum(bpr_loss(u, feats(m, pos), feats(m, neg)) for m in feats.names)
+            modal = sum(self.pair_loss(u, feats(m, pos), feats(m, neg)) for m in feats.names)
             losses["modal_bpr"] = self.reg_weight * modal
         return losses

@@ -14,7 +14,7 @@ from torch_geometric.data import HeteroData
 from torch_geometric.utils import softmax
 
 from ..graph.interaction import InteractionGraph
-from ..nn.blocks import FrozenFeatures, bpr_loss, layer_sum
+from ..nn.blocks import FrozenFeatures, layer_sum
 from ..nn.conv import LightGCNConv
 from ..nn.edge_ops import EdgePattern, edge_dot, weighted_spmm
 from ..nn.recommender import Embeddings, Recommender
@@ -174,10 +174,10 @@ class GRCN(Recommender):
         return Embeddings(rep[: self.n_users], rep[self.n_users :], {"edge_weight": weight})
 
     def rec_losses(self, emb: Embeddings, users: Tensor, pos: Tensor, neg: Tensor) -> dict[str, Tensor]:
-        losses = {"bpr": bpr_loss(emb.user[users], emb.item[pos], emb.item[neg])}
+        losses = {self.rec_loss: self.pair_loss(emb.user[users], emb.item[pos], emb.item[neg])}
         if self.reg_weight:
             ids = self.id_embedding
-            items = torch.cat([pos, neg]) + self.n_users
+            items = torch.cat([pos, neg.reshape(-1)]) + self.n_users
             reg = ids[users].pow(2).mean() + ids[items].pow(2).mean()
             reg = reg + sum(proto.preference[users].pow(2).mean() for proto in self.prototypes)
             losses["reg"] = self.reg_weight * reg

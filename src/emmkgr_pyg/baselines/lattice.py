@@ -9,7 +9,7 @@ from torch_geometric.data import HeteroData
 
 from ..graph.interaction import InteractionGraph
 from ..graph.knn import KNNBuilder
-from ..nn.blocks import IDEmbedding, bpr_loss, id_layer_mean, last_layer
+from ..nn.blocks import IDEmbedding, id_layer_mean, last_layer
 from ..nn.conv import LightGCNConv
 from ..nn.recommender import Embeddings, Recommender
 from .common import ModalFeatures, dense_modal_features, knn_item_graph, knn_normalize
@@ -195,7 +195,7 @@ class LATTICE(Recommender):
         """``bpr`` and ``reg`` (``reg_weight`` times the squared norm of the batch's final user,
         positive and negative embeddings over 2B, as MMRec's LATTICE)."""
         u, p, n = emb.user[users], emb.item[pos], emb.item[neg]
-        losses = {"bpr": bpr_loss(u, p, n)}
+        losses = {self.rec_loss: self.pair_loss(u, p, n)}
         if self.reg_weight:
             sq = u.pow(2).sum() + p.pow(2).sum() + n.pow(2).sum()
             losses["reg"] = self.reg_weight * 0.5 * sq / users.size(0)

@@ -16,7 +16,7 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 
 from ..graph.interaction import InteractionGraph
-from ..nn.blocks import FrozenFeatures, IDEmbedding, bpr_loss, info_nce, last_layer, layer_mean
+from ..nn.blocks import FrozenFeatures, IDEmbedding, info_nce, last_layer, layer_mean
 from ..nn.conv import LightGCNConv, spmm_with_transpose
 from ..nn.recommender import Embeddings, Recommender
 from .common import dense_modal_features
@@ -208,7 +208,7 @@ class LGMRec(Recommender):
 
     def rec_losses(self, emb: Embeddings, users: Tensor, pos: Tensor, neg: Tensor) -> dict[str, Tensor]:
         u, i, j = emb.user[users], emb.item[pos], emb.item[neg]
-        losses = {"bpr": bpr_loss(u, i, j)}
+        losses = {self.rec_loss: self.pair_loss(u, i, j)}
         pairs = list(itertools.combinations(range(len(self.modalities)), 2))
         if self.cl_weight and pairs:
             if self.cl_pairs == "sample":

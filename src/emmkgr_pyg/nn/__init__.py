@@ -12,6 +12,7 @@ from .blocks import (
     last_layer,
     layer_mean,
     layer_sum,
+    softmax_loss,
 )
 from .conv import LightGCNConv, lightgcn_norm
 from .edge_ops import EdgePattern, edge_dot, weighted_spmm
@@ -45,5 +46,6 @@ __all__ = [
     "layer_sum",
     "lightgcn_norm",
     "rotate_distance",
+    "softmax_loss",
     "weighted_spmm",
 ]

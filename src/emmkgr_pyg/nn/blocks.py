@@ -131,15 +131,47 @@ def id_layer_mean(
     return out[: user_emb.size(0)], out[user_emb.size(0) :]
 
 
+def _pair_scores(user: Tensor, pos: Tensor, neg: Tensor) -> tuple[Tensor, Tensor]:
+    """Scores ``[B]`` of the positives and ``[B, K]`` of the negatives (``neg`` ``[B, d]`` or
+    ``[B, K, d]``)."""
+    pos_score = (user * pos).sum(-1)
+    if neg.dim() == user.dim():
+        return pos_score, (user * neg).sum(-1).unsqueeze(-1)
+    return pos_score, (user.unsqueeze(-2) * neg).sum(-1)
+
+
 def bpr_loss(user: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
     r"""BPR (Rendle et al., UAI 2009; the paper's Eq. 6) on a batch of ``[B, d]`` rows:
 
     .. math::
         -\frac{1}{B}\sum_{b} \log\sigma(\mathbf{u}_b\cdot\mathbf{p}_b - \mathbf{u}_b\cdot\mathbf{n}_b)
 
-    (PyG's ``BPRLoss`` without its regulariser, on the scores it would be given.)
+    (PyG's ``BPRLoss`` without its regulariser, on the scores it would be given.) With ``K``
+    negatives per positive (``neg`` ``[B, K, d]``) the mean over the :math:`B \times K` pairs.
     """
-    return -F.logsigmoid((user * pos).sum(-1) - (user * neg).sum(-1)).mean()
+    pos_score, neg_score = _pair_scores(user, pos, neg)
+    return -F.logsigmoid(pos_score.unsqueeze(-1) - neg_score).mean()
+
+
+def softmax_loss(user: Tensor, pos: Tensor, neg: Tensor, temperature: float = 1.0) -> Tensor:
+    r"""Sampled softmax of each positive against its own ``K`` negatives (``neg`` ``[B, K, d]``, or
+    ``[B, d]`` for one), scores :math:`s = \mathbf{u}\cdot\mathbf{i}` over a temperature
+    :math:`\tau`:
+
+    .. math::
+        -\frac{1}{B}\sum_b \log \frac{e^{s_{b,p}/\tau}}{e^{s_{b,p}/\tau} + \sum_k e^{s_{b,n_k}/\tau}}
+
+    (the sampled softmax loss of recommendation, e.g. Wu et al., "On the Effectiveness of Sampled
+    Softmax Loss for Item Recommendation", TOIS 2024; uniform negatives need no log-Q correction).
+    With one negative and :math:`\tau = 1` it is BPR.
+    """
+    pos_score, neg_score = _pair_scores(user, pos, neg)
+    logits = torch.cat([pos_score.unsqueeze(-1), neg_score], -1) / temperature
+    return (torch.logsumexp(logits, -1) - logits[:, 0]).mean()
+
+
+#: ``train.rec_loss``: the loss of a user against a positive and its negatives
+REC_LOSSES = ("bpr", "softmax")
 
 
 class _ScoreLogSumExp(torch.autograd.Function):

@@ -21,7 +21,6 @@ from ..graph.item_graph import (
     resolve_modal_weights,
 )
 from .blocks import (
-    bpr_loss,
     embedding_reg,
     last_layer,
 )
@@ -298,14 +297,17 @@ class EMMKGR(Recommender):
                 r = lookup[items]
                 return h_mm[r.clamp(min=0), : self.dim] * (r >= 0).unsqueeze(-1)
 
-            modal = sum(bpr_loss(u, rows(pos, lk), rows(neg, lk)) for lk in self.modal_rows)
+            modal = sum(self.pair_loss(u, rows(pos, lk), rows(neg, lk)) for lk in self.modal_rows)
             losses["modal_bpr"] = self.modal_bpr_weight * modal
         return losses
 
     def ego_embeddings(self, users: Tensor, pos: Tensor, neg: Tensor) -> list[Tensor]:
         # looked up through the table (not kg_item_rows()[ids]) so that a sparse table gets sparse rows
         rows = self.encoder.item_emb
-        return self.cf.ego_embeddings(users, pos, neg) + [rows(pos)[:, : self.dim], rows(neg)[:, : self.dim]]
+        return self.cf.ego_embeddings(users, pos, neg) + [
+            rows(pos)[..., : self.dim],
+            rows(neg)[..., : self.dim],
+        ]
 
     def _h_mm(self, emb: Embeddings) -> Tensor:
         h_mm = emb.extra.get("H_mm")

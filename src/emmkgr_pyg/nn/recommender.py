@@ -16,12 +16,14 @@ from torch_geometric.data import HeteroData
 
 from ..graph.interaction import InteractionGraph
 from .blocks import (
+    REC_LOSSES,
     REG_FORMS,
     IDEmbedding,
     PrunedInteractions,
     bpr_loss,
     embedding_reg,
     id_layer_mean,
+    softmax_loss,
 )
 from .conv import LightGCNConv
 
@@ -60,6 +62,10 @@ class Recommender(torch.nn.Module):
     needs_modal_edges: bool = False
     #: trains a knowledge-graph loss (:meth:`kg_losses`; the trainer draws KG batches only then)
     has_kg_loss: bool = False
+    #: the loss of a user against a positive and its negatives (:meth:`pair_loss`), named in the
+    #: losses by its form; the trainer sets both from ``train.rec_loss`` (:meth:`set_rec_loss`)
+    rec_loss: str = "bpr"
+    rec_temperature: float = 1.0
 
     def __init__(self, inter: InteractionGraph, reg_weight: float = 1e-4, reg_form: str = "mmrec") -> None:
         super().__init__()
@@ -67,6 +73,22 @@ class Recommender(torch.nn.Module):
             raise ValueError(f"{type(self).__name__}: reg_form '{reg_form}' is not one of {REG_FORMS}.")
         self.n_users, self.n_items = inter.n_users, inter.n_items
         self.reg_weight, self.reg_form = reg_weight, reg_form
+
+    def set_rec_loss(self, form: str = "bpr", temperature: float = 1.0) -> None:
+        """Train with ``form`` (``bpr`` or ``softmax`` at ``temperature``, see :meth:`pair_loss`)."""
+        if form not in REC_LOSSES:
+            raise ValueError(f"train.rec_loss: '{form}' is not one of {REC_LOSSES}.")
+        if not temperature > 0:
+            raise ValueError(f"train.rec_temperature must be positive, got {temperature}.")
+        self.rec_loss, self.rec_temperature = form, float(temperature)
+
+    def pair_loss(self, user: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
+        """The loss of users ``[B, d]`` against their positives ``[B, d]`` and negatives ``[B, d]``
+        or ``[B, K, d]``: :func:`~emmkgr_pyg.nn.blocks.bpr_loss` (the paper's) or the sampled
+        :func:`~emmkgr_pyg.nn.blocks.softmax_loss`, as :meth:`set_rec_loss` chose."""
+        if self.rec_loss == "softmax":
+            return softmax_loss(user, pos, neg, self.rec_temperature)
+        return bpr_loss(user, pos, neg)
 
     def on_epoch_start(self) -> None:
         """Called by the trainer before every training epoch (e.g. to redraw a sampled graph)."""
@@ -87,12 +109,12 @@ class Recommender(torch.nn.Module):
         terms that the trainer adds up (and adds the KG terms of :meth:`kg_losses` to).
 
         By default: ``bpr``, BPR (Eq. 6, :func:`~emmkgr_pyg.nn.blocks.bpr_loss`) on the scored
-        embeddings, and ``reg``, the L2 term of LightGCN on the batch's layer-0 embeddings
-        (:meth:`ego_embeddings`; ``reg_weight`` times :func:`~emmkgr_pyg.nn.blocks.embedding_reg`
-        of them in the form ``reg_form``, by default MMRec's sum of norms / B). A model with other
-        recommendation objectives returns its own terms (BM3: ``rec``, ``align``, ``mask``, ``reg``,
-        and it ignores ``neg``)."""
-        losses = {"bpr": bpr_loss(emb.user[users], emb.item[pos], emb.item[neg])}
+        embeddings (or the term :meth:`set_rec_loss` chose, under its name), and ``reg``, the L2
+        term of LightGCN on the batch's layer-0 embeddings (:meth:`ego_embeddings`; ``reg_weight``
+        times :func:`~emmkgr_pyg.nn.blocks.embedding_reg` of them in the form ``reg_form``, by
+        default MMRec's sum of norms / B). A model with other recommendation objectives returns its
+        own terms (BM3: ``rec``, ``align``, ``mask``, ``reg``, and it ignores ``neg``)."""
+        losses = {self.rec_loss: self.pair_loss(emb.user[users], emb.item[pos], emb.item[neg])}
         ego = self.ego_embeddings(users, pos, neg)
         if ego and self.reg_weight:
             losses["reg"] = self.reg_weight * embedding_reg(ego, users.size(0), self.reg_form)

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from ..graph.interaction import InteractionGraph
 from ..graph.triples import KGView
-from ..nn.blocks import bpr_loss, embedding_reg
+from ..nn.blocks import embedding_reg
 from ..nn.emmkgr import EMMKGR
 from ..nn.recommender import KGBatch, Recommender
 from ..nn.sampled import interaction_model, sampled_embeddings
@@ -90,8 +90,11 @@ class SampledTrainer(Trainer):
     def batch_losses(
         self, users: Tensor | None, pos: Tensor | None, neg: Tensor | None, kg: KGBatch | None
     ) -> dict[str, Tensor]:
-        """BPR (+ L2) of an interaction batch and/or KG loss of a KG batch, over sampled subgraphs."""
-        items = torch.unique(torch.cat([pos, neg])) if users is not None else torch.empty(0, dtype=torch.long)
+        """The ranking loss (+ L2) of an interaction batch and/or the KG loss of a KG batch, over
+        sampled subgraphs."""
+        items = torch.empty(0, dtype=torch.long)
+        if users is not None:  # negatives [B] or [B, K]
+            items = torch.unique(torch.cat([pos, neg.reshape(-1)]))
         inter_sub = kg_sub = None
         if users is not None:
             u = torch.unique(users)
@@ -114,7 +117,8 @@ class SampledTrainer(Trainer):
                 (local_ids(u, users), local_ids(items, pos), local_ids(items, neg)), self.device
             )
             users, pos, neg = to_device((users, pos, neg), self.device)
-            losses["bpr"] = bpr_loss(emb.user[lu], emb.item[lp], emb.item[ln])
+            model = self.model
+            losses[model.rec_loss] = model.pair_loss(emb.user[lu], emb.item[lp], emb.item[ln])
             ego = self.model.ego_embeddings(users, pos, neg)
             if ego and self.model.reg_weight:
                 reg = embedding_reg(ego, users.size(0), self.model.reg_form)

@@ -34,6 +34,7 @@ class BPRSampler:
         inter: the training interactions.
         batch_size: interactions per batch (default ``2048``).
         generator: the torch generator that makes the draws repeatable.
+        num_negatives: negatives per interaction (default ``1``: ``[B]``; more: ``[B, K]``).
     """
 
     def __init__(
@@ -41,10 +42,13 @@ class BPRSampler:
         inter: InteractionGraph,
         batch_size: int = 2048,
         generator: torch.Generator | None = None,
+        num_negatives: int = 1,
     ) -> None:
+        if num_negatives < 1:
+            raise ValueError(f"train.num_negatives must be at least 1, got {num_negatives}.")
         self.user, self.item = inter.user, inter.item
         self.n_items = inter.n_items
-        self.batch_size = batch_size
+        self.batch_size, self.num_negatives = batch_size, num_negatives
         self.generator = generator
         self.keys = torch.unique(self.user * self.n_items + self.item)  # sorted
 
@@ -69,7 +73,7 @@ class BPRSampler:
         for s in range(0, perm.numel(), self.batch_size):
             idx = perm[s : s + self.batch_size]
             users = self.user[idx]
-            yield users, self.item[idx], self.negatives(users)
+            yield users, self.item[idx], self.negatives(users, self.num_negatives)
 
 
 class KGNegativeSampler:

@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 
 from ..graph.interaction import InteractionGraph
 from ..graph.triples import KGView
+from ..nn.blocks import REC_LOSSES
 from ..nn.recommender import Recommender
 from ..utils import atomic_path
 from .allocator import ALLOCATORS, use_allocator
@@ -92,6 +93,9 @@ class TrainConfig:
     weight_decay: float = 0.0
     schedule: str = "sum"
     lambda_kg: float = 1.0
+    num_negatives: int = 1
+    rec_loss: str = "bpr"
+    rec_temperature: float = 1.0
     kg_batch_size: int = 2048
     kg_num_negatives: int = 1
     kg_typed_negatives: bool = True
@@ -123,6 +127,13 @@ class TrainConfig:
         if self.schedule not in SCHEDULES:
             raise ValueError(f"TrainConfig: schedule '{self.schedule}' is not one of {SCHEDULES}.")
         self.ks = tuple(int(k) for k in self.ks)
+        if self.rec_loss not in REC_LOSSES:
+            raise ValueError(f"train.rec_loss: '{self.rec_loss}' is not one of {REC_LOSSES}.")
+        if self.num_negatives < 1 or not self.rec_temperature > 0:
+            raise ValueError(
+                "train.num_negatives must be at least 1 and train.rec_temperature positive, got "
+                f"{self.num_negatives} and {self.rec_temperature}."
+            )
         if self.kg_passes_per_epoch is not None and self.kg_passes_per_epoch < 1:
             raise ValueError(
                 "TrainConfig: kg_passes_per_epoch must be at least 1 or null, got "
@@ -195,7 +206,8 @@ class Trainer:
         self.cfg = config
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.generator = torch.Generator().manual_seed(config.seed)
-        self.bpr = BPRSampler(inter, config.batch_size, self.generator)
+        self.bpr = BPRSampler(inter, config.batch_size, self.generator, config.num_negatives)
+        model.set_rec_loss(config.rec_loss, config.rec_temperature)
         self.kg = None
         if kg is not None and model.has_kg_loss and config.lambda_kg > 0:
             self.kg = KGNegativeSampler(
@@ -402,7 +414,7 @@ class Trainer:
 
 
 #: TrainConfig fields added after checkpoints were written, with what those runs did
-LEGACY_SETTINGS = {"optimizer": "adam"}
+LEGACY_SETTINGS = {"optimizer": "adam", "num_negatives": 1, "rec_loss": "bpr", "rec_temperature": 1.0}
 
 
 def _effective(config: dict[str, Any]) -> dict[str, Any]:
