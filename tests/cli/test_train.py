@@ -80,6 +80,28 @@ def test_sweep_with_a_failing_job_and_summary(run_cli, tmp_path):
     assert good["n"] == 2 and good["failed"] == 0 and 0 <= good["test/Recall@20"][0] <= 1
 
 
+def test_softmax_over_k_negatives_from_the_command_line(run_cli, tmp_path):
+    run_cli(
+        "emmkgr-train",
+        *TINY,
+        "model=freedom",
+        "train.rec_loss=softmax",
+        "train.num_negatives=4",
+        "train.rec_temperature=0.5",
+        "hydra.run.dir=run",
+        f"cache_dir={tmp_path / 'c'}",
+        cwd=tmp_path,
+    )
+    history = [json.loads(line) for line in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
+    assert len(history) == 3
+    for record in history:
+        assert "loss/bpr" not in record and record["loss/softmax"] > 0 and "loss/modal_bpr" in record
+    # five candidates per row: the first epoch's loss is near log 5, and it falls
+    assert 1.0 < history[0]["loss/softmax"] < 1.7 and history[-1]["loss/softmax"] < history[0]["loss/softmax"]
+    res = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert res["config"]["train"]["rec_loss"] == "softmax" and res["config"]["train"]["num_negatives"] == 4
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
@@ -99,8 +121,12 @@ def test_sweep_with_a_failing_job_and_summary(run_cli, tmp_path):
             r"format expects Office\.inter\.json, Office\.item\.json in the dataset folder "
             r"\(dataset\.root=nowhere\)\.",
         ),
+        (
+            ["model=lightgcn", "train.rec_loss=hinge"],
+            r"emmkgr-train: train\.rec_loss: 'hinge' is not one of \('bpr', 'softmax'\)\.",
+        ),
     ],
-    ids=["diverged", "odd-dim", "missing-data"],
+    ids=["diverged", "odd-dim", "missing-data", "rec-loss"],
 )
 def test_errors_a_person_can_act_on_are_one_line(run_cli, tmp_path, overrides, message):
     proc = run_cli(

@@ -15,6 +15,7 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 
 from ..graph.interaction import InteractionGraph
+from ..utils import ConfigError
 from .blocks import (
     REC_LOSSES,
     REG_FORMS,
@@ -77,9 +78,9 @@ class Recommender(torch.nn.Module):
     def set_rec_loss(self, form: str = "bpr", temperature: float = 1.0) -> None:
         """Train with ``form`` (``bpr`` or ``softmax`` at ``temperature``, see :meth:`pair_loss`)."""
         if form not in REC_LOSSES:
-            raise ValueError(f"train.rec_loss: '{form}' is not one of {REC_LOSSES}.")
+            raise ConfigError(f"train.rec_loss: '{form}' is not one of {REC_LOSSES}.")
         if not temperature > 0:
-            raise ValueError(f"train.rec_temperature must be positive, got {temperature}.")
+            raise ConfigError(f"train.rec_temperature must be positive, got {temperature}.")
         self.rec_loss, self.rec_temperature = form, float(temperature)
 
     def pair_loss(self, user: Tensor, pos: Tensor, neg: Tensor) -> Tensor:

@@ -14,6 +14,7 @@ from torch import Tensor
 from ..graph.interaction import InteractionGraph
 from ..graph.triples import KGView
 from ..nn.recommender import KGBatch
+from ..utils import ConfigError
 
 MAX_REDRAWS = 50
 
@@ -45,7 +46,7 @@ class BPRSampler:
         num_negatives: int = 1,
     ) -> None:
         if num_negatives < 1:
-            raise ValueError(f"train.num_negatives must be at least 1, got {num_negatives}.")
+            raise ConfigError(f"train.num_negatives must be at least 1, got {num_negatives}.")
         self.user, self.item = inter.user, inter.item
         self.n_items = inter.n_items
         self.batch_size, self.num_negatives = batch_size, num_negatives

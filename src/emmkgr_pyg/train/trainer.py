@@ -36,7 +36,7 @@ from ..graph.interaction import InteractionGraph
 from ..graph.triples import KGView
 from ..nn.blocks import REC_LOSSES
 from ..nn.recommender import Recommender
-from ..utils import atomic_path
+from ..utils import ConfigError, atomic_path
 from .allocator import ALLOCATORS, use_allocator
 from .distributed import DataParallel
 from .optim import make_optimizer, resolve_optimizer
@@ -128,9 +128,9 @@ class TrainConfig:
             raise ValueError(f"TrainConfig: schedule '{self.schedule}' is not one of {SCHEDULES}.")
         self.ks = tuple(int(k) for k in self.ks)
         if self.rec_loss not in REC_LOSSES:
-            raise ValueError(f"train.rec_loss: '{self.rec_loss}' is not one of {REC_LOSSES}.")
+            raise ConfigError(f"train.rec_loss: '{self.rec_loss}' is not one of {REC_LOSSES}.")
         if self.num_negatives < 1 or not self.rec_temperature > 0:
-            raise ValueError(
+            raise ConfigError(
                 "train.num_negatives must be at least 1 and train.rec_temperature positive, got "
                 f"{self.num_negatives} and {self.rec_temperature}."
             )
