@@ -81,13 +81,14 @@ def test_bpr_loss_by_hand():
     assert bpr_loss(u, p, n).item() == pytest.approx(expected)
 
 
+def _users_pos_negs(b: int, k: int, d: int, seed: int):
+    """Random users and positives ``[b, d]`` and negatives ``[b, k, d]``."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(b, d, generator=g), torch.randn(b, d, generator=g), torch.randn(b, k, d, generator=g)
+
+
 def test_bpr_loss_with_k_negatives_is_the_mean_over_every_pair():
-    g = torch.Generator().manual_seed(0)
-    u, p, n = (
-        torch.randn(4, 3, generator=g),
-        torch.randn(4, 3, generator=g),
-        torch.randn(4, 5, 3, generator=g),
-    )
+    u, p, n = _users_pos_negs(4, 5, 3, seed=0)
     pairs = [
         -math.log(1 / (1 + math.exp(-(float(u[b] @ p[b]) - float(u[b] @ n[b, k])))))
         for b in range(4)
@@ -99,12 +100,7 @@ def test_bpr_loss_with_k_negatives_is_the_mean_over_every_pair():
 
 
 def test_softmax_loss_by_hand():
-    g = torch.Generator().manual_seed(1)
-    u, p, n = (
-        torch.randn(3, 4, generator=g),
-        torch.randn(3, 4, generator=g),
-        torch.randn(3, 6, 4, generator=g),
-    )
+    u, p, n = _users_pos_negs(3, 6, 4, seed=1)
     for tau in (1.0, 0.2):
         rows = []
         for b in range(3):

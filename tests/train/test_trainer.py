@@ -109,7 +109,7 @@ def test_bad_rec_loss_settings_raise():
         TrainConfig(rec_loss="hinge")
     with pytest.raises(ValueError, match="train.num_negatives must be at least 1"):
         TrainConfig(num_negatives=0)
-    with pytest.raises(ValueError, match="train.rec_temperature positive"):
+    with pytest.raises(ValueError, match="train.rec_temperature must be positive, got -1.0"):
         TrainConfig(rec_temperature=-1.0)
 
 

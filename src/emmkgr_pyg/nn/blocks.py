@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..graph.interaction import InteractionGraph, degree_sensitive_prune
+from ..utils import ConfigError
 from .conv import LightGCNConv
 
 #: initialisations an :class:`IDEmbedding` accepts, by name
@@ -172,6 +173,15 @@ def softmax_loss(user: Tensor, pos: Tensor, neg: Tensor, temperature: float = 1.
 
 #: ``train.rec_loss``: the loss of a user against a positive and its negatives
 REC_LOSSES = ("bpr", "softmax")
+
+
+def check_rec_loss(form: str, temperature: float) -> None:
+    """A one-line :class:`~emmkgr_pyg.utils.ConfigError` for a ``train.rec_loss`` or
+    ``train.rec_temperature`` that cannot work."""
+    if form not in REC_LOSSES:
+        raise ConfigError(f"train.rec_loss: '{form}' is not one of {REC_LOSSES}.")
+    if not temperature > 0:
+        raise ConfigError(f"train.rec_temperature must be positive, got {temperature}.")
 
 
 class _ScoreLogSumExp(torch.autograd.Function):

@@ -15,13 +15,12 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 
 from ..graph.interaction import InteractionGraph
-from ..utils import ConfigError
 from .blocks import (
-    REC_LOSSES,
     REG_FORMS,
     IDEmbedding,
     PrunedInteractions,
     bpr_loss,
+    check_rec_loss,
     embedding_reg,
     id_layer_mean,
     softmax_loss,
@@ -77,10 +76,7 @@ class Recommender(torch.nn.Module):
 
     def set_rec_loss(self, form: str = "bpr", temperature: float = 1.0) -> None:
         """Train with ``form`` (``bpr`` or ``softmax`` at ``temperature``, see :meth:`pair_loss`)."""
-        if form not in REC_LOSSES:
-            raise ConfigError(f"train.rec_loss: '{form}' is not one of {REC_LOSSES}.")
-        if not temperature > 0:
-            raise ConfigError(f"train.rec_temperature must be positive, got {temperature}.")
+        check_rec_loss(form, temperature)
         self.rec_loss, self.rec_temperature = form, float(temperature)
 
     def pair_loss(self, user: Tensor, pos: Tensor, neg: Tensor) -> Tensor:

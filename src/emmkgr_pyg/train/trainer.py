@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from ..graph.interaction import InteractionGraph
 from ..graph.triples import KGView
-from ..nn.blocks import REC_LOSSES
+from ..nn.blocks import check_rec_loss
 from ..nn.recommender import Recommender
 from ..utils import ConfigError, atomic_path
 from .allocator import ALLOCATORS, use_allocator
@@ -127,13 +127,9 @@ class TrainConfig:
         if self.schedule not in SCHEDULES:
             raise ValueError(f"TrainConfig: schedule '{self.schedule}' is not one of {SCHEDULES}.")
         self.ks = tuple(int(k) for k in self.ks)
-        if self.rec_loss not in REC_LOSSES:
-            raise ConfigError(f"train.rec_loss: '{self.rec_loss}' is not one of {REC_LOSSES}.")
-        if self.num_negatives < 1 or not self.rec_temperature > 0:
-            raise ConfigError(
-                "train.num_negatives must be at least 1 and train.rec_temperature positive, got "
-                f"{self.num_negatives} and {self.rec_temperature}."
-            )
+        check_rec_loss(self.rec_loss, self.rec_temperature)
+        if self.num_negatives < 1:
+            raise ConfigError(f"train.num_negatives must be at least 1, got {self.num_negatives}.")
         if self.kg_passes_per_epoch is not None and self.kg_passes_per_epoch < 1:
             raise ValueError(
                 "TrainConfig: kg_passes_per_epoch must be at least 1 or null, got "
