@@ -163,8 +163,9 @@ def softmax_loss(user: Tensor, pos: Tensor, neg: Tensor, temperature: float = 1.
         -\frac{1}{B}\sum_b \log \frac{e^{s_{b,p}/\tau}}{e^{s_{b,p}/\tau} + \sum_k e^{s_{b,n_k}/\tau}}
 
     (the sampled softmax loss of recommendation, e.g. Wu et al., "On the Effectiveness of Sampled
-    Softmax Loss for Item Recommendation", TOIS 2024; uniform negatives need no log-Q correction).
-    With one negative and :math:`\tau = 1` it is BPR.
+    Softmax Loss for Item Recommendation", TOIS 2024), without a log-Q correction: for uniform
+    negatives it would add the same :math:`\log(N/K)` to every negative's logit, i.e. weigh the
+    negatives against the positive by a constant. With one negative and :math:`\tau = 1` it is BPR.
     """
     pos_score, neg_score = _pair_scores(user, pos, neg)
     logits = torch.cat([pos_score.unsqueeze(-1), neg_score], -1) / temperature
