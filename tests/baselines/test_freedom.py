@@ -177,6 +177,32 @@ def test_losses_are_named_and_bad_settings_raise():
         FREEDOM(inter, None)
 
 
+@pytest.mark.parametrize(
+    ("form", "neg"), [("bpr", [5, 6, 7, 7]), ("softmax", [[5, 6, 0], [6, 7, 1], [7, 0, 2], [7, 7, 3]])]
+)
+def test_modal_bpr_by_hand_with_one_or_k_negatives(form, neg):
+    inter = InteractionGraph(5, 8, USER, ITEM)
+    torch.manual_seed(0)
+    model = FREEDOM(inter, hand_kg(), dim=4, feat_embed_dim=4, knn_k=3, reg_weight=0.5)
+    model.set_rec_loss(form)
+    users, pos, neg = USER[:4], ITEM[:4], torch.tensor(neg)
+    emb = model.embed()
+    modal = model.rec_losses(emb, users, pos, neg)["modal_bpr"]
+    expected = 0.0
+    for m in model.features.names:
+        table, lin = model.features.tables[m].weight, model.features.proj[m]
+
+        def f(i, table=table, lin=lin):  # one item's projected feature row
+            return table[i] @ lin.weight.T + lin.bias
+
+        for u, p, ns in zip(users, pos, neg.view(4, -1), strict=True):
+            su, sp = emb.user[u], emb.user[u] @ f(p)
+            sn = torch.stack([su @ f(n) for n in ns])
+            expected = expected + torch.logsumexp(torch.cat([sp.view(1), sn]), 0) - sp  # -log softmax
+    # with one negative the softmax over two is BPR's -log sigma(s_p - s_n)
+    torch.testing.assert_close(modal, 0.5 * expected / 4)
+
+
 def test_smoke_training_beats_random(tiny, train, random_recall):
     def make(inter, kg):
         return FREEDOM(inter, kg, modal_weights={"image": 0.1})

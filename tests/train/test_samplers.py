@@ -79,10 +79,13 @@ def test_bpr_batches_with_k_negatives(inter):
         assert neg.shape == (users.numel(), 3) and pos.shape == users.shape
         for u, row in zip(users.tolist(), neg.tolist(), strict=True):
             assert not seen[u] & set(row), (u, row)
-    # the one-negative default draws as before: [B], the same stream as negatives(users)
+    # the one-negative default draws as before: [B], the stream of a permutation then negatives(users)
     one = BPRSampler(inter, batch_size=16, generator=gen())
     users, _, neg = next(iter(one))
+    replay = BPRSampler(inter, batch_size=16, generator=gen())
+    perm = torch.randperm(inter.user.numel(), generator=replay.generator)
     assert neg.shape == users.shape
+    assert torch.equal(users, inter.user[perm[:16]]) and torch.equal(neg, replay.negatives(users))
     with pytest.raises(ValueError, match="train.num_negatives must be at least 1, got 0"):
         BPRSampler(inter, num_negatives=0)
 

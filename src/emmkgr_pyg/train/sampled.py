@@ -117,8 +117,7 @@ class SampledTrainer(Trainer):
                 (local_ids(u, users), local_ids(items, pos), local_ids(items, neg)), self.device
             )
             users, pos, neg = to_device((users, pos, neg), self.device)
-            model = self.model
-            losses[model.rec_loss] = model.pair_loss(emb.user[lu], emb.item[lp], emb.item[ln])
+            losses[self.model.rec_loss] = self.model.pair_loss(emb.user[lu], emb.item[lp], emb.item[ln])
             ego = self.model.ego_embeddings(users, pos, neg)
             if ego and self.model.reg_weight:
                 reg = embedding_reg(ego, users.size(0), self.model.reg_form)
