@@ -164,7 +164,7 @@ def test_kg_loss_one_negative_as_a_vector():
         torch.testing.assert_close(fn(pos, neg), fn(pos, neg.unsqueeze(1)))
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", ["logsigmoid", "pairwise", "margin"])
 def test_self_adversarial_weights_are_a_detached_softmax(variant):
     alpha = 0.7
     pos = randn(4, seed=19).requires_grad_()
@@ -187,6 +187,32 @@ def test_self_adversarial_weights_are_a_detached_softmax(variant):
     torch.testing.assert_close(pos.grad, pos2.grad)
     # the weights favour the hardest (closest) negatives
     assert not torch.allclose(w, torch.full_like(w, 1 / 3))
+
+
+@pytest.mark.parametrize("tau", [1.0, 0.5])
+def test_kg_loss_softmax_formula(tau):
+    pos, neg = randn(5, seed=21), randn(5, 4, seed=22) * 2
+    loss = KGLoss("softmax", temperature=tau)(pos, neg)
+    expected = 0.0
+    for b in range(5):
+        den = math.exp(-pos[b].item() / tau) + sum(math.exp(-neg[b, k].item() / tau) for k in range(4))
+        expected += -math.log(math.exp(-pos[b].item() / tau) / den) / 5
+    assert abs(loss.item() - expected) < 1e-6
+
+
+def test_kg_loss_softmax_with_one_negative_is_pairwise():
+    pos, neg = randn(6, seed=23), randn(6, 1, seed=24)
+    torch.testing.assert_close(KGLoss("softmax")(pos, neg), KGLoss("pairwise")(pos, neg))
+    # and a lower temperature sharpens it: not the same loss any more
+    assert not torch.allclose(KGLoss("softmax", temperature=0.5)(pos, neg), KGLoss("pairwise")(pos, neg))
+
+
+def test_kg_loss_softmax_refuses_adversarial_weights_and_bad_temperature():
+    with pytest.raises(ValueError, match="set adversarial_temperature to null"):
+        KGLoss("softmax", adversarial_temperature=1.0)
+    with pytest.raises(ValueError, match="temperature 0.0 must be positive"):
+        KGLoss("softmax", temperature=0.0)
+    assert "temperature=0.5" in repr(KGLoss("softmax", temperature=0.5))
 
 
 def test_kg_loss_bad_variant_raises():

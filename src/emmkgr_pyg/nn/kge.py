@@ -16,7 +16,7 @@ from torch import Tensor
 from ..utils import ConfigError
 
 NORMS = ("complex_l1", "l2", "squared_l2")
-VARIANTS = ("logsigmoid", "pairwise", "margin")
+VARIANTS = ("logsigmoid", "pairwise", "margin", "softmax")
 
 
 def rotate_distance(head: Tensor, phase: Tensor, tail: Tensor, norm: str = "complex_l1") -> Tensor:
@@ -93,7 +93,12 @@ class KGLoss(torch.nn.Module):
     - ``"pairwise"`` (default; Eq. 5 read as a ranking of each positive over its negatives, no
       margin to calibrate):
       :math:`-\sum_k w_k \log\sigma(d^-_k - d^+)`;
-    - ``"margin"`` (the authors' code): :math:`\sum_k w_k \max(0, m + d^+ - d^-_k)`.
+    - ``"margin"`` (the authors' code): :math:`\sum_k w_k \max(0, m + d^+ - d^-_k)`;
+    - ``"softmax"`` (an extension): the positive against its :math:`K` corruptions at once,
+      :math:`-\log \frac{\exp(-d^+/\tau)}{\exp(-d^+/\tau) + \sum_k \exp(-d^-_k/\tau)}`, the
+      sampled softmax that ``train.rec_loss=softmax`` is on the interactions; with one negative
+      at :math:`\tau = 1` it is ``"pairwise"`` (no weights :math:`w`: the softmax already puts the
+      gradient on the closest corruptions, which is what the self-adversarial weights do).
 
     :math:`w_k = 1/K`, or with ``adversarial_temperature`` :math:`\alpha` the self-adversarial
     weights of RotatE, :math:`w = \mathrm{softmax}(-\alpha d^-)` (no gradient through ``w``).
@@ -113,7 +118,9 @@ class KGLoss(torch.nn.Module):
         gamma: the margin :math:`\gamma` of ``"logsigmoid"``, a number or ``"auto"``
             (default ``"auto"``).
         margin: the margin :math:`m` of ``"margin"`` (default ``1.0``).
-        adversarial_temperature: :math:`\alpha`, or ``None`` for uniform weights.
+        temperature: :math:`\tau` of ``"softmax"`` (default ``1.0``).
+        adversarial_temperature: :math:`\alpha`, or ``None`` for uniform weights (not with
+            ``"softmax"``).
         num_relations: how many :math:`\gamma_r` ``"auto"`` keeps (default ``1``: one for all).
     """
 
@@ -124,10 +131,19 @@ class KGLoss(torch.nn.Module):
         margin: float = 1.0,
         adversarial_temperature: float | None = None,
         num_relations: int = 1,
+        temperature: float = 1.0,
     ) -> None:
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"KGLoss: variant '{variant}' is not one of {VARIANTS}.")
+        if not temperature > 0:
+            raise ValueError(f"KGLoss: temperature {temperature} must be positive.")
+        if variant == "softmax" and adversarial_temperature:
+            raise ValueError(
+                "KGLoss: adversarial_temperature weighs the corruptions of the pairwise forms; the "
+                "'softmax' variant weighs them itself: set adversarial_temperature to null."
+            )
+        self.temperature = float(temperature)
         if isinstance(gamma, str) and gamma != "auto":
             raise ValueError(f"KGLoss: gamma '{gamma}' must be a number or 'auto'.")
         self.variant = variant
@@ -161,6 +177,9 @@ class KGLoss(torch.nn.Module):
             rel = torch.zeros_like(pos_dist, dtype=torch.long) if self.gamma.numel() == 1 else rel
             if torch.isnan(self.gamma[rel]).any():
                 self._calibrate(neg_dist.detach(), rel)
+        if self.variant == "softmax":
+            logits = -torch.cat([pos_dist.unsqueeze(1), neg_dist], dim=1) / self.temperature
+            return (torch.logsumexp(logits, dim=1) - logits[:, 0]).mean()
         if self.adversarial_temperature:
             w = torch.softmax(-self.adversarial_temperature * neg_dist, dim=1).detach()
         else:
@@ -190,6 +209,6 @@ class KGLoss(torch.nn.Module):
             values += ", ..." if self.gamma.numel() > 4 else ""
             gamma = f"gamma={f'auto ({values})' if self.auto_gamma else values}, "
         return (
-            f"variant={self.variant}, {gamma}margin={self.margin}, "
+            f"variant={self.variant}, {gamma}margin={self.margin}, temperature={self.temperature}, "
             f"adversarial_temperature={self.adversarial_temperature}"
         )
