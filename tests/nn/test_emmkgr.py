@@ -134,6 +134,39 @@ def test_emmkgr_kg_losses_by_hand(emmkgr_setup):
     assert isinstance(model.kg_loss_fn, KGLoss) and model.kg_norm == "complex_l1"
 
 
+def test_emmkgr_kg_softmax_over_k_corruptions_by_hand(emmkgr_setup):
+    """The ``softmax`` KG loss: each true triple against its K corruptions, -log of its share of
+    exp(-d / tau), on the model's own RotatE distances."""
+    inter, kg, _ = emmkgr_setup
+    torch.manual_seed(2)
+    model = EMMKGR(inter, kg, dim=4, kg_loss={"variant": "softmax", "temperature": 0.5})
+    emb = model.embed()
+    batch = KGBatch(
+        head=torch.tensor([0, 8]),
+        rel=torch.tensor([0, 1]),
+        tail=torch.tensor([8, 1]),
+        neg_head=torch.tensor([[0, 0, 0], [8, 8, 8]]),
+        neg_tail=torch.tensor([[10, 11, 12], [2, 5, 3]]),
+    )
+    loss = model.kg_losses(emb, batch)["kg"].item()
+    h_mm = emb.extra["H_mm"].detach().double()
+    theta = model.relations.phase.weight.detach().double()
+
+    def dist(h, r, t):
+        c = lambda v: torch.complex(v[:2], v[2:])
+        rot = torch.polar(torch.ones(2, dtype=torch.float64), theta[r])
+        return float((c(h_mm[h]) * rot - c(h_mm[t])).abs().sum())
+
+    total = 0.0
+    for b in range(2):
+        r = int(batch.rel[b])
+        d_pos = dist(int(batch.head[b]), r, int(batch.tail[b]))
+        d_neg = [dist(int(batch.neg_head[b, k]), r, int(batch.neg_tail[b, k])) for k in range(3)]
+        den = math.exp(-d_pos / 0.5) + sum(math.exp(-d / 0.5) for d in d_neg)
+        total += -math.log(math.exp(-d_pos / 0.5) / den)
+    assert abs(loss - total / 2) < 1e-5
+
+
 def test_emmkgr_kg_reg_is_on_head_and_tail_embeddings(emmkgr_setup):
     # EMMKGR's docstring: "kg_reg_weight: L2 weight on the KG batch's head and tail embeddings"
     inter, kg, _ = emmkgr_setup
@@ -524,3 +557,34 @@ def test_emmkgr_align_is_infonce_of_each_projected_modality_node_against_its_ite
     for bad in ({"align_weight": -1.0}, {"align_temperature": 0.0}, {"align_batch": 0}):
         with pytest.raises(ValueError, match="align_weight="):
             EMMKGR(inter, kg, dim=4, **bad)
+
+
+def test_emmkgr_user_graph_adds_softmax_weighted_co_occurring_users(emmkgr_setup):
+    """``user_graph_k``: h_u + sum_v beta_uv h_v over u's k users with most common training items,
+    beta the softmax of the counts, against a dense U x U reference; items untouched."""
+    inter, kg, _ = emmkgr_setup
+    torch.manual_seed(3)
+    plain = EMMKGR(inter, kg, dim=4)
+    torch.manual_seed(3)
+    model = EMMKGR(inter, kg, dim=4, user_graph_k=2)
+    with torch.no_grad():
+        base, emb = plain.embed(), model.embed()
+    U = inter.n_users
+    R = torch.zeros(U, inter.n_items)
+    R[inter.user, inter.item] = 1.0
+    C = R @ R.T
+    C.fill_diagonal_(0)
+    beta = torch.zeros(U, U)
+    for u in range(U):
+        order = sorted((v for v in range(U) if C[u, v] > 0), key=lambda v: (-C[u, v], v))[:2]
+        if order:
+            beta[u, order] = torch.softmax(C[u, order], 0)
+    assert (beta > 0).any()
+    torch.testing.assert_close(emb.user, base.user + beta @ base.user)
+    torch.testing.assert_close(emb.item, base.item)
+    with pytest.raises(ValueError, match="user_graph_k=-1"):
+        EMMKGR(inter, kg, dim=4, user_graph_k=-1)
+    from emmkgr_pyg.nn.sampled import interaction_model
+
+    with pytest.raises(ValueError, match="user co-occurrence graph is not sampled"):
+        interaction_model(model)

@@ -3,65 +3,28 @@ as the MMRec toolbox runs it.
 
 The modality features come from the E-MMKG (``kg[m].x`` with ``kg[m].item``); the model uses every
 modality node type the graph has. It needs no knowledge-graph loss. The user co-occurrence graph is
-built here from the training interactions with sparse products (MMRec reads a precomputed file
-made from a dense ``U x U`` matrix).
+built from the training interactions with sparse products
+(:func:`~emmkgr_pyg.graph.interaction.user_cooccurrence`; MMRec reads a precomputed file made
+from a dense ``U x U`` matrix).
 """
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
-import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.data import HeteroData
 from torch_geometric.utils import softmax
 
-from ..graph.interaction import InteractionGraph
+from ..graph.interaction import InteractionGraph, user_cooccurrence
 from ..nn.blocks import FrozenFeatures, layer_sum
 from ..nn.conv import LightGCNConv, sparse_adjacency, spmm_with_transpose
 from ..nn.recommender import Embeddings, Recommender
 from .common import dense_modal_features
 
 USER_AGGR = ("softmax", "mean")
-
-
-def user_cooccurrence(inter: InteractionGraph, k: int, chunk_size: int = 4096) -> tuple[Tensor, Tensor]:
-    r"""Each user's ``k`` users with the most training items in common (DualGNN's user graph).
-
-    :math:`C = B B^\top` for the binary user-item matrix :math:`B`, computed ``chunk_size`` users
-    at a time with sparse products, so memory follows the number of co-occurring pairs, never
-    ``U x U``. A user never lists itself; users with no common item are not listed; ties in the
-    count go to the smaller user index.
-
-    Returns:
-        ``(edge_index, count)``: ``edge_index[0]`` the user, ``edge_index[1]`` a neighbour, sorted
-        by user, then decreasing count, then neighbour; ``count`` the common items ``[E]``.
-    """
-    if k < 1:
-        raise ValueError(f"user_cooccurrence: k must be >= 1 (got {k}).")
-    user, item = inter.user.numpy(), inter.item.numpy()
-    ones = np.ones(len(user), dtype=np.float32)
-    b = sp.csr_matrix((ones, (user, item)), shape=(inter.n_users, inter.n_items))
-    b.data[:] = 1.0  # repeated interactions count once
-    bt = b.T.tocsr()
-    rows, cols, counts = [], [], []
-    for start in range(0, inter.n_users, chunk_size):
-        c = (b[start : start + chunk_size] @ bt).tocoo()
-        r, n, v = c.row.astype(np.int64) + start, c.col.astype(np.int64), np.rint(c.data).astype(np.int64)
-        keep = (r != n) & (v > 0)
-        r, n, v = r[keep], n[keep], v[keep]
-        order = np.lexsort((n, -v, r))
-        r, n, v = r[order], n[order], v[order]
-        first = np.searchsorted(r, r, side="left")  # position of each row's first entry
-        top = np.arange(len(r)) - first < k
-        rows.append(r[top])
-        cols.append(n[top])
-        counts.append(v[top])
-    edge_index = torch.from_numpy(np.stack([np.concatenate(rows), np.concatenate(cols)]))
-    return edge_index, torch.from_numpy(np.concatenate(counts))
 
 
 class DualGNN(Recommender):

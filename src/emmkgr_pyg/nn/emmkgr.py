@@ -12,8 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.data import HeteroData
+from torch_geometric.utils import softmax
 
-from ..graph.interaction import InteractionGraph
+from ..graph.interaction import InteractionGraph, user_cooccurrence
 from ..graph.item_graph import (
     dense_modal_features,
     mixed_knn_item_graph,
@@ -24,7 +25,7 @@ from .blocks import (
     embedding_reg,
     last_layer,
 )
-from .conv import LightGCNConv, lightgcn_norm
+from .conv import LightGCNConv, lightgcn_norm, sparse_adjacency, spmm_with_transpose
 from .encoder import EMMKGEncoder
 from .kge import KGLoss, RelationPhases, rotate_distance
 from .recommender import MM_ITEM, Embeddings, KGBatch, LightGCN, Recommender
@@ -118,6 +119,12 @@ class EMMKGR(Recommender):
             asks those two to be comparable, this term does (default ``0``: none).
         align_temperature: :math:`\tau` of ``align`` (default ``0.1``).
         align_batch: modality nodes per modality and step in ``align`` (default ``1024``).
+        user_graph_k: an extension (DualGNN's and DRAGON's user co-occurrence graph): each user
+            adds its ``k`` co-occurring users' representations,
+            :math:`\hat{\mathbf{h}}_u = \mathbf{h}^{IN}_u + \sum_{v \in \mathcal{N}_k(u)}
+            \beta_{uv} \mathbf{h}^{IN}_v`, :math:`\beta_{uv}` the softmax over :math:`v` of
+            their common training items (:func:`~emmkgr_pyg.graph.interaction.user_cooccurrence`);
+            frozen, built once from the training interactions (default ``0``: none, the paper).
 
     Shapes:
         - :meth:`embed`: ``user`` ``[U, dim]``, ``item`` ``[N, dim]``, ``extra["H_mm"]``
@@ -160,6 +167,7 @@ class EMMKGR(Recommender):
         align_weight: float = 0.0,
         align_temperature: float = 0.1,
         align_batch: int = 1024,
+        user_graph_k: int = 0,
     ) -> None:
         super().__init__(inter, reg_weight, reg_form)
         if kg is None:
@@ -218,6 +226,15 @@ class EMMKGR(Recommender):
             )
         self.align_weight, self.align_temperature = float(align_weight), float(align_temperature)
         self.align_batch = int(align_batch)
+        if user_graph_k < 0:
+            raise ValueError(f"EMMKGR: user_graph_k={user_graph_k}: give k >= 1, or 0 for no user graph.")
+        self.user_graph_k = int(user_graph_k)
+        self.user_graph = None
+        if self.user_graph_k:
+            (user, nbr), count = user_cooccurrence(inter, self.user_graph_k)
+            beta = softmax(count.float(), user, num_nodes=self.n_users)
+            # messages flow from the neighbour to the user; kept out of the state dict (rebuilt)
+            self.user_graph = sparse_adjacency(torch.stack([nbr, user]), beta, self.n_users, backend)
         if self.modal_bpr_weight or self.align_weight:
             # item -> its node of each modality (global KG row), -1 if none; each block's first row
             rows, self.modal_starts = [], []
@@ -264,6 +281,8 @@ class EMMKGR(Recommender):
 
     def embed(self) -> Embeddings:
         user, item_in = self.cf.propagate()
+        if self.user_graph is not None:
+            user = user + spmm_with_transpose(*self.user_graph, user)
         extra = {"H_in_item": item_in}
         if self.fusion != "authors" or not self.training:
             extra["H_mm"] = self.encoder.propagate()
