@@ -10,7 +10,7 @@ from emmkgr_pyg.graph.interaction import InteractionGraph
 from emmkgr_pyg.graph.knn import KNNBuilder
 from emmkgr_pyg.graph.triples import kg_view
 from emmkgr_pyg.nn.recommender import KGBatch
-from emmkgr_pyg.train.samplers import BPRSampler, KGNegativeSampler, _contains
+from emmkgr_pyg.train.samplers import BPRSampler, ItemNeighbors, KGNegativeSampler, _contains
 
 
 def gen(seed=0):
@@ -96,6 +96,51 @@ def test_bpr_same_seed_same_batches(inter):
     c = list(BPRSampler(inter, batch_size=32, generator=gen(8)))
     assert all(torch.equal(x, y) for ba, bb in zip(a, b, strict=True) for x, y in zip(ba, bb, strict=True))
     assert not torch.equal(a[0][0], c[0][0])
+
+
+def test_item_neighbors_draw_in_proportion_to_the_weights():
+    # edges neighbour -> item: item 0 lists 1 (w 1), 2 (w 3) and itself; item 1 lists 0; item 2 none
+    edge_index = torch.tensor([[1, 2, 0, 0], [0, 0, 0, 1]])
+    nb = ItemNeighbors(edge_index, torch.tensor([1.0, 3.0, 5.0, 2.0]), 3)
+    assert nb.degree(torch.tensor([0, 1, 2])).tolist() == [2, 1, 0]  # the self-loop is dropped
+    draws = nb.draw(torch.zeros(40000, dtype=torch.long), gen(3))
+    assert set(draws.tolist()) == {1, 2}
+    assert abs(float((draws == 2).float().mean()) - 0.75) < 0.01
+    assert nb.draw(torch.ones(5, 2, dtype=torch.long), gen()).tolist() == [[0, 0]] * 5
+    # unweighted: uniform over the listed neighbours
+    uniform = ItemNeighbors(edge_index, None, 3).draw(torch.zeros(40000, dtype=torch.long), gen(4))
+    assert abs(float((uniform == 2).float().mean()) - 0.5) < 0.01
+
+
+def test_bpr_hard_negatives_come_from_the_positives_neighbours(inter):
+    n = inter.n_items
+    # a ring: item i lists i + 1 and i + 2 (mod n)
+    items = torch.arange(n)
+    edge_index = torch.stack([torch.cat([(items + 1) % n, (items + 2) % n]), torch.cat([items, items])])
+    nb = ItemNeighbors(edge_index, None, n)
+    sampler = BPRSampler(
+        inter, batch_size=64, generator=gen(), num_negatives=4, hard_negatives=2, neighbors=nb
+    )
+    seen = train_sets(inter)
+    free = 0
+    for users, pos, neg in sampler:
+        assert neg.shape == (users.numel(), 4)
+        for u, p, row in zip(users.tolist(), pos.tolist(), neg.tolist(), strict=True):
+            assert not seen[u] & set(row)
+            ring = {(p + 1) % n, (p + 2) % n}
+            if not ring & seen[u]:  # both neighbours are negatives for u: the hard columns are them
+                assert set(row[2:]) <= ring, (p, row)
+                free += 1
+    assert free > 50
+    # the uniform columns are not: they hit the ring at the uniform rate, about 2 / n
+    users, pos, neg = (torch.cat(x) for x in zip(*BPRSampler(inter, 64, gen(), 4, 2, nb)))
+    hit = (neg == ((pos + 1) % n).view(-1, 1)) | (neg == ((pos + 2) % n).view(-1, 1))
+    uniform_rate, hard_rate = float(hit[:, :2].float().mean()), float(hit[:, 2:].float().mean())
+    assert uniform_rate < 4 / n and hard_rate > 0.5, (uniform_rate, hard_rate, n)
+    with pytest.raises(ValueError, match="train.hard_negatives=5: give 0 to 4"):
+        BPRSampler(inter, num_negatives=4, hard_negatives=5, neighbors=nb)
+    with pytest.raises(ValueError, match="with an item graph to draw them from"):
+        BPRSampler(inter, num_negatives=4, hard_negatives=1)
 
 
 def true_triples(view) -> set[tuple[int, int, int]]:

@@ -104,6 +104,24 @@ def test_softmax_with_k_negatives_trains_and_lowers_its_loss(make_trainer, model
     assert last["loss/softmax"] < first["loss/softmax"] - 0.05
 
 
+def test_hard_negatives_come_from_the_models_item_graph(make_trainer, dataset, kg):
+    from emmkgr_pyg.utils import ConfigError
+
+    with pytest.raises(ConfigError, match="EMMKGR has no item-item graph to draw them from"):
+        make_trainer("emmkgr", num_negatives=4, hard_negatives=2)  # the paper's sum fusion has none
+    inter = InteractionGraph.from_dataset(dataset)
+    valid = RankingEvaluator(inter, *dataset.interactions.part(VALID), ks=(5, 10))
+    net = EMMKGR(inter, kg, dim=8, fusion="item_graph")
+    config = TrainConfig(**{**BASE, "num_negatives": 4, "hard_negatives": 2, "rec_loss": "softmax"})
+    trainer = Trainer(net, inter, valid, valid, config, kg=kg_view(kg))
+    graph = {(int(a), int(b)) for a, b in net.item_graph_index.t()}  # neighbour -> item
+    users, pos, neg = next(iter(trainer.bpr))
+    hard = [(int(n), int(p)) in graph for p, row in zip(pos, neg) for n in row[2:]]
+    assert sum(hard) / len(hard) > 0.5
+    state = trainer.fit()
+    assert state.history[-1]["loss/softmax"] < state.history[0]["loss/softmax"]
+
+
 def test_bad_rec_loss_settings_raise():
     with pytest.raises(ValueError, match="train.rec_loss: 'hinge' is not one of"):
         TrainConfig(rec_loss="hinge")

@@ -151,6 +151,10 @@ class FREEDOM(Recommender):
         """Every epoch trains on a freshly pruned user-item graph."""
         self.pruned.reset()
 
+    def item_neighbors(self) -> tuple[Tensor, Tensor]:
+        r""":math:`\mathbf{S}`, the frozen kNN item graph."""
+        return self.mm_edge_index, self.mm_edge_weight
+
     def item_graph_embeddings(self) -> Tensor:
         r""":math:`\mathbf{S}^{L_{mm}} \mathbf{E}^{i}`."""
         return last_layer(

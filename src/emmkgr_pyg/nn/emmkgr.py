@@ -265,6 +265,12 @@ class EMMKGR(Recommender):
     def on_epoch_start(self) -> None:
         self.cf.on_epoch_start()
 
+    def item_neighbors(self) -> tuple[Tensor, Tensor] | None:
+        """The item-item graph of the ``item_graph``/``authors`` fusions (``None`` with ``sum``)."""
+        if not self.item_graph_layers:
+            return None
+        return self.item_graph_index, self.item_graph_weight
+
     def reset_parameters(self) -> None:
         """Re-draws every part (each part draws its own at construction; trainable feature tables
         keep the features they were initialised from)."""

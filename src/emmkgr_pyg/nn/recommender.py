@@ -90,6 +90,12 @@ class Recommender(torch.nn.Module):
     def on_epoch_start(self) -> None:
         """Called by the trainer before every training epoch (e.g. to redraw a sampled graph)."""
 
+    def item_neighbors(self) -> tuple[Tensor, Tensor | None] | None:
+        """The model's frozen item-item graph, ``(edge_index, edge_weight)`` with edges from a
+        neighbour to the item that lists it, from which ``train.hard_negatives`` are drawn; or
+        ``None`` when it has none (the default)."""
+        return None
+
     def embed(self) -> Embeddings:
         raise NotImplementedError
 

@@ -1,11 +1,12 @@
 """Training loops, samplers, early stopping and checkpoints."""
 
 from .distributed import DataParallel, close_data_parallel, init_data_parallel
-from .samplers import BPRSampler, KGNegativeSampler
+from .samplers import BPRSampler, ItemNeighbors, KGNegativeSampler
 from .trainer import NonFiniteLossError, TrainConfig, Trainer
 
 __all__ = [
     "BPRSampler",
+    "ItemNeighbors",
     "DataParallel",
     "KGNegativeSampler",
     "NonFiniteLossError",

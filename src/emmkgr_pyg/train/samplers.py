@@ -27,15 +27,62 @@ def _contains(sorted_keys: Tensor, keys: Tensor) -> Tensor:
     return sorted_keys[pos] == keys
 
 
+class ItemNeighbors:
+    """Each item's neighbours in an item-item graph, drawn in proportion to the edge weights.
+
+    Args:
+        edge_index: edges ``[2, E]`` from a neighbour (``edge_index[0]``) to the item that lists it
+            (``edge_index[1]``), the layout of the models' item graphs; self-loops are dropped.
+        edge_weight: ``[E]`` non-negative weights (default: all ``1``).
+        n_items: the number of items.
+    """
+
+    def __init__(self, edge_index: Tensor, edge_weight: Tensor | None, n_items: int) -> None:
+        nbr, item = edge_index.cpu()
+        w = (
+            torch.ones(nbr.numel(), dtype=torch.float64)
+            if edge_weight is None
+            else edge_weight.cpu().double()
+        )
+        keep = (nbr != item) & (w > 0)
+        nbr, item, w = nbr[keep], item[keep], w[keep]
+        order = torch.argsort(item * n_items + nbr)
+        self.nbr, item = nbr[order], item[order]
+        self.cum = torch.cumsum(w[order], 0)  # running weight, ascending within each item's block
+        self.ptr = torch.zeros(n_items + 1, dtype=torch.long)
+        self.ptr[1:] = torch.cumsum(torch.bincount(item, minlength=n_items), 0)
+
+    def degree(self, items: Tensor) -> Tensor:
+        return self.ptr[items + 1] - self.ptr[items]
+
+    def draw(self, items: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """One neighbour per entry of ``items`` (any shape; each must have one: see
+        :meth:`degree`), weight-proportional."""
+        start, end = self.ptr[items], self.ptr[items + 1]
+        before = torch.where(
+            start > 0, self.cum[(start - 1).clamp(min=0)], torch.zeros((), dtype=self.cum.dtype)
+        )
+        total = self.cum[end - 1] - before
+        target = before + torch.rand(items.shape, generator=generator, dtype=self.cum.dtype) * total
+        pos = torch.searchsorted(self.cum, target.reshape(-1), right=True).view(items.shape)
+        return self.nbr[torch.minimum(torch.maximum(pos, start), end - 1)]
+
+
 class BPRSampler:
     """Shuffled batches of training interactions, each with ``num_negatives`` items the user has
-    not interacted with in training (drawn uniformly).
+    not interacted with in training (drawn uniformly, or the last ``hard_negatives`` of them from
+    the positive item's neighbours in an item-item graph).
 
     Args:
         inter: the training interactions.
         batch_size: interactions per batch (default ``2048``).
         generator: the torch generator that makes the draws repeatable.
         num_negatives: negatives per interaction (default ``1``: ``[B]``; more: ``[B, K]``).
+        hard_negatives: how many of the ``num_negatives`` are drawn from the positive's
+            ``neighbors`` (weight-proportional) instead of uniformly; a positive without
+            neighbours, and a neighbour the user has in training, gets a uniform draw instead
+            (default ``0``).
+        neighbors: the item graph of ``hard_negatives`` (:class:`ItemNeighbors`).
     """
 
     def __init__(
@@ -44,23 +91,39 @@ class BPRSampler:
         batch_size: int = 2048,
         generator: torch.Generator | None = None,
         num_negatives: int = 1,
+        hard_negatives: int = 0,
+        neighbors: ItemNeighbors | None = None,
     ) -> None:
         if num_negatives < 1:
             raise ConfigError(f"train.num_negatives must be at least 1, got {num_negatives}.")
+        if not 0 <= hard_negatives <= num_negatives or (hard_negatives and neighbors is None):
+            raise ConfigError(
+                f"train.hard_negatives={hard_negatives}: give 0 to {num_negatives} (train.num_negatives), "
+                "with an item graph to draw them from."
+            )
         self.user, self.item = inter.user, inter.item
         self.n_items = inter.n_items
         self.batch_size, self.num_negatives = batch_size, num_negatives
+        self.hard_negatives, self.neighbors = hard_negatives, neighbors
         self.generator = generator
         self.keys = torch.unique(self.user * self.n_items + self.item)  # sorted
 
     def __len__(self) -> int:
         return (self.user.numel() + self.batch_size - 1) // self.batch_size
 
-    def negatives(self, users: Tensor, num_negatives: int = 1) -> Tensor:
-        """Items ``[B]`` (or ``[B, K]``) outside each user's training items."""
+    def negatives(
+        self, users: Tensor, num_negatives: int = 1, pos: Tensor | None = None, hard: int = 0
+    ) -> Tensor:
+        """Items ``[B]`` (or ``[B, K]``) outside each user's training items; with ``hard`` the
+        last ``hard`` columns from the neighbours of ``pos`` ``[B]``."""
         shape = (users.numel(),) if num_negatives == 1 else (users.numel(), num_negatives)
         u = users.view(-1, 1).expand(users.numel(), num_negatives).reshape(shape)
         neg = torch.randint(self.n_items, shape, generator=self.generator)
+        if hard:
+            view = neg.view(users.numel(), num_negatives)  # shares neg's storage
+            has = self.neighbors.degree(pos) > 0
+            p = pos[has].view(-1, 1).expand(-1, hard)
+            view[has, num_negatives - hard :] = self.neighbors.draw(p, self.generator)
         for _ in range(MAX_REDRAWS):
             bad = _contains(self.keys, u * self.n_items + neg)
             n_bad = int(bad.sum())
@@ -73,8 +136,8 @@ class BPRSampler:
         perm = torch.randperm(self.user.numel(), generator=self.generator)
         for s in range(0, perm.numel(), self.batch_size):
             idx = perm[s : s + self.batch_size]
-            users = self.user[idx]
-            yield users, self.item[idx], self.negatives(users, self.num_negatives)
+            users, pos = self.user[idx], self.item[idx]
+            yield users, pos, self.negatives(users, self.num_negatives, pos, self.hard_negatives)
 
 
 class KGNegativeSampler:

@@ -40,7 +40,7 @@ from ..utils import ConfigError, atomic_path
 from .allocator import ALLOCATORS, use_allocator
 from .distributed import DataParallel
 from .optim import make_optimizer, resolve_optimizer
-from .samplers import BPRSampler, KGNegativeSampler
+from .samplers import BPRSampler, ItemNeighbors, KGNegativeSampler
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,7 @@ class TrainConfig:
     schedule: str = "sum"
     lambda_kg: float = 1.0
     num_negatives: int = 1
+    hard_negatives: int = 0
     rec_loss: str = "bpr"
     rec_temperature: float = 1.0
     kg_batch_size: int = 2048
@@ -202,7 +203,18 @@ class Trainer:
         self.cfg = config
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.generator = torch.Generator().manual_seed(config.seed)
-        self.bpr = BPRSampler(inter, config.batch_size, self.generator, config.num_negatives)
+        neighbors = None
+        if config.hard_negatives:
+            graph = model.item_neighbors()
+            if graph is None:
+                raise ConfigError(
+                    f"train.hard_negatives={config.hard_negatives}: {type(model).__name__} has no "
+                    "item-item graph to draw them from; set train.hard_negatives=0."
+                )
+            neighbors = ItemNeighbors(*graph, inter.n_items)
+        self.bpr = BPRSampler(
+            inter, config.batch_size, self.generator, config.num_negatives, config.hard_negatives, neighbors
+        )
         model.set_rec_loss(config.rec_loss, config.rec_temperature)
         self.kg = None
         if kg is not None and model.has_kg_loss and config.lambda_kg > 0:
@@ -410,7 +422,13 @@ class Trainer:
 
 
 #: TrainConfig fields added after checkpoints were written, with what those runs did
-LEGACY_SETTINGS = {"optimizer": "adam", "num_negatives": 1, "rec_loss": "bpr", "rec_temperature": 1.0}
+LEGACY_SETTINGS = {
+    "optimizer": "adam",
+    "num_negatives": 1,
+    "hard_negatives": 0,
+    "rec_loss": "bpr",
+    "rec_temperature": 1.0,
+}
 
 
 def _effective(config: dict[str, Any]) -> dict[str, Any]:
