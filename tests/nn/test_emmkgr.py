@@ -586,5 +586,27 @@ def test_emmkgr_user_graph_adds_softmax_weighted_co_occurring_users(emmkgr_setup
         EMMKGR(inter, kg, dim=4, user_graph_k=-1)
     from emmkgr_pyg.nn.sampled import interaction_model
 
-    with pytest.raises(ValueError, match="user co-occurrence graph is not sampled"):
+    with pytest.raises(ValueError, match="the user graph and user_side read every user"):
         interaction_model(model)
+
+
+@pytest.mark.parametrize("fusion", ["sum", "item_graph"])
+def test_emmkgr_user_side_adds_the_mean_multimodal_part_of_the_users_items(emmkgr_setup, fusion):
+    """``user_side``: h_u + mean over u's training items of what the fusion adds to H^IN_item."""
+    inter, kg, _ = emmkgr_setup
+    torch.manual_seed(4)
+    plain = EMMKGR(inter, kg, dim=4, fusion=fusion)
+    torch.manual_seed(4)
+    model = EMMKGR(inter, kg, dim=4, fusion=fusion, user_side=True)
+    emb = model.embed()
+    with torch.no_grad():
+        base = plain.embed()
+    part = (base.item - base.extra["H_in_item"]).double()  # the fusion's multimodal term
+    R = torch.zeros(inter.n_users, inter.n_items, dtype=torch.float64)
+    R[inter.user, inter.item] = 1.0
+    mean = (R @ part) / R.sum(1, keepdim=True).clamp(min=1)
+    assert mean.abs().sum() > 0
+    torch.testing.assert_close(emb.user.detach().double(), base.user.double() + mean)
+    torch.testing.assert_close(emb.item.detach(), base.item)
+    emb.user.sum().backward()  # the users' term reaches the E-MMKG encoder
+    assert model.encoder.proj[0].weight.grad.abs().sum() > 0

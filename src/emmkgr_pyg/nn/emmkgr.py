@@ -125,6 +125,12 @@ class EMMKGR(Recommender):
             \beta_{uv} \mathbf{h}^{IN}_v`, :math:`\beta_{uv}` the softmax over :math:`v` of
             their common training items (:func:`~emmkgr_pyg.graph.interaction.user_cooccurrence`);
             frozen, built once from the training interactions (default ``0``: none, the paper).
+        user_side: an extension: each user adds the mean of its training items' multimodal part
+            (the term the fusion adds to :math:`\mathbf{H}^{IN}_{item}`, e.g.
+            :math:`\tilde{\mathbf{A}}_{ii}(\mathbf{H}^{IN}_{item} + [\mathbf{H}^{MM}_{item}]_{:d})`),
+            :math:`\hat{\mathbf{h}}_u = \mathbf{h}^{IN}_u + \frac{1}{|N_u|} \sum_{i \in N_u}
+            \mathbf{s}_i`, so that a user carries the E-MMKG's content of what it bought, not only
+            what the ID graph propagates (default ``False``: the paper).
 
     Shapes:
         - :meth:`embed`: ``user`` ``[U, dim]``, ``item`` ``[N, dim]``, ``extra["H_mm"]``
@@ -168,6 +174,7 @@ class EMMKGR(Recommender):
         align_temperature: float = 0.1,
         align_batch: int = 1024,
         user_graph_k: int = 0,
+        user_side: bool = False,
     ) -> None:
         super().__init__(inter, reg_weight, reg_form)
         if kg is None:
@@ -230,6 +237,13 @@ class EMMKGR(Recommender):
             raise ValueError(f"EMMKGR: user_graph_k={user_graph_k}: give k >= 1, or 0 for no user graph.")
         self.user_graph_k = int(user_graph_k)
         self.user_graph = None
+        self.user_side = None
+        if user_side:
+            deg = torch.bincount(inter.user, minlength=self.n_users).clamp(min=1).float()
+            index = torch.stack([inter.user, inter.item])
+            size = (self.n_users, self.n_items)
+            adj = torch.sparse_coo_tensor(index, 1.0 / deg[inter.user], size, check_invariants=False)
+            self.user_side = adj.coalesce()  # repeated interactions count as often as they occur
         if self.user_graph_k:
             (user, nbr), count = user_cooccurrence(inter, self.user_graph_k)
             beta = softmax(count.float(), user, num_nodes=self.n_users)
@@ -304,9 +318,11 @@ class EMMKGR(Recommender):
                 self.item_graph_layers,
                 self.item_graph_weight,
             )
-            item = item_in + h
         else:
-            item = item_in + side
+            h = side
+        item = item_in + h
+        if self.user_side is not None:
+            user = user + torch.sparse.mm(self.user_side, h)
         return Embeddings(user, item, extra)
 
     def embed_kg(self) -> Embeddings:
