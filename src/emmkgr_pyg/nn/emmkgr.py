@@ -237,17 +237,20 @@ class EMMKGR(Recommender):
             raise ValueError(f"EMMKGR: user_graph_k={user_graph_k}: give k >= 1, or 0 for no user graph.")
         self.user_graph_k = int(user_graph_k)
         self.user_graph = None
-        self.user_side = None
+        adj = None
         if user_side:
             deg = torch.bincount(inter.user, minlength=self.n_users).clamp(min=1).float()
             index = torch.stack([inter.user, inter.item])
             size = (self.n_users, self.n_items)
             adj = torch.sparse_coo_tensor(index, 1.0 / deg[inter.user], size, check_invariants=False)
-            self.user_side = adj.coalesce()  # repeated interactions count as often as they occur
+            adj = adj.coalesce()  # repeated interactions count as often as they occur
+        # a buffer, so that it moves with the model; rebuilt, not saved
+        self.register_buffer("user_side_adj", adj, persistent=False)
         if self.user_graph_k:
             (user, nbr), count = user_cooccurrence(inter, self.user_graph_k)
             beta = softmax(count.float(), user, num_nodes=self.n_users)
-            # messages flow from the neighbour to the user; kept out of the state dict (rebuilt)
+            # messages flow from the neighbour to the user; rebuilt, not saved (a pair of sparse
+            # tensors, as DualGNN's: on the CPU)
             self.user_graph = sparse_adjacency(torch.stack([nbr, user]), beta, self.n_users, backend)
         if self.modal_bpr_weight or self.align_weight:
             # item -> its node of each modality (global KG row), -1 if none; each block's first row
@@ -321,8 +324,8 @@ class EMMKGR(Recommender):
         else:
             h = side
         item = item_in + h
-        if self.user_side is not None:
-            user = user + torch.sparse.mm(self.user_side, h)
+        if self.user_side_adj is not None:
+            user = user + torch.sparse.mm(self.user_side_adj, h)
         return Embeddings(user, item, extra)
 
     def embed_kg(self) -> Embeddings:

@@ -84,7 +84,7 @@ def interaction_model(model: Recommender) -> LightGCN:
             "sampled propagation: modal_bpr reads every item's modality nodes in H^MM, which a "
             "sampled subgraph does not hold; set model.net.modal_bpr_weight=0 or train.propagation=full."
         )
-    if isinstance(model, EMMKGR) and (model.user_graph_k or model.user_side is not None):
+    if isinstance(model, EMMKGR) and (model.user_graph_k or model.user_side_adj is not None):
         raise ValueError(
             "sampled propagation: the user graph and user_side read every user's neighbours; set "
             "model.net.user_graph_k=0, model.net.user_side=false or train.propagation=full."
