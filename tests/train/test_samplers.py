@@ -137,6 +137,12 @@ def test_bpr_hard_negatives_come_from_the_positives_neighbours(inter):
     hit = (neg == ((pos + 1) % n).view(-1, 1)) | (neg == ((pos + 2) % n).view(-1, 1))
     uniform_rate, hard_rate = float(hit[:, :2].float().mean()), float(hit[:, 2:].float().mean())
     assert uniform_rate < 4 / n and hard_rate > 0.5, (uniform_rate, hard_rate, n)
+    # a positive without neighbours gets uniform draws in its hard columns too
+    lonely = ItemNeighbors(torch.tensor([[1], [0]]), None, n)  # only item 0 lists one (item 1)
+    users, pos, neg = (torch.cat(x) for x in zip(*BPRSampler(inter, 64, gen(), 3, 3, lonely)))
+    others = neg[pos != 0]
+    assert others.numel() and len(set(others.view(-1).tolist())) > 3
+    assert all(not seen[int(u)] & set(row) for u, row in zip(users, neg.tolist(), strict=True))
     with pytest.raises(ValueError, match="train.hard_negatives=5: give 0 to 4"):
         BPRSampler(inter, num_negatives=4, hard_negatives=5, neighbors=nb)
     with pytest.raises(ValueError, match="with an item graph to draw them from"):
