@@ -4,8 +4,9 @@ import torch
 import torch.nn.functional as F
 from torch_geometric.data import HeteroData
 
-from emmkgr_pyg.baselines.dualgnn import DualGNN, user_cooccurrence
+from emmkgr_pyg.baselines.dualgnn import DualGNN
 from emmkgr_pyg.graph import InteractionGraph
+from emmkgr_pyg.graph.interaction import user_cooccurrence
 
 
 def random_graph(n_users: int = 30, n_items: int = 12, seed: int = 0) -> tuple[InteractionGraph, HeteroData]:

@@ -610,3 +610,17 @@ def test_emmkgr_user_side_adds_the_mean_multimodal_part_of_the_users_items(emmkg
     torch.testing.assert_close(emb.item.detach(), base.item)
     emb.user.sum().backward()  # the users' term reaches the E-MMKG encoder
     assert model.encoder.proj[0].weight.grad.abs().sum() > 0
+    # the mean is over distinct items: an interaction given twice does not count twice
+    twice = InteractionGraph(
+        inter.n_users,
+        inter.n_items,
+        torch.cat([inter.user, inter.user[:3]]),
+        torch.cat([inter.item, inter.item[:3]]),
+    )
+    torch.manual_seed(4)
+    again = EMMKGR(twice, kg, dim=4, fusion=fusion, user_side=True)
+    torch.testing.assert_close(again.user_side_adj.to_dense(), model.user_side_adj.to_dense())
+    from emmkgr_pyg.nn.sampled import interaction_model
+
+    with pytest.raises(ValueError, match="the user graph and user_side read every user"):
+        interaction_model(model)

@@ -16,15 +16,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.data import HeteroData
-from torch_geometric.utils import softmax
 
-from ..graph.interaction import InteractionGraph, user_cooccurrence
+from ..graph.interaction import USER_AGGR, InteractionGraph, user_cooccurrence_graph
 from ..nn.blocks import FrozenFeatures, layer_sum
 from ..nn.conv import LightGCNConv, sparse_adjacency, spmm_with_transpose
 from ..nn.recommender import Embeddings, Recommender
 from .common import dense_modal_features
-
-USER_AGGR = ("softmax", "mean")
 
 
 class DualGNN(Recommender):
@@ -45,7 +42,8 @@ class DualGNN(Recommender):
         \beta_{uv} = \operatorname{softmax}_{v \in \mathcal{N}_k(u)} C_{uv}
 
     with :math:`\mathcal{N}_k(u)` the ``k`` users with most common training items :math:`C_{uv}`
-    (:func:`user_cooccurrence`; ``user_aggr="mean"``: :math:`\beta_{uv} = 1/|\mathcal{N}_k(u)|`)
+    (:func:`~emmkgr_pyg.graph.interaction.user_cooccurrence_graph`; ``user_aggr="mean"``:
+    :math:`\beta_{uv} = 1/|\mathcal{N}_k(u)|`)
     and :math:`\hat y_{ui} = \hat u_u^\top i_i`. Loss: :math:`-\log_2 \sigma(\hat y_{ui} - \hat
     y_{uj})` (base 2, as MMRec) plus ``reg_weight`` times the mean squared preference of the
     batch's users per modality and the mean squared :math:`\omega`.
@@ -108,13 +106,8 @@ class DualGNN(Recommender):
 
     def _user_graph(self, inter: InteractionGraph, backend: str) -> tuple[Tensor, Tensor]:
         """:math:`\\beta` as a sparse ``U x U`` matrix (row = user) and its transpose."""
-        (user, nbr), count = user_cooccurrence(inter, self.k)
-        if self.user_aggr == "softmax":
-            beta = softmax(count.float(), user, num_nodes=self.n_users)
-        else:
-            beta = 1.0 / torch.bincount(user, minlength=self.n_users).clamp(min=1)[user].float()
-        # messages flow from the neighbour to the user
-        return sparse_adjacency(torch.stack([nbr, user]), beta, self.n_users, backend)
+        edge_index, beta = user_cooccurrence_graph(inter, self.k, self.user_aggr)
+        return sparse_adjacency(edge_index, beta, self.n_users, backend)
 
     def reset_parameters(self) -> None:
         for pref in self.preference:

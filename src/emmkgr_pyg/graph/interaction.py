@@ -8,6 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import Tensor
+from torch_geometric.utils import softmax
 
 from ..data.dataset import TRAIN, MMDataset
 
@@ -120,3 +121,26 @@ def user_cooccurrence(inter: InteractionGraph, k: int, chunk_size: int = 4096) -
         counts.append(v[top])
     edge_index = torch.from_numpy(np.stack([np.concatenate(rows), np.concatenate(cols)]))
     return edge_index, torch.from_numpy(np.concatenate(counts))
+
+
+#: how a user weighs its co-occurring users (:func:`user_cooccurrence_graph`)
+USER_AGGR = ("softmax", "mean")
+
+
+def user_cooccurrence_graph(inter: InteractionGraph, k: int, aggr: str = "softmax") -> tuple[Tensor, Tensor]:
+    r"""The user co-occurrence graph of DualGNN (and E-MMKGR's ``user_graph_k``) as weighted edges
+    from a neighbour to the user that lists it: the ``k`` users of :func:`user_cooccurrence`,
+    weighted :math:`\beta_{uv} = \operatorname{softmax}_{v} C_{uv}` over the common items
+    (``"softmax"``) or :math:`1/|\mathcal{N}_k(u)|` (``"mean"``).
+
+    Returns:
+        ``(edge_index, beta)``: ``edge_index[0]`` the neighbour, ``edge_index[1]`` the user.
+    """
+    if aggr not in USER_AGGR:
+        raise ValueError(f"user_cooccurrence_graph: aggr '{aggr}' is not one of {USER_AGGR}.")
+    (user, nbr), count = user_cooccurrence(inter, k)
+    if aggr == "softmax":
+        beta = softmax(count.float(), user, num_nodes=inter.n_users)
+    else:
+        beta = 1.0 / torch.bincount(user, minlength=inter.n_users).clamp(min=1)[user].float()
+    return torch.stack([nbr, user]), beta

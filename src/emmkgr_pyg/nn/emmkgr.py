@@ -12,9 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.data import HeteroData
-from torch_geometric.utils import softmax
 
-from ..graph.interaction import InteractionGraph, user_cooccurrence
+from ..graph.interaction import InteractionGraph, user_cooccurrence_graph
 from ..graph.item_graph import (
     dense_modal_features,
     mixed_knn_item_graph,
@@ -238,20 +237,22 @@ class EMMKGR(Recommender):
         self.user_graph_k = int(user_graph_k)
         self.user_graph = None
         adj = None
-        if user_side:
-            deg = torch.bincount(inter.user, minlength=self.n_users).clamp(min=1).float()
-            index = torch.stack([inter.user, inter.item])
+        if user_side:  # the mean over each user's distinct training items
+            key = torch.unique(inter.user * self.n_items + inter.item)
+            user, item = key // self.n_items, key % self.n_items
+            deg = torch.bincount(user, minlength=self.n_users).float()
             size = (self.n_users, self.n_items)
-            adj = torch.sparse_coo_tensor(index, 1.0 / deg[inter.user], size, check_invariants=False)
-            adj = adj.coalesce()  # repeated interactions count as often as they occur
+            index = torch.stack([user, item])
+            adj = torch.sparse_coo_tensor(
+                index, 1.0 / deg[user], size, is_coalesced=True, check_invariants=False
+            )
         # a buffer, so that it moves with the model; rebuilt, not saved
         self.register_buffer("user_side_adj", adj, persistent=False)
         if self.user_graph_k:
-            (user, nbr), count = user_cooccurrence(inter, self.user_graph_k)
-            beta = softmax(count.float(), user, num_nodes=self.n_users)
+            edge_index, beta = user_cooccurrence_graph(inter, self.user_graph_k)
             # messages flow from the neighbour to the user; rebuilt, not saved (a pair of sparse
             # tensors, as DualGNN's: on the CPU)
-            self.user_graph = sparse_adjacency(torch.stack([nbr, user]), beta, self.n_users, backend)
+            self.user_graph = sparse_adjacency(edge_index, beta, self.n_users, backend)
         if self.modal_bpr_weight or self.align_weight:
             # item -> its node of each modality (global KG row), -1 if none; each block's first row
             rows, self.modal_starts = [], []
