@@ -102,6 +102,26 @@ def test_softmax_over_k_negatives_from_the_command_line(run_cli, tmp_path):
     assert res["config"]["train"]["rec_loss"] == "softmax" and res["config"]["train"]["num_negatives"] == 4
 
 
+def test_score_prior_chosen_on_validation_from_the_command_line(run_cli, tmp_path):
+    run_cli(
+        "emmkgr-train",
+        *TINY,
+        "model=emmkgr_ii",
+        "+experiment=score_prior",
+        "hydra.run.dir=run",
+        f"cache_dir={tmp_path / 'c'}",
+        cwd=tmp_path,
+    )
+    res = json.loads((tmp_path / "run" / "results.json").read_text())
+    prior = res["score_prior"]
+    by_weight = {float(w): v for w, v in prior["valid_by_weight"].items()}
+    assert sorted(by_weight) == [0.0, 0.03, 0.1, 0.3, 1.0]
+    assert by_weight[prior["weight"]] == max(by_weight.values()) == res["valid/Recall@20"]
+    # weight 0 is the plain score: the validation figure early stopping saw at the best epoch
+    history = [json.loads(line) for line in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
+    assert by_weight[0.0] == max(r["valid/Recall@20"] for r in history)
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [

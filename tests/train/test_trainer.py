@@ -122,6 +122,44 @@ def test_hard_negatives_come_from_the_models_item_graph(make_trainer, dataset, k
     assert state.history[-1]["loss/softmax"] < state.history[0]["loss/softmax"]
 
 
+def test_score_prior_weight_is_chosen_on_validation_at_the_current_parameters(dataset, kg):
+    inter = InteractionGraph.from_dataset(dataset)
+    valid = RankingEvaluator(inter, *dataset.interactions.part(VALID), ks=(5, 10))
+    test = RankingEvaluator(inter, *dataset.interactions.part(TEST), ks=(5, 10))
+    seed_everything(0)
+    net = EMMKGR(inter, kg, dim=8, fusion="item_graph")
+    config = TrainConfig(**{**BASE, "score_prior": [0.1, 1.0, 10.0]})
+    trainer = Trainer(net, inter, valid, test, config, kg=kg_view(kg))
+    trainer.fit()
+    out = trainer.choose_score_prior()
+    kept = net.score_prior_weight  # the model keeps the chosen weight
+    emb = net.embed()
+
+    def metric(evaluator, prefix, weight):
+        net.set_score_prior(weight, inter)
+        return evaluator.evaluate(lambda u: net.score(emb, u), prefix)
+
+    by_weight = {w: metric(valid, "valid/", w)["valid/Recall@10"] for w in (0.0, 0.1, 1.0, 10.0)}
+    assert out["valid_by_weight"] == pytest.approx(by_weight)
+    best = max(by_weight.values())
+    assert out["weight"] == min(w for w, v in by_weight.items() if v == best)  # ties to the smaller
+    assert out["valid"]["valid/Recall@10"] == pytest.approx(best)
+    assert out["test"] == pytest.approx(metric(test, "test/", out["weight"]))
+    assert kept == out["weight"]
+    assert len(set(by_weight.values())) > 1  # the prior changes the ranking here
+
+
+def test_score_prior_settings():
+    from emmkgr_pyg.utils import ConfigError
+
+    assert TrainConfig(score_prior=0.5).score_prior == (0.5,)
+    assert TrainConfig(score_prior=[0.1, 1]).score_prior == (0.1, 1.0)
+    assert TrainConfig().score_prior is None
+    for bad in ([0.1, 0.0], [], "strong", -1):
+        with pytest.raises(ConfigError, match="train.score_prior must be null or weights > 0"):
+            TrainConfig(score_prior=bad)
+
+
 def test_bad_rec_loss_settings_raise():
     with pytest.raises(ValueError, match="train.rec_loss: 'hinge' is not one of"):
         TrainConfig(rec_loss="hinge")

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..graph.interaction import InteractionGraph
+from ..graph.interaction import InteractionGraph, csr_rows
 from .metrics import hit_metrics
 
 METRICS = ("Recall", "NDCG", "Precision", "MAP")
@@ -74,13 +74,7 @@ class RankingEvaluator:
 
     def _rows(self, indptr: Tensor, values: Tensor, users: Tensor) -> tuple[Tensor, Tensor]:
         """(row in batch, value) pairs of the CSR rows of ``users``."""
-        start, end = indptr[users], indptr[users + 1]
-        lengths = end - start
-        rows = torch.repeat_interleave(torch.arange(users.numel()), lengths)
-        offsets = torch.arange(int(lengths.sum())) - torch.repeat_interleave(
-            torch.cumsum(lengths, 0) - lengths, lengths
-        )
-        return rows, values[torch.repeat_interleave(start, lengths) + offsets]
+        return csr_rows(indptr, values, users)
 
     @torch.no_grad()
     def hits(self, score_fn: Callable[[Tensor], Tensor], users: Tensor) -> tuple[Tensor, Tensor]:

@@ -50,6 +50,19 @@ class InteractionGraph:
         return indptr, self.item.numpy()[order]
 
 
+def csr_rows(indptr: Tensor, values: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
+    """The entries of CSR ``rows`` as ``(position in rows, value)`` pairs: e.g. a batch of users'
+    training items from :meth:`InteractionGraph.user_items_csr`. On ``rows``' device."""
+    start, end = indptr[rows], indptr[rows + 1]
+    lengths = end - start
+    dev = rows.device
+    pos = torch.repeat_interleave(torch.arange(rows.numel(), device=dev), lengths)
+    offsets = torch.arange(int(lengths.sum()), device=dev) - torch.repeat_interleave(
+        torch.cumsum(lengths, 0) - lengths, lengths
+    )
+    return pos, values[torch.repeat_interleave(start, lengths) + offsets]
+
+
 def degree_sensitive_weights(user: Tensor, item: Tensor, n_users: int, n_items: int) -> Tensor:
     r"""FREEDOM's sampling weight of each user-item edge, :math:`1/\sqrt{d_u d_i}` (``[E]``)."""
     du = torch.bincount(user, minlength=n_users).double()

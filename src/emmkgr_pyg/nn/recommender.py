@@ -8,6 +8,7 @@ interaction graph and, when :attr:`Recommender.needs_features`, the E-MMKG.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import torch
@@ -26,6 +27,7 @@ from .blocks import (
     softmax_loss,
 )
 from .conv import LightGCNConv
+from .score_prior import NeighbourhoodPrior, zscore_rows
 
 #: keys of :meth:`Recommender.export_embeddings` (a run saves them as ``embeddings.pt``;
 #: :mod:`emmkgr_pyg.runs.artifacts` re-exports them): H_item, the users, E-MMKGR's H^MM item rows
@@ -66,6 +68,8 @@ class Recommender(torch.nn.Module):
     #: losses by its form; the trainer sets both from ``train.rec_loss`` (:meth:`set_rec_loss`)
     rec_loss: str = "bpr"
     rec_temperature: float = 1.0
+    #: weight of the neighbourhood prior fused into :meth:`score` (:meth:`set_score_prior`)
+    score_prior_weight: float = 0.0
 
     def __init__(self, inter: InteractionGraph, reg_weight: float = 1e-4, reg_form: str = "mmrec") -> None:
         super().__init__()
@@ -73,11 +77,32 @@ class Recommender(torch.nn.Module):
             raise ValueError(f"{type(self).__name__}: reg_form '{reg_form}' is not one of {REG_FORMS}.")
         self.n_users, self.n_items = inter.n_users, inter.n_items
         self.reg_weight, self.reg_form = reg_weight, reg_form
+        self.score_prior: NeighbourhoodPrior | None = None
 
     def set_rec_loss(self, form: str = "bpr", temperature: float = 1.0) -> None:
         """Train with ``form`` (``bpr`` or ``softmax`` at ``temperature``, see :meth:`pair_loss`)."""
         check_rec_loss(form, temperature)
         self.rec_loss, self.rec_temperature = form, float(temperature)
+
+    def set_score_prior(self, weight: float, inter: InteractionGraph | None = None) -> None:
+        """Score with the neighbourhood prior of :mod:`.score_prior` at ``weight`` (0: the
+        embedding score alone). The first non-zero weight builds it from the training
+        interactions ``inter`` and :meth:`item_neighbors`; a model without an item-item graph
+        refuses."""
+        if not weight >= 0:
+            raise ValueError(f"{type(self).__name__}: a score prior weight must be >= 0, got {weight}.")
+        if weight and self.score_prior is None:
+            graph = self.item_neighbors()
+            if graph is None or inter is None:
+                raise ValueError(
+                    f"{type(self).__name__} has no item-item graph for train.score_prior (E-MMKGR's "
+                    "item_graph/authors fusions and FREEDOM have one); set train.score_prior=null."
+                )
+            indptr, items = (torch.from_numpy(a) for a in inter.user_items_csr())
+            prior = NeighbourhoodPrior(indptr, items, *graph, self.n_items)
+            device = next(itertools.chain(self.parameters(), self.buffers()), torch.empty(0)).device
+            self.score_prior = prior.to(device)
+        self.score_prior_weight = float(weight)
 
     def pair_loss(self, user: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
         """The loss of users ``[B, d]`` against their positives ``[B, d]`` and negatives ``[B, d]``
@@ -100,8 +125,13 @@ class Recommender(torch.nn.Module):
         raise NotImplementedError
 
     def score(self, emb: Embeddings, users: Tensor) -> Tensor:
-        """Scores ``[B, n_items]`` of ``users`` against every item."""
-        return emb.user[users] @ emb.item.t()
+        """Scores ``[B, n_items]`` of ``users`` against every item: the embeddings' inner products,
+        or, with :meth:`set_score_prior`, their per-user z-scores plus the prior's times its weight."""
+        scores = emb.user[users] @ emb.item.t()
+        if not self.score_prior_weight:
+            return scores
+        prior = self.score_prior(users.to(scores.device))
+        return zscore_rows(scores) + self.score_prior_weight * zscore_rows(prior)
 
     def ego_embeddings(self, users: Tensor, pos: Tensor, neg: Tensor) -> list[Tensor]:
         """The layer-0 parameters of a batch, regularised by the default :meth:`rec_losses`."""

@@ -169,6 +169,10 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     best = artifacts.load_tensors(run_dir / artifacts.BEST)
     model.load_state_dict(best["model"])  # onto the model's device
     model.eval()
+    prior = None
+    if tcfg.score_prior:  # chosen on validation at the best epoch; the reported metrics are its
+        prior = trainer.choose_score_prior()
+        state.best_valid, state.best_test = prior.pop("valid"), prior.pop("test")
     with torch.no_grad():
         emb = model.embed()
         artifacts.save_embeddings(run_dir, model.export_embeddings(emb))
@@ -184,6 +188,7 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         **state.best_valid,
         **state.best_test,
         **kg_metrics,
+        **({} if prior is None else {"score_prior": prior}),
         "best_epoch": state.best_epoch,
         "epochs": state.epoch,
         "train_seconds": round(state.train_seconds, 3),

@@ -67,6 +67,7 @@ RESUMABLE_CHANGES = frozenset(
         "divergence_factor",
         "threads",
         "allocator",
+        "score_prior",
     }
 )
 
@@ -97,6 +98,7 @@ class TrainConfig:
     hard_negatives: int = 0
     rec_loss: str = "bpr"
     rec_temperature: float = 1.0
+    score_prior: float | tuple[float, ...] | None = None
     kg_batch_size: int = 2048
     kg_num_negatives: int = 1
     kg_typed_negatives: bool = True
@@ -129,6 +131,17 @@ class TrainConfig:
             raise ValueError(f"TrainConfig: schedule '{self.schedule}' is not one of {SCHEDULES}.")
         self.ks = tuple(int(k) for k in self.ks)
         check_rec_loss(self.rec_loss, self.rec_temperature)
+        if self.score_prior is not None:
+            weights = self.score_prior if isinstance(self.score_prior, (list, tuple)) else [self.score_prior]
+            try:
+                self.score_prior = tuple(float(w) for w in weights)
+            except (TypeError, ValueError):
+                self.score_prior = None
+            if not self.score_prior or not all(w > 0 for w in self.score_prior):
+                raise ConfigError(
+                    f"train.score_prior must be null or weights > 0 to choose from on validation "
+                    f"(e.g. [0.03, 0.1, 0.3, 1.0]), got {weights}."
+                )
         if self.num_negatives < 1:
             raise ConfigError(f"train.num_negatives must be at least 1, got {self.num_negatives}.")
         if self.kg_passes_per_epoch is not None and self.kg_passes_per_epoch < 1:
@@ -369,6 +382,24 @@ class Trainer:
         self.model.eval()
         emb = self.model.embed()
         return evaluator.evaluate(lambda users: self.model.score(emb, users), prefix=prefix)
+
+    @torch.no_grad()
+    def choose_score_prior(self) -> dict[str, Any]:
+        """``train.score_prior``: at the model's current (the best) parameters, the weight of the
+        neighbourhood prior (:mod:`~emmkgr_pyg.nn.score_prior`) with the best validation metric
+        among 0 (none) and the configured weights, ties to the smaller; the model keeps it.
+        Returns ``{"weight", "valid_by_weight", "valid", "test"}`` (test at that weight only)."""
+        metric, best, by_weight = f"valid/{self.cfg.metric}", None, {}
+        for weight in (0.0, *self.cfg.score_prior):
+            self.model.set_score_prior(weight, self.inter)
+            valid = self.evaluate(self.valid, "valid/")
+            by_weight[weight] = valid[metric]
+            if best is None or valid[metric] > best[1][metric]:
+                best = (weight, valid)
+        self.model.set_score_prior(best[0], self.inter)
+        test = self.evaluate(self.test, "test/") if self.test is not None else {}
+        log.info("score prior: weight %s by %s %s", best[0], metric, by_weight)
+        return {"weight": best[0], "valid_by_weight": by_weight, "valid": best[1], "test": test}
 
     def fit(self) -> TrainState:
         """Train until ``epochs``, early stopping, or ``max_seconds``; returns the final state.

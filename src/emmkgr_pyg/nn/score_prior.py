@@ -1,0 +1,73 @@
+r"""A neighbourhood prior for scoring: a user's training items vote for their neighbours in the
+model's frozen item-item graph, and that vote is fused with the embedding score by per-user
+z-scores (``train.score_prior``, an extension for any model with an item-item graph).
+
+With :math:`\mathbf{x}_u \in \{0, 1\}^N` the user's training items and :math:`\mathbf{A}` the item-item
+graph (:math:`A_{ij}` the weight of neighbour :math:`j` of item :math:`i`; E-MMKGR's: the graph the
+E-MMKG's modal-modal edges induce, FREEDOM's: its kNN graph),
+
+.. math::
+    p_{ui} = \sum_j x_{uj} A_{ij}, \qquad
+    \hat y_{ui} = z_u(\mathbf{h}_u \cdot \mathbf{h}_i) + \beta\, z_u(p_{ui}), \qquad
+    z_u(s_{ui}) = \frac{s_{ui} - \mathrm{mean}_i\, s_{ui}}{\mathrm{std}_i\, s_{ui}}
+
+(per user over all items; a user whose row is constant gets 0 there). The prior is the scorer of
+item-based collaborative filtering on content neighbours (the content kNN of
+``benchmarks/linear_reference.py``); the embeddings stay as trained: search and exported
+``embeddings.pt`` do not see it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..graph.interaction import csr_rows
+
+
+def zscore_rows(scores: Tensor, eps: float = 1e-12) -> Tensor:
+    """Each row standardised to mean 0 and (population) standard deviation 1; a constant row -> 0."""
+    centred = scores - scores.mean(dim=1, keepdim=True)
+    std = centred.pow(2).mean(dim=1, keepdim=True).sqrt()
+    return centred / std.clamp(min=eps)
+
+
+class NeighbourhoodPrior(torch.nn.Module):
+    r""":math:`p_{ui}` of the module docstring for batches of users.
+
+    Args:
+        user_indptr, user_items: the training interactions as CSR rows per user.
+        edge_index: the item-item graph's edges ``[2, E]``, from a neighbour (row 0) to the item
+            that lists it (row 1), as :meth:`~emmkgr_pyg.nn.recommender.Recommender.item_neighbors`
+            gives them.
+        edge_weight: their weights ``[E]`` (``None``: 1).
+        n_items: number of items.
+    """
+
+    def __init__(
+        self,
+        user_indptr: Tensor,
+        user_items: Tensor,
+        edge_index: Tensor,
+        edge_weight: Tensor | None,
+        n_items: int,
+    ) -> None:
+        super().__init__()
+        self.n_items = n_items
+        weight = torch.ones(edge_index.size(1)) if edge_weight is None else edge_weight.float()
+        # A^T with rows = neighbours j, columns = items i, so that x_u A^T is a row-times-matrix
+        graph = torch.sparse_coo_tensor(
+            edge_index, weight.cpu(), (n_items, n_items), check_invariants=False
+        ).coalesce()
+        # buffers move with the model and are rebuilt, not saved
+        self.register_buffer("graph_t", graph, persistent=False)
+        self.register_buffer("indptr", user_indptr.long(), persistent=False)
+        self.register_buffer("items", user_items.long(), persistent=False)
+
+    def forward(self, users: Tensor) -> Tensor:
+        """:math:`p_{ui}` ``[B, n_items]`` of ``users`` ``[B]``."""
+        rows, items = csr_rows(self.indptr, self.items, users)
+        x = torch.zeros(users.numel(), self.n_items, device=users.device)
+        x[rows, items] = 1.0
+        # (A^T)^T x^T = A x^T: [N, B], then transposed
+        return torch.sparse.mm(self.graph_t.t(), x.t()).t()
