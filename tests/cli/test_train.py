@@ -120,6 +120,11 @@ def test_score_prior_chosen_on_validation_from_the_command_line(run_cli, tmp_pat
     # weight 0 is the plain score: the validation figure early stopping saw at the best epoch
     history = [json.loads(line) for line in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
     assert by_weight[0.0] == max(r["valid/Recall@20"] for r in history)
+    from emmkgr_pyg.runs.load import load_run
+
+    assert prior["weight"] > 0  # on these data the prior helps (1.0: .26 against .13 without)
+    loaded = load_run(tmp_path / "run")  # scores as the run chose
+    assert loaded.model.score_prior_weight == prior["weight"]
 
 
 @pytest.mark.parametrize(

@@ -130,4 +130,7 @@ def load_run(
     model = build_model(cfg, inter, kg)
     model.load_state_dict(artifacts.load_tensors(ckpt_path)["model"])
     model.eval()
+    prior = results.get("score_prior") or {}
+    if prior.get("weight"):  # scores as the run chose on validation (train.score_prior)
+        model.set_score_prior(float(prior["weight"]), inter)
     return TrainedRun(run_dir, cfg, dataset, inter, kg, model, results)
