@@ -153,7 +153,7 @@ def test_score_prior_settings():
     from emmkgr_pyg.utils import ConfigError
 
     assert TrainConfig(score_prior=0.5).score_prior == (0.5,)
-    assert TrainConfig(score_prior=[0.1, 1]).score_prior == (0.1, 1.0)
+    assert TrainConfig(score_prior=[1, 0.1]).score_prior == (0.1, 1.0)  # ascending: ties go to the smaller
     assert TrainConfig().score_prior is None
     for bad in ([0.1, 0.0], [], "strong", -1):
         with pytest.raises(ConfigError, match="train.score_prior must be null or weights > 0"):

@@ -55,19 +55,19 @@ class NeighbourhoodPrior(torch.nn.Module):
         super().__init__()
         self.n_items = n_items
         weight = torch.ones(edge_index.size(1)) if edge_weight is None else edge_weight.float()
-        # A^T with rows = neighbours j, columns = items i, so that x_u A^T is a row-times-matrix
-        graph = torch.sparse_coo_tensor(
-            edge_index, weight.cpu(), (n_items, n_items), check_invariants=False
+        # A [N, N]: row i holds the weights of item i's neighbours j (edges run j -> i)
+        adj = torch.sparse_coo_tensor(
+            edge_index.flip(0), weight.cpu(), (n_items, n_items), check_invariants=False
         ).coalesce()
         # buffers move with the model and are rebuilt, not saved
-        self.register_buffer("graph_t", graph, persistent=False)
+        self.register_buffer("adj", adj, persistent=False)
         self.register_buffer("indptr", user_indptr.long(), persistent=False)
         self.register_buffer("items", user_items.long(), persistent=False)
 
     def forward(self, users: Tensor) -> Tensor:
-        """:math:`p_{ui}` ``[B, n_items]`` of ``users`` ``[B]``."""
+        r""":math:`p_{ui}` ``[B, n_items]`` of ``users`` ``[B]``, i.e.
+        :math:`(\mathbf{A} \mathbf{X}^\top)^\top` for the users' rows of :math:`\mathbf{X}`."""
         rows, items = csr_rows(self.indptr, self.items, users)
         x = torch.zeros(users.numel(), self.n_items, device=users.device)
         x[rows, items] = 1.0
-        # (A^T)^T x^T = A x^T: [N, B], then transposed
-        return torch.sparse.mm(self.graph_t.t(), x.t()).t()
+        return torch.sparse.mm(self.adj, x.t()).t()

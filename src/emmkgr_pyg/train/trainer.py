@@ -132,16 +132,17 @@ class TrainConfig:
         self.ks = tuple(int(k) for k in self.ks)
         check_rec_loss(self.rec_loss, self.rec_temperature)
         if self.score_prior is not None:
-            weights = self.score_prior if isinstance(self.score_prior, (list, tuple)) else [self.score_prior]
+            given = self.score_prior
             try:
-                self.score_prior = tuple(float(w) for w in weights)
+                weights = tuple(float(w) for w in (given if isinstance(given, (list, tuple)) else [given]))
             except (TypeError, ValueError):
-                self.score_prior = None
-            if not self.score_prior or not all(w > 0 for w in self.score_prior):
+                weights = ()
+            if not weights or min(weights) <= 0:
                 raise ConfigError(
                     f"train.score_prior must be null or weights > 0 to choose from on validation "
-                    f"(e.g. [0.03, 0.1, 0.3, 1.0]), got {weights}."
+                    f"(e.g. [0.03, 0.1, 0.3, 1.0]), got {given}."
                 )
+            self.score_prior = tuple(sorted(weights))
         if self.num_negatives < 1:
             raise ConfigError(f"train.num_negatives must be at least 1, got {self.num_negatives}.")
         if self.kg_passes_per_epoch is not None and self.kg_passes_per_epoch < 1:
@@ -390,7 +391,7 @@ class Trainer:
         among 0 (none) and the configured weights, ties to the smaller; the model keeps it.
         Returns ``{"weight", "valid_by_weight", "valid", "test"}`` (test at that weight only)."""
         metric, best, by_weight = f"valid/{self.cfg.metric}", None, {}
-        for weight in (0.0, *self.cfg.score_prior):
+        for weight in (0.0, *self.cfg.score_prior):  # ascending (TrainConfig sorts them)
             self.model.set_score_prior(weight, self.inter)
             valid = self.evaluate(self.valid, "valid/")
             by_weight[weight] = valid[metric]
