@@ -19,6 +19,8 @@ item-based collaborative filtering on content neighbours (the content kNN of
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import Tensor
 
@@ -55,19 +57,23 @@ class NeighbourhoodPrior(torch.nn.Module):
         super().__init__()
         self.n_items = n_items
         weight = torch.ones(edge_index.size(1)) if edge_weight is None else edge_weight.float()
-        # A [N, N]: row i holds the weights of item i's neighbours j (edges run j -> i)
-        adj = torch.sparse_coo_tensor(
-            edge_index.flip(0), weight.cpu(), (n_items, n_items), check_invariants=False
-        ).coalesce()
+        # A^T [N, N]: row j holds the items that list j as a neighbour, with their weights
+        adj_t = torch.sparse_coo_tensor(edge_index, weight.cpu(), (n_items, n_items), check_invariants=False)
         # buffers move with the model and are rebuilt, not saved
-        self.register_buffer("adj", adj, persistent=False)
+        self.register_buffer("adj_t", adj_t.coalesce(), persistent=False)
         self.register_buffer("indptr", user_indptr.long(), persistent=False)
         self.register_buffer("items", user_items.long(), persistent=False)
 
     def forward(self, users: Tensor) -> Tensor:
-        r""":math:`p_{ui}` ``[B, n_items]`` of ``users`` ``[B]``, i.e.
-        :math:`(\mathbf{A} \mathbf{X}^\top)^\top` for the users' rows of :math:`\mathbf{X}`."""
+        r""":math:`p_{ui}` ``[B, n_items]`` of ``users`` ``[B]``, i.e. :math:`\mathbf{X} \mathbf{A}^\top`
+        for the users' rows of :math:`\mathbf{X}` (kept sparse: no dense ``[B, N]`` indicator)."""
         rows, items = csr_rows(self.indptr, self.items, users)
-        x = torch.zeros(users.numel(), self.n_items, device=users.device)
-        x[rows, items] = 1.0
-        return torch.sparse.mm(self.adj, x.t()).t()
+        x = torch.sparse_coo_tensor(
+            torch.stack([rows, items]),
+            torch.ones(rows.numel(), device=users.device),
+            (users.numel(), self.n_items),
+            check_invariants=False,
+        )
+        with warnings.catch_warnings():  # torch computes the sparse product through CSR (beta)
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            return torch.sparse.mm(x, self.adj_t).to_dense()
