@@ -39,7 +39,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 DATASET_ARGS = {"amazon_office": [f"dataset.root={SHARED / 'amazon-office-2014'}"]}
 LAMBDAS = (50.0, 100.0, 200.0, 500.0, 1000.0)
-KS = (5, 10, 20, 40)
+KS = (5, 10, 20, 40, 80)
 BETAS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
 
 
