@@ -52,8 +52,7 @@ def test_zscore_rows_by_hand():
 
 
 def test_prior_matches_the_dense_formula(inter):
-    indptr, items = (torch.from_numpy(a) for a in inter.user_items_csr())
-    prior = NeighbourhoodPrior(indptr, items, EDGES, WEIGHTS, 5)
+    prior = NeighbourhoodPrior(inter, EDGES, WEIGHTS)
     users = torch.tensor([2, 4, 0, 3])  # any order; user 4 has no training item
     got = prior(users).double()
     torch.testing.assert_close(got, dense_prior(users))
@@ -62,8 +61,16 @@ def test_prior_matches_the_dense_formula(inter):
     # 0, 3 and 4 (item 1 lists 0, item 2 lists 4 at 2, item 4 lists 3 at .75)
     assert got[2].tolist() == pytest.approx([0.25, 1.0, 0.0, 0.0, 0.0])
     assert got[0].tolist() == pytest.approx([0.0, 1.0, 2.0, 0.0, 0.75])
-    unweighted = NeighbourhoodPrior(indptr, items, EDGES, None, 5)(torch.tensor([0]))
+    unweighted = NeighbourhoodPrior(inter, EDGES, None)(torch.tensor([0]))
     assert unweighted.tolist() == [[1.0, 1.0, 0.0, 0.0, 0.0]]  # item 0 lists 2, item 1 lists 0
+
+
+def test_a_repeated_interaction_votes_once():
+    # user 0 has item 2 twice: x_u is an indicator, so the prior is the dense formula's
+    twice = InteractionGraph(5, 5, torch.cat([USER, torch.tensor([0])]), torch.cat([ITEM, torch.tensor([2])]))
+    users = torch.tensor([0, 2])
+    got = NeighbourhoodPrior(twice, EDGES, WEIGHTS)(users).double()
+    torch.testing.assert_close(got, dense_prior(users))
 
 
 def test_score_fuses_z_scores_and_weight_zero_is_the_plain_score(inter):

@@ -27,8 +27,7 @@ CL_PAIRS = ("all", "sample")
 
 def _interaction_matrix(inter: InteractionGraph) -> tuple[Tensor, Tensor]:
     """The binary user-item matrix :math:`R` ``[U, N]`` and its transpose, as sparse CSR."""
-    key = torch.unique(inter.user * inter.n_items + inter.item)  # repeated interactions count once
-    user, item = key // inter.n_items, key % inter.n_items
+    user, item = inter.distinct_pairs()  # repeated interactions count once
     mats = []
     for index, size in (
         (torch.stack([user, item]), (inter.n_users, inter.n_items)),

@@ -41,6 +41,12 @@ class InteractionGraph:
         items = self.item + self.n_users
         return torch.stack([torch.cat([self.user, items]), torch.cat([items, self.user])])
 
+    def distinct_pairs(self) -> tuple[Tensor, Tensor]:
+        """``(user, item)`` of the training interactions with repeats counted once, sorted by user
+        then item."""
+        key = torch.unique(self.user * self.n_items + self.item)
+        return key // self.n_items, key % self.n_items
+
     def user_items_csr(self) -> tuple[np.ndarray, np.ndarray]:
         """(indptr ``[U+1]``, items sorted per user) of the training interactions."""
         u = self.user.numpy()

@@ -238,8 +238,7 @@ class EMMKGR(Recommender):
         self.user_graph = None
         adj = None
         if user_side:  # the mean over each user's distinct training items
-            key = torch.unique(inter.user * self.n_items + inter.item)
-            user, item = key // self.n_items, key % self.n_items
+            user, item = inter.distinct_pairs()
             deg = torch.bincount(user, minlength=self.n_users).float()
             size = (self.n_users, self.n_items)
             index = torch.stack([user, item])

@@ -98,8 +98,7 @@ class Recommender(torch.nn.Module):
                     f"{type(self).__name__} has no item-item graph for train.score_prior (E-MMKGR's "
                     "item_graph/authors fusions and FREEDOM have one); set train.score_prior=null."
                 )
-            indptr, items = (torch.from_numpy(a) for a in inter.user_items_csr())
-            prior = NeighbourhoodPrior(indptr, items, *graph, self.n_items)
+            prior = NeighbourhoodPrior(inter, *graph)
             device = next(itertools.chain(self.parameters(), self.buffers()), torch.empty(0)).device
             self.score_prior = prior.to(device)
         self.score_prior_weight = float(weight)

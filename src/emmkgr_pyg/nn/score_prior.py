@@ -24,7 +24,7 @@ import warnings
 import torch
 from torch import Tensor
 
-from ..graph.interaction import csr_rows
+from ..graph.interaction import InteractionGraph, csr_rows
 
 
 def zscore_rows(scores: Tensor, eps: float = 1e-12) -> Tensor:
@@ -38,31 +38,28 @@ class NeighbourhoodPrior(torch.nn.Module):
     r""":math:`p_{ui}` of the module docstring for batches of users.
 
     Args:
-        user_indptr, user_items: the training interactions as CSR rows per user.
+        inter: the training interactions (:math:`\mathbf{X}`; a repeated one counts once).
         edge_index: the item-item graph's edges ``[2, E]``, from a neighbour (row 0) to the item
             that lists it (row 1), as :meth:`~emmkgr_pyg.nn.recommender.Recommender.item_neighbors`
             gives them.
         edge_weight: their weights ``[E]`` (``None``: 1).
-        n_items: number of items.
     """
 
-    def __init__(
-        self,
-        user_indptr: Tensor,
-        user_items: Tensor,
-        edge_index: Tensor,
-        edge_weight: Tensor | None,
-        n_items: int,
-    ) -> None:
+    def __init__(self, inter: InteractionGraph, edge_index: Tensor, edge_weight: Tensor | None) -> None:
         super().__init__()
-        self.n_items = n_items
+        self.n_items = n_items = inter.n_items
+        user, item = inter.distinct_pairs()
+        indptr = torch.zeros(inter.n_users + 1, dtype=torch.long)
+        indptr[1:] = torch.cumsum(torch.bincount(user, minlength=inter.n_users), 0)
         weight = torch.ones(edge_index.size(1)) if edge_weight is None else edge_weight.float()
         # A^T [N, N]: row j holds the items that list j as a neighbour, with their weights
-        adj_t = torch.sparse_coo_tensor(edge_index, weight.cpu(), (n_items, n_items), check_invariants=False)
+        adj_t = torch.sparse_coo_tensor(
+            edge_index.cpu(), weight.cpu(), (n_items, n_items), check_invariants=False
+        )
         # buffers move with the model and are rebuilt, not saved
         self.register_buffer("adj_t", adj_t.coalesce(), persistent=False)
-        self.register_buffer("indptr", user_indptr.long(), persistent=False)
-        self.register_buffer("items", user_items.long(), persistent=False)
+        self.register_buffer("indptr", indptr, persistent=False)
+        self.register_buffer("items", item, persistent=False)
 
     def forward(self, users: Tensor) -> Tensor:
         r""":math:`p_{ui}` ``[B, n_items]`` of ``users`` ``[B]``, i.e. :math:`\mathbf{X} \mathbf{A}^\top`

@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from ..graph.interaction import InteractionGraph
 from ..graph.triples import KGView
 from ..nn.blocks import check_rec_loss
-from ..nn.recommender import Recommender
+from ..nn.recommender import Embeddings, Recommender
 from ..utils import ConfigError, atomic_path
 from .allocator import ALLOCATORS, use_allocator
 from .distributed import DataParallel
@@ -379,9 +379,10 @@ class Trainer:
         return max(1, math.ceil(self.cfg.kg_passes_per_epoch * len(self.kg) / len(self.bpr)))
 
     @torch.no_grad()
-    def evaluate(self, evaluator: Evaluator, prefix: str) -> dict[str, float]:
+    def evaluate(self, evaluator: Evaluator, prefix: str, emb: Embeddings | None = None) -> dict[str, float]:
+        """``evaluator``'s metrics of the model's scores (``emb``: embeddings already computed)."""
         self.model.eval()
-        emb = self.model.embed()
+        emb = self.model.embed() if emb is None else emb
         return evaluator.evaluate(lambda users: self.model.score(emb, users), prefix=prefix)
 
     @torch.no_grad()
@@ -391,14 +392,16 @@ class Trainer:
         among 0 (none) and the configured weights, ties to the smaller; the model keeps it.
         Returns ``{"weight", "valid_by_weight", "valid", "test"}`` (test at that weight only)."""
         metric, best, by_weight = f"valid/{self.cfg.metric}", None, {}
+        self.model.eval()
+        emb = self.model.embed()  # once: the weight changes the scoring, not the embeddings
         for weight in (0.0, *self.cfg.score_prior):  # ascending (TrainConfig sorts them)
             self.model.set_score_prior(weight, self.inter)
-            valid = self.evaluate(self.valid, "valid/")
+            valid = self.evaluate(self.valid, "valid/", emb)
             by_weight[weight] = valid[metric]
             if best is None or valid[metric] > best[1][metric]:
                 best = (weight, valid)
         self.model.set_score_prior(best[0], self.inter)
-        test = self.evaluate(self.test, "test/") if self.test is not None else {}
+        test = self.evaluate(self.test, "test/", emb) if self.test is not None else {}
         log.info("score prior: weight %s by %s %s", best[0], metric, by_weight)
         return {"weight": best[0], "valid_by_weight": by_weight, "valid": best[1], "test": test}
 
