@@ -11,6 +11,8 @@ modality features, and the two summed, each chosen on validation and tested once
   modalities :math:`C`; a user's scores are :math:`x_u C^\\top`, the summed similarity of each item
   to the user's training items.
 - **EASE + content**: :math:`x_u B + \\beta\\, x_u C^\\top`.
+- **GF-CF linear**: the interaction prior of ``train.interaction_prior`` alone,
+  :math:`x_u \\tilde R^\\top \\tilde R` (Shen et al., CIKM'21; no setting).
 
 Each is ranked with the trainer's own evaluator (``RankingEvaluator``: every item, training items
 masked). Its settings (lambda, k, beta, from the grids below) are the best validation Recall@20;
@@ -33,6 +35,7 @@ from emmkgr_pyg.data.dataset import TEST, VALID
 from emmkgr_pyg.data.prepared import prepare_dataset
 from emmkgr_pyg.eval.ranking import RankingEvaluator
 from emmkgr_pyg.graph.interaction import InteractionGraph
+from emmkgr_pyg.nn.score_prior import InteractionPrior
 from emmkgr_pyg.utils import markdown_table, write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -100,7 +103,9 @@ def main() -> None:
     # every user's scores, once per lambda and per k: x B and x C^T
     eases = {lam: x @ ease(x, lam) for lam in LAMBDAS}
     graphs = {k: x @ content_knn(features, ds.n_items, k).T for k in KS}
+    gfcf = InteractionPrior(inter)(torch.arange(ds.n_users))
     candidates = {
+        "GF-CF linear": [((None, None, 0.0), (gfcf, None, 0.0))],
         "EASE": [((lam, None, 0.0), (eases[lam], None, 0.0)) for lam in LAMBDAS],
         "content kNN": [((None, k, 1.0), (None, graphs[k], 1.0)) for k in KS],
         "EASE + content kNN": [

@@ -127,6 +127,28 @@ def test_score_prior_chosen_on_validation_from_the_command_line(run_cli, tmp_pat
     assert loaded.model.score_prior_weight == prior["weight"]
 
 
+def test_interaction_prior_for_a_model_without_an_item_graph_from_the_command_line(run_cli, tmp_path):
+    run_cli(
+        "emmkgr-train",
+        *TINY,
+        "model=lightgcn",
+        "+experiment=interaction_prior",
+        "hydra.run.dir=run",
+        f"cache_dir={tmp_path / 'c'}",
+        cwd=tmp_path,
+    )
+    res = json.loads((tmp_path / "run" / "results.json").read_text())
+    prior = res["score_prior"]
+    by_pair = prior["valid_by_weight"]
+    assert sorted(by_pair) == ["0.0,0.0", "0.0,0.03", "0.0,0.1", "0.0,0.3", "0.0,1.0"]
+    assert prior["weight"] == 0.0
+    assert by_pair[f"0.0,{prior['interaction_weight']}"] == max(by_pair.values()) == res["valid/Recall@20"]
+    from emmkgr_pyg.runs.load import load_run
+
+    loaded = load_run(tmp_path / "run")  # scores as the run chose
+    assert loaded.model.interaction_prior_weight == prior["interaction_weight"]
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [

@@ -1,4 +1,5 @@
-"""The neighbourhood prior of train.score_prior against the dense formula of its module docstring."""
+"""The priors of train.score_prior and train.interaction_prior against the dense formulas of their
+module docstring."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import torch
 
 from emmkgr_pyg.graph.interaction import InteractionGraph
 from emmkgr_pyg.nn.recommender import LightGCN
-from emmkgr_pyg.nn.score_prior import NeighbourhoodPrior, zscore_rows
+from emmkgr_pyg.nn.score_prior import InteractionPrior, NeighbourhoodPrior, zscore_rows
 
 USER = torch.tensor([0, 0, 1, 2, 2, 2, 3])
 ITEM = torch.tensor([0, 2, 1, 0, 3, 4, 4])
@@ -24,6 +25,19 @@ def dense_prior(users: torch.Tensor) -> torch.Tensor:
     for (j, i), w in zip(EDGES.t().tolist(), WEIGHTS.tolist(), strict=True):
         a[i, j] += w
     return torch.stack([sum(x[u, j] * a[:, j] for j in range(5)) for u in users.tolist()])
+
+
+def dense_interaction_prior(users: torch.Tensor, user=USER, item=ITEM) -> torch.Tensor:
+    """q_u = x_u R~^T R~, R~ = D_U^-1/2 R D_I^-1/2 on the distinct interactions, written out."""
+    r = torch.zeros(5, 5, dtype=torch.float64)
+    r[user, item] = 1.0  # an indicator: a repeated interaction counts once
+    du, di = r.sum(1), r.sum(0)
+    rt = torch.zeros_like(r)
+    for u in range(5):
+        for i in range(5):
+            if r[u, i]:
+                rt[u, i] = 1.0 / (du[u] * di[i]).sqrt()
+    return torch.stack([r[u] @ rt.t() @ rt for u in users.tolist()])
 
 
 def dense_z(s: torch.Tensor) -> torch.Tensor:
@@ -95,3 +109,37 @@ def test_a_model_without_an_item_graph_refuses(inter):
         model.set_score_prior(0.1, inter)
     with pytest.raises(ValueError, match=r"must be >= 0, got -1"):
         WithGraph(inter, dim=4).set_score_prior(-1, inter)
+
+
+def test_interaction_prior_matches_the_dense_formula(inter):
+    users = torch.tensor([2, 4, 0, 3])
+    got = InteractionPrior(inter)(users).double()
+    torch.testing.assert_close(got, dense_interaction_prior(users))
+    assert torch.equal(got[1], torch.zeros(5, dtype=torch.float64))  # user 4: no items, no vote
+    # by hand, user 3 (item 4): item 4's users are 2 (degree 3) and 3 (degree 1), item 4 has degree 2;
+    # q_3i = sum_v R~_v4 R~_vi: via user 3, 1/(1*2) to item 4; via user 2, 1/(3*sqrt(2*d_i)) to 0, 3, 4
+    r2 = 2**0.5
+    expect = [1 / (3 * r2 * r2), 0.0, 0.0, 1 / (3 * r2), 1 / 2 + 1 / (3 * 2)]
+    assert got[3].tolist() == pytest.approx(expect)
+    # a repeated interaction changes neither the indicator nor the degrees
+    twice = InteractionGraph(5, 5, torch.cat([USER, torch.tensor([2])]), torch.cat([ITEM, torch.tensor([4])]))
+    torch.testing.assert_close(InteractionPrior(twice)(users).double(), dense_interaction_prior(users))
+
+
+def test_score_fuses_both_priors_and_needs_no_item_graph_for_the_interaction_prior(inter):
+    torch.manual_seed(0)
+    model = WithGraph(inter, dim=4)
+    emb = model.embed()
+    users = torch.tensor([1, 0, 4, 2])
+    plain = (emb.user[users] @ emb.item.t()).double()
+    model.set_score_prior(0.3, inter, 0.7)
+    ref = dense_z(plain) + 0.3 * dense_z(dense_prior(users)) + 0.7 * dense_z(dense_interaction_prior(users))
+    torch.testing.assert_close(model.score(emb, users).double(), ref, rtol=1e-5, atol=1e-5)
+    model.set_score_prior(0.0, inter, 0.7)  # the interaction prior alone
+    ref = dense_z(plain) + 0.7 * dense_z(dense_interaction_prior(users))
+    torch.testing.assert_close(model.score(emb, users).double(), ref, rtol=1e-5, atol=1e-5)
+    plain_model = LightGCN(inter, dim=4)  # no item-item graph: the interaction prior still works
+    plain_model.set_score_prior(0.0, inter, 1.0)
+    assert plain_model.interaction_prior is not None and plain_model.score_prior is None
+    with pytest.raises(ValueError, match=r"interaction prior weight must be >= 0, got -0.5"):
+        plain_model.set_score_prior(0.0, inter, -0.5)

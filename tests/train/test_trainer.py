@@ -149,6 +149,30 @@ def test_score_prior_weight_is_chosen_on_validation_at_the_current_parameters(da
     assert len(set(by_weight.values())) > 1  # the prior changes the ranking here
 
 
+def test_both_prior_weights_are_chosen_together_on_validation(dataset, kg):
+    inter = InteractionGraph.from_dataset(dataset)
+    valid = RankingEvaluator(inter, *dataset.interactions.part(VALID), ks=(5, 10))
+    seed_everything(0)
+    net = EMMKGR(inter, kg, dim=8, fusion="item_graph")
+    config = TrainConfig(**{**BASE, "epochs": 2, "score_prior": [1.0], "interaction_prior": [0.3, 3.0]})
+    trainer = Trainer(net, inter, valid, None, config, kg=kg_view(kg))
+    trainer.fit()
+    out = trainer.choose_score_prior()
+    emb = net.embed()
+
+    def recall(weight, inter_weight):
+        net.set_score_prior(weight, inter, inter_weight)
+        return valid.evaluate(lambda u: net.score(emb, u), "valid/")["valid/Recall@10"]
+
+    grid = [(w, wi) for w in (0.0, 1.0) for wi in (0.0, 0.3, 3.0)]
+    by_pair = {f"{w},{wi}": recall(w, wi) for w, wi in grid}
+    assert out["valid_by_weight"] == pytest.approx(by_pair)
+    best = max(by_pair.values())
+    smallest = min((pair for pair in grid if by_pair[f"{pair[0]},{pair[1]}"] == best), key=sum)
+    assert (out["weight"], out["interaction_weight"]) == smallest  # ties to the smaller sum
+    assert out["test"] == {} and len(set(by_pair.values())) > 1
+
+
 def test_score_prior_settings():
     from emmkgr_pyg.utils import ConfigError
 
@@ -158,6 +182,10 @@ def test_score_prior_settings():
     for bad in ([0.1, 0.0], [], "strong", -1):
         with pytest.raises(ConfigError, match="train.score_prior must be null or weights > 0"):
             TrainConfig(score_prior=bad)
+    assert TrainConfig(interaction_prior=[3, 0.3]).interaction_prior == (0.3, 3.0)
+    assert TrainConfig().interaction_prior is None
+    with pytest.raises(ConfigError, match="train.interaction_prior must be null or weights > 0"):
+        TrainConfig(interaction_prior=[0.0])
 
 
 def test_bad_rec_loss_settings_raise():

@@ -27,7 +27,7 @@ from .blocks import (
     softmax_loss,
 )
 from .conv import LightGCNConv
-from .score_prior import NeighbourhoodPrior, zscore_rows
+from .score_prior import InteractionPrior, NeighbourhoodPrior, zscore_rows
 
 #: keys of :meth:`Recommender.export_embeddings` (a run saves them as ``embeddings.pt``;
 #: :mod:`emmkgr_pyg.runs.artifacts` re-exports them): H_item, the users, E-MMKGR's H^MM item rows
@@ -70,6 +70,8 @@ class Recommender(torch.nn.Module):
     rec_temperature: float = 1.0
     #: weight of the neighbourhood prior fused into :meth:`score` (:meth:`set_score_prior`)
     score_prior_weight: float = 0.0
+    #: weight of the interaction prior fused into :meth:`score` (:meth:`set_score_prior`)
+    interaction_prior_weight: float = 0.0
 
     def __init__(self, inter: InteractionGraph, reg_weight: float = 1e-4, reg_form: str = "mmrec") -> None:
         super().__init__()
@@ -78,19 +80,24 @@ class Recommender(torch.nn.Module):
         self.n_users, self.n_items = inter.n_users, inter.n_items
         self.reg_weight, self.reg_form = reg_weight, reg_form
         self.score_prior: NeighbourhoodPrior | None = None
+        self.interaction_prior: InteractionPrior | None = None
 
     def set_rec_loss(self, form: str = "bpr", temperature: float = 1.0) -> None:
         """Train with ``form`` (``bpr`` or ``softmax`` at ``temperature``, see :meth:`pair_loss`)."""
         check_rec_loss(form, temperature)
         self.rec_loss, self.rec_temperature = form, float(temperature)
 
-    def set_score_prior(self, weight: float, inter: InteractionGraph | None = None) -> None:
-        """Score with the neighbourhood prior of :mod:`.score_prior` at ``weight`` (0: the
-        embedding score alone). The first non-zero weight builds it from the training
-        interactions ``inter`` and :meth:`item_neighbors`; a model without an item-item graph
-        refuses."""
-        if not weight >= 0:
-            raise ValueError(f"{type(self).__name__}: a score prior weight must be >= 0, got {weight}.")
+    def set_score_prior(
+        self, weight: float, inter: InteractionGraph | None = None, interaction_weight: float = 0.0
+    ) -> None:
+        """Score with the priors of :mod:`.score_prior`: the neighbourhood prior at ``weight`` and
+        the interaction prior at ``interaction_weight`` (both 0: the embedding score alone). The
+        first non-zero weight of each builds it from the training interactions ``inter`` (and
+        :meth:`item_neighbors`); a model without an item-item graph refuses a neighbourhood prior."""
+        for name, value in (("score prior", weight), ("interaction prior", interaction_weight)):
+            if not value >= 0:
+                raise ValueError(f"{type(self).__name__}: a {name} weight must be >= 0, got {value}.")
+        device = next(itertools.chain(self.parameters(), self.buffers()), torch.empty(0)).device
         if weight and self.score_prior is None:
             graph = self.item_neighbors()
             if graph is None or inter is None:
@@ -98,10 +105,12 @@ class Recommender(torch.nn.Module):
                     f"{type(self).__name__} has no item-item graph for train.score_prior (E-MMKGR's "
                     "item_graph/authors fusions and FREEDOM have one); set train.score_prior=null."
                 )
-            prior = NeighbourhoodPrior(inter, *graph)
-            device = next(itertools.chain(self.parameters(), self.buffers()), torch.empty(0)).device
-            self.score_prior = prior.to(device)
-        self.score_prior_weight = float(weight)
+            self.score_prior = NeighbourhoodPrior(inter, *graph).to(device)
+        if interaction_weight and self.interaction_prior is None:
+            if inter is None:
+                raise ValueError(f"{type(self).__name__}: the interaction prior needs the interactions.")
+            self.interaction_prior = InteractionPrior(inter).to(device)
+        self.score_prior_weight, self.interaction_prior_weight = float(weight), float(interaction_weight)
 
     def pair_loss(self, user: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
         """The loss of users ``[B, d]`` against their positives ``[B, d]`` and negatives ``[B, d]``
@@ -125,12 +134,17 @@ class Recommender(torch.nn.Module):
 
     def score(self, emb: Embeddings, users: Tensor) -> Tensor:
         """Scores ``[B, n_items]`` of ``users`` against every item: the embeddings' inner products,
-        or, with :meth:`set_score_prior`, their per-user z-scores plus the prior's times its weight."""
+        or, with :meth:`set_score_prior`, their per-user z-scores plus each prior's times its weight."""
         scores = emb.user[users] @ emb.item.t()
-        if not self.score_prior_weight:
+        if not (self.score_prior_weight or self.interaction_prior_weight):
             return scores
-        prior = self.score_prior(users.to(scores.device))
-        return zscore_rows(scores) + self.score_prior_weight * zscore_rows(prior)
+        users = users.to(scores.device)
+        scores = zscore_rows(scores)
+        if self.score_prior_weight:
+            scores = scores + self.score_prior_weight * zscore_rows(self.score_prior(users))
+        if self.interaction_prior_weight:
+            scores = scores + self.interaction_prior_weight * zscore_rows(self.interaction_prior(users))
+        return scores
 
     def ego_embeddings(self, users: Tensor, pos: Tensor, neg: Tensor) -> list[Tensor]:
         """The layer-0 parameters of a batch, regularised by the default :meth:`rec_losses`."""

@@ -170,7 +170,8 @@ def run_training(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     model.load_state_dict(best["model"])  # onto the model's device
     model.eval()
     prior = None
-    if tcfg.score_prior:  # chosen on validation at the best epoch; the reported metrics are its
+    # chosen on validation at the best epoch; the reported metrics are its
+    if tcfg.score_prior or tcfg.interaction_prior:
         prior = trainer.choose_score_prior()
         state.best_valid, state.best_test = prior.pop("valid"), prior.pop("test")
     with torch.no_grad():

@@ -131,6 +131,8 @@ def load_run(
     model.load_state_dict(artifacts.load_tensors(ckpt_path)["model"])
     model.eval()
     prior = results.get("score_prior") or {}
-    if prior.get("weight"):  # scores as the run chose on validation (train.score_prior)
-        model.set_score_prior(float(prior["weight"]), inter)
+    if prior.get("weight") or prior.get("interaction_weight"):  # as the run chose on validation
+        model.set_score_prior(
+            float(prior.get("weight", 0.0)), inter, float(prior.get("interaction_weight", 0.0))
+        )
     return TrainedRun(run_dir, cfg, dataset, inter, kg, model, results)

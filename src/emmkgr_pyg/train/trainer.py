@@ -68,8 +68,25 @@ RESUMABLE_CHANGES = frozenset(
         "threads",
         "allocator",
         "score_prior",
+        "interaction_prior",
     }
 )
+
+
+def _prior_weights(name: str, given: Any) -> tuple[float, ...] | None:
+    """``train.<name>`` as ascending weights > 0 (so that ties go to the smaller), or ``None``."""
+    if given is None:
+        return None
+    try:
+        weights = tuple(float(w) for w in (given if isinstance(given, (list, tuple)) else [given]))
+    except (TypeError, ValueError):
+        weights = ()
+    if not weights or min(weights) <= 0:
+        raise ConfigError(
+            f"train.{name} must be null or weights > 0 to choose from on validation "
+            f"(e.g. [0.03, 0.1, 0.3, 1.0]), got {given}."
+        )
+    return tuple(sorted(weights))
 
 
 class NonFiniteLossError(RuntimeError):
@@ -99,6 +116,7 @@ class TrainConfig:
     rec_loss: str = "bpr"
     rec_temperature: float = 1.0
     score_prior: float | tuple[float, ...] | None = None
+    interaction_prior: float | tuple[float, ...] | None = None
     kg_batch_size: int = 2048
     kg_num_negatives: int = 1
     kg_typed_negatives: bool = True
@@ -131,18 +149,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig: schedule '{self.schedule}' is not one of {SCHEDULES}.")
         self.ks = tuple(int(k) for k in self.ks)
         check_rec_loss(self.rec_loss, self.rec_temperature)
-        if self.score_prior is not None:
-            given = self.score_prior
-            try:
-                weights = tuple(float(w) for w in (given if isinstance(given, (list, tuple)) else [given]))
-            except (TypeError, ValueError):
-                weights = ()
-            if not weights or min(weights) <= 0:
-                raise ConfigError(
-                    f"train.score_prior must be null or weights > 0 to choose from on validation "
-                    f"(e.g. [0.03, 0.1, 0.3, 1.0]), got {given}."
-                )
-            self.score_prior = tuple(sorted(weights))
+        self.score_prior = _prior_weights("score_prior", self.score_prior)
+        self.interaction_prior = _prior_weights("interaction_prior", self.interaction_prior)
         if self.num_negatives < 1:
             raise ConfigError(f"train.num_negatives must be at least 1, got {self.num_negatives}.")
         if self.kg_passes_per_epoch is not None and self.kg_passes_per_epoch < 1:
@@ -387,23 +395,37 @@ class Trainer:
 
     @torch.no_grad()
     def choose_score_prior(self) -> dict[str, Any]:
-        """``train.score_prior``: at the model's current (the best) parameters, the weight of the
-        neighbourhood prior (:mod:`~emmkgr_pyg.nn.score_prior`) with the best validation metric
-        among 0 (none) and the configured weights, ties to the smaller; the model keeps it.
-        Returns ``{"weight", "valid_by_weight", "valid", "test"}`` (test at that weight only)."""
+        """``train.score_prior`` / ``train.interaction_prior``: at the model's current (the best)
+        parameters, the weights of the priors of :mod:`~emmkgr_pyg.nn.score_prior` with the best
+        validation metric among every pair of 0 (none) and the configured weights, ties to the
+        smaller sum; the model keeps them. Returns ``{"weight", "interaction_weight",
+        "valid_by_weight", "valid", "test"}`` (test at the chosen weights only; ``valid_by_weight``
+        keyed by the neighbourhood weight, or by ``"<weight>,<interaction weight>"`` when an
+        interaction prior is configured)."""
         metric, best, by_weight = f"valid/{self.cfg.metric}", None, {}
         self.model.eval()
-        emb = self.model.embed()  # once: the weight changes the scoring, not the embeddings
-        for weight in (0.0, *self.cfg.score_prior):  # ascending (TrainConfig sorts them)
-            self.model.set_score_prior(weight, self.inter)
+        emb = self.model.embed()  # once: the weights change the scoring, not the embeddings
+        grid = [
+            (w, wi)
+            for w in (0.0, *(self.cfg.score_prior or ()))
+            for wi in (0.0, *(self.cfg.interaction_prior or ()))
+        ]
+        for weight, inter_weight in sorted(grid, key=sum):  # ascending sums: ties to the smaller
+            self.model.set_score_prior(weight, self.inter, inter_weight)
             valid = self.evaluate(self.valid, "valid/", emb)
-            by_weight[weight] = valid[metric]
-            if best is None or valid[metric] > best[1][metric]:
-                best = (weight, valid)
-        self.model.set_score_prior(best[0], self.inter)
+            by_weight[f"{weight},{inter_weight}" if self.cfg.interaction_prior else weight] = valid[metric]
+            if best is None or valid[metric] > best[2][metric]:
+                best = (weight, inter_weight, valid)
+        self.model.set_score_prior(best[0], self.inter, best[1])
         test = self.evaluate(self.test, "test/", emb) if self.test is not None else {}
-        log.info("score prior: weight %s by %s %s", best[0], metric, by_weight)
-        return {"weight": best[0], "valid_by_weight": by_weight, "valid": best[1], "test": test}
+        log.info("score prior: weights %s, %s by %s %s", best[0], best[1], metric, by_weight)
+        return {
+            "weight": best[0],
+            "interaction_weight": best[1],
+            "valid_by_weight": by_weight,
+            "valid": best[2],
+            "test": test,
+        }
 
     def fit(self) -> TrainState:
         """Train until ``epochs``, early stopping, or ``max_seconds``; returns the final state.
