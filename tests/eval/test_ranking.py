@@ -173,3 +173,24 @@ def test_matches_pyg_link_pred_metrics(case):
         ):
             metric.update(pred, label)
             assert float(metric.compute()) == pytest.approx(ours[f"{name}@{k}"], abs=1e-6), f"{name}@{k}"
+
+
+@pytest.mark.parametrize("batch_size", [1024, 7])
+def test_evaluate_many_shares_the_parts_and_matches_each_scorer_alone(case, batch_size):
+    train, held_u, held_i, scores = case
+    other = torch.from_numpy(np.random.default_rng(1).normal(size=(N_USERS, N_ITEMS)).astype(np.float32))
+    ev = RankingEvaluator(train, held_u, held_i, ks=KS, batch_size=batch_size)
+    calls = []
+
+    def parts(users):
+        calls.append(users.numel())
+        return scores[users], other[users]
+
+    mixes = {"a": (1.0, 0.0), "b": (0.0, 1.0), "mix": (1.0, 0.7)}
+    scorers = {key: (lambda p, a=a, b=b: a * p[0] + b * p[1]) for key, (a, b) in mixes.items()}
+    got = ev.evaluate_many(parts, scorers, prefix="v/")
+    assert sum(calls) == ev.num_users  # each user's parts computed once, not once per scorer
+    for key, (a, b) in mixes.items():
+        alone = reference(train, held_u, held_i, a * scores + b * other, KS)[0]
+        assert got[key] == pytest.approx({f"v/{k}": v for k, v in alone.items()})
+    assert got["a"] != got["b"]

@@ -19,7 +19,8 @@ memory is ``O(batch x items)``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -93,11 +94,24 @@ class RankingEvaluator:
 
     def evaluate(self, score_fn: Callable[[Tensor], Tensor], prefix: str = "") -> dict[str, float]:
         """Metrics averaged over the evaluated users, keyed ``f"{prefix}{metric}@{k}"``."""
-        sums = dict.fromkeys(self.metric_names, 0.0)
+        return self.evaluate_many(score_fn, {None: lambda scores: scores}, prefix)[None]
+
+    def evaluate_many(
+        self,
+        parts_fn: Callable[[Tensor], Any],
+        scorers: Mapping[Hashable, Callable[[Any], Tensor]],
+        prefix: str = "",
+    ) -> dict[Hashable, dict[str, float]]:
+        """:meth:`evaluate` of several scoring functions that share costly parts, in one pass:
+        per batch of users ``parts_fn(users)`` once, then each ``scorers[key](parts)`` ranked.
+        Returns each key's metrics, those of ``evaluate(lambda u: scorers[key](parts_fn(u)))``."""
+        sums = {key: dict.fromkeys(self.metric_names, 0.0) for key in scorers}
         for s in range(0, self.num_users, self.batch_size):
             users = self.users[s : s + self.batch_size]
-            hit, n_true = self.hits(score_fn, users)
-            for name, values in hit_metrics(hit, n_true, self.metric_names).items():
-                sums[name] += float(values.sum())
+            parts = parts_fn(users)
+            for key, scorer in scorers.items():
+                hit, n_true = self.hits(lambda _users, scorer=scorer, parts=parts: scorer(parts), users)
+                for name, values in hit_metrics(hit, n_true, self.metric_names).items():
+                    sums[key][name] += float(values.sum())
         n = max(self.num_users, 1)
-        return {f"{prefix}{k}": v / n for k, v in sums.items()}
+        return {key: {f"{prefix}{k}": v / n for k, v in metric.items()} for key, metric in sums.items()}

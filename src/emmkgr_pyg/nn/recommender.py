@@ -135,16 +135,40 @@ class Recommender(torch.nn.Module):
     def score(self, emb: Embeddings, users: Tensor) -> Tensor:
         """Scores ``[B, n_items]`` of ``users`` against every item: the embeddings' inner products,
         or, with :meth:`set_score_prior`, their per-user z-scores plus each prior's times its weight."""
+        weight, inter_weight = self.score_prior_weight, self.interaction_prior_weight
+        if not (weight or inter_weight):
+            return emb.user[users] @ emb.item.t()
+        parts = self.score_parts(emb, users, prior=bool(weight), interaction=bool(inter_weight))
+        return self.fuse_scores(parts, weight, inter_weight)
+
+    def score_parts(
+        self, emb: Embeddings, users: Tensor, prior: bool = True, interaction: bool = True
+    ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+        """What :meth:`fuse_scores` combines, for ``users``: the embedding scores, their per-user
+        z-scores, and the z-scores of the neighbourhood and interaction priors (``None`` where not
+        asked for or not built by :meth:`set_score_prior`)."""
         scores = emb.user[users] @ emb.item.t()
-        if not (self.score_prior_weight or self.interaction_prior_weight):
-            return scores
         users = users.to(scores.device)
-        scores = zscore_rows(scores)
-        if self.score_prior_weight:
-            scores = scores + self.score_prior_weight * zscore_rows(self.score_prior(users))
-        if self.interaction_prior_weight:
-            scores = scores + self.interaction_prior_weight * zscore_rows(self.interaction_prior(users))
-        return scores
+        p = zscore_rows(self.score_prior(users)) if prior and self.score_prior is not None else None
+        q = None
+        if interaction and self.interaction_prior is not None:
+            q = zscore_rows(self.interaction_prior(users))
+        return scores, zscore_rows(scores), p, q
+
+    @staticmethod
+    def fuse_scores(
+        parts: tuple[Tensor, Tensor, Tensor | None, Tensor | None], weight: float, inter_weight: float
+    ) -> Tensor:
+        """:meth:`score` at the prior weights ``weight`` and ``inter_weight`` from
+        :meth:`score_parts` (so that several weights can share one computation of the parts)."""
+        scores, z, p, q = parts
+        if not (weight or inter_weight):
+            return scores
+        if weight:
+            z = z + weight * p
+        if inter_weight:
+            z = z + inter_weight * q
+        return z
 
     def ego_embeddings(self, users: Tensor, pos: Tensor, neg: Tensor) -> list[Tensor]:
         """The layer-0 parameters of a batch, regularised by the default :meth:`rec_losses`."""

@@ -24,7 +24,7 @@ import dataclasses
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -54,6 +54,13 @@ class Evaluator(Protocol):
     def evaluate(
         self, score_fn: Callable[[torch.Tensor], torch.Tensor], prefix: str = ""
     ) -> dict[str, float]: ...
+
+    def evaluate_many(
+        self,
+        parts_fn: Callable[[torch.Tensor], Any],
+        scorers: Mapping[Hashable, Callable[[Any], torch.Tensor]],
+        prefix: str = "",
+    ) -> dict[Hashable, dict[str, float]]: ...
 
 
 #: TrainConfig fields a resumed run may change: they end, pace or show the run, not what it learns.
@@ -403,16 +410,23 @@ class Trainer:
         keyed by the neighbourhood weight, or by ``"<weight>,<interaction weight>"`` when an
         interaction prior is configured)."""
         metric, best, by_weight = f"valid/{self.cfg.metric}", None, {}
-        self.model.eval()
-        emb = self.model.embed()  # once: the weights change the scoring, not the embeddings
-        grid = [
-            (w, wi)
-            for w in (0.0, *(self.cfg.score_prior or ()))
-            for wi in (0.0, *(self.cfg.interaction_prior or ()))
-        ]
-        for weight, inter_weight in sorted(grid, key=sum):  # ascending sums: ties to the smaller
-            self.model.set_score_prior(weight, self.inter, inter_weight)
-            valid = self.evaluate(self.valid, "valid/", emb)
+        model = self.model
+        model.eval()
+        emb = model.embed()  # once: the weights change the scoring, not the embeddings
+        weights, inter_weights = (
+            (0.0, *(self.cfg.score_prior or ())),
+            (0.0, *(self.cfg.interaction_prior or ())),
+        )
+        grid = sorted(((w, wi) for w in weights for wi in inter_weights), key=sum)  # ties to the smaller
+        model.set_score_prior(max(weights), self.inter, max(inter_weights))  # builds the priors asked for
+        # one pass over the users: the embedding scores and the priors once per batch for every pair
+        by_pair = self.valid.evaluate_many(
+            lambda users: model.score_parts(emb, users, bool(max(weights)), bool(max(inter_weights))),
+            {pair: (lambda parts, pair=pair: model.fuse_scores(parts, *pair)) for pair in grid},
+            "valid/",
+        )
+        for weight, inter_weight in grid:
+            valid = by_pair[(weight, inter_weight)]
             by_weight[f"{weight},{inter_weight}" if self.cfg.interaction_prior else weight] = valid[metric]
             if best is None or valid[metric] > best[2][metric]:
                 best = (weight, inter_weight, valid)
