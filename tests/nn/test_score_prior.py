@@ -143,3 +143,23 @@ def test_score_fuses_both_priors_and_needs_no_item_graph_for_the_interaction_pri
     assert plain_model.interaction_prior is not None and plain_model.score_prior is None
     with pytest.raises(ValueError, match=r"interaction prior weight must be >= 0, got -0.5"):
         plain_model.set_score_prior(0.0, inter, -0.5)
+
+
+def test_a_model_that_scores_otherwise_has_its_scores_fused(inter):
+    class Negated(WithGraph):  # a model with its own scorer overrides embedding_scores only
+        def embedding_scores(self, emb, users):
+            return -(emb.user[users] @ emb.item.t())
+
+    torch.manual_seed(0)
+    model = Negated(inter, dim=4)
+    emb = model.embed()
+    users = torch.tensor([0, 2])
+    own = -(emb.user[users] @ emb.item.t())
+    assert torch.equal(model.score(emb, users), own)
+    model.set_score_prior(0.3, inter, 0.5)
+    ref = (
+        dense_z(own.double())
+        + 0.3 * dense_z(dense_prior(users))
+        + 0.5 * dense_z(dense_interaction_prior(users))
+    )
+    torch.testing.assert_close(model.score(emb, users).double(), ref, rtol=1e-5, atol=1e-5)

@@ -137,9 +137,14 @@ class Recommender(torch.nn.Module):
         or, with :meth:`set_score_prior`, their per-user z-scores plus each prior's times its weight."""
         weight, inter_weight = self.score_prior_weight, self.interaction_prior_weight
         if not (weight or inter_weight):
-            return emb.user[users] @ emb.item.t()
+            return self.embedding_scores(emb, users)
         parts = self.score_parts(emb, users, prior=bool(weight), interaction=bool(inter_weight))
         return self.fuse_scores(parts, weight, inter_weight)
+
+    def embedding_scores(self, emb: Embeddings, users: Tensor) -> Tensor:
+        """The embeddings' scores ``[B, n_items]`` of ``users``, inner products (a model that scores
+        otherwise overrides this, and :meth:`score` and the priors fuse with its scores)."""
+        return emb.user[users] @ emb.item.t()
 
     def score_parts(
         self, emb: Embeddings, users: Tensor, prior: bool = True, interaction: bool = True
@@ -147,7 +152,7 @@ class Recommender(torch.nn.Module):
         """What :meth:`fuse_scores` combines, for ``users``: the embedding scores, their per-user
         z-scores, and the z-scores of the neighbourhood and interaction priors (``None`` where not
         asked for or not built by :meth:`set_score_prior`)."""
-        scores = emb.user[users] @ emb.item.t()
+        scores = self.embedding_scores(emb, users)
         users = users.to(scores.device)
         p = zscore_rows(self.score_prior(users)) if prior and self.score_prior is not None else None
         q = None

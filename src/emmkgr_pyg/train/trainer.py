@@ -430,7 +430,7 @@ class Trainer:
             by_weight[f"{weight},{inter_weight}" if self.cfg.interaction_prior else weight] = valid[metric]
             if best is None or valid[metric] > best[2][metric]:
                 best = (weight, inter_weight, valid)
-        self.model.set_score_prior(best[0], self.inter, best[1])
+        model.set_score_prior(best[0], self.inter, best[1])
         test = self.evaluate(self.test, "test/", emb) if self.test is not None else {}
         log.info("score prior: weights %s, %s by %s %s", best[0], best[1], metric, by_weight)
         return {
