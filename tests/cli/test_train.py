@@ -18,16 +18,16 @@ TINY = [
 ]
 
 
-def test_single_run_writes_results(run_cli, tmp_path):
+def _train(run_cli, tmp_path, *overrides: str) -> dict:
+    """One ``emmkgr-train`` run on the tiny shop into ``tmp_path/run``; its results.json."""
     run_cli(
-        "emmkgr-train",
-        *TINY,
-        "model=emmkgr",
-        "hydra.run.dir=run",
-        f"cache_dir={tmp_path / 'c'}",
-        cwd=tmp_path,
+        "emmkgr-train", *TINY, *overrides, "hydra.run.dir=run", f"cache_dir={tmp_path / 'c'}", cwd=tmp_path
     )
-    res = json.loads((tmp_path / "run" / "results.json").read_text())
+    return _read(tmp_path / "run" / "results.json")
+
+
+def test_single_run_writes_results(run_cli, tmp_path):
+    res = _train(run_cli, tmp_path, "model=emmkgr")
     for key in (
         "valid/Recall@20",
         "test/Recall@10",
@@ -81,45 +81,30 @@ def test_sweep_with_a_failing_job_and_summary(run_cli, tmp_path):
 
 
 def test_softmax_over_k_negatives_from_the_command_line(run_cli, tmp_path):
-    run_cli(
-        "emmkgr-train",
-        *TINY,
+    overrides = (
         "model=freedom",
         "train.rec_loss=softmax",
         "train.num_negatives=4",
         "train.rec_temperature=0.5",
-        "hydra.run.dir=run",
-        f"cache_dir={tmp_path / 'c'}",
-        cwd=tmp_path,
     )
-    history = [json.loads(line) for line in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
+    res = _train(run_cli, tmp_path, *overrides)
+    history = _history(tmp_path / "run")
     assert len(history) == 3
     for record in history:
         assert "loss/bpr" not in record and record["loss/softmax"] > 0 and "loss/modal_bpr" in record
     # five candidates per row: the first epoch's loss is near log 5, and it falls
     assert 1.0 < history[0]["loss/softmax"] < 1.7 and history[-1]["loss/softmax"] < history[0]["loss/softmax"]
-    res = json.loads((tmp_path / "run" / "results.json").read_text())
     assert res["config"]["train"]["rec_loss"] == "softmax" and res["config"]["train"]["num_negatives"] == 4
 
 
 def test_score_prior_chosen_on_validation_from_the_command_line(run_cli, tmp_path):
-    run_cli(
-        "emmkgr-train",
-        *TINY,
-        "model=emmkgr_ii",
-        "+experiment=score_prior",
-        "hydra.run.dir=run",
-        f"cache_dir={tmp_path / 'c'}",
-        cwd=tmp_path,
-    )
-    res = json.loads((tmp_path / "run" / "results.json").read_text())
+    res = _train(run_cli, tmp_path, "model=emmkgr_ii", "+experiment=score_prior")
     prior = res["score_prior"]
     by_weight = {float(w): v for w, v in prior["valid_by_weight"].items()}
     assert sorted(by_weight) == [0.0, 0.03, 0.1, 0.3, 1.0]
     assert by_weight[prior["weight"]] == max(by_weight.values()) == res["valid/Recall@20"]
     # weight 0 is the plain score: the validation figure early stopping saw at the best epoch
-    history = [json.loads(line) for line in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
-    assert by_weight[0.0] == max(r["valid/Recall@20"] for r in history)
+    assert by_weight[0.0] == max(r["valid/Recall@20"] for r in _history(tmp_path / "run"))
     from emmkgr_pyg.runs.load import load_run
 
     assert prior["weight"] > 0  # on these data the prior helps (1.0: .26 against .13 without)
@@ -128,16 +113,7 @@ def test_score_prior_chosen_on_validation_from_the_command_line(run_cli, tmp_pat
 
 
 def test_interaction_prior_for_a_model_without_an_item_graph_from_the_command_line(run_cli, tmp_path):
-    run_cli(
-        "emmkgr-train",
-        *TINY,
-        "model=lightgcn",
-        "+experiment=interaction_prior",
-        "hydra.run.dir=run",
-        f"cache_dir={tmp_path / 'c'}",
-        cwd=tmp_path,
-    )
-    res = json.loads((tmp_path / "run" / "results.json").read_text())
+    res = _train(run_cli, tmp_path, "model=lightgcn", "+experiment=interaction_prior")
     prior = res["score_prior"]
     by_pair = prior["valid_by_weight"]
     assert sorted(by_pair) == ["0.0,0.0", "0.0,0.03", "0.0,0.1", "0.0,0.3", "0.0,1.0"]
@@ -339,21 +315,14 @@ def test_a_fifth_modality_from_configuration_alone(run_cli, tmp_path):
     caption = rng.normal(size=(150, 12)).astype(np.float32)
     caption[::7] = np.nan  # items without a caption
     np.save(tmp_path / "caption.npy", caption)
-    run_cli(
-        "emmkgr-train",
-        *TINY,
-        "train.epochs=1",
-        f"+modality.extra.caption.source={tmp_path / 'caption.npy'}",
-        "hydra.run.dir=run",
-        f"cache_dir={tmp_path / 'c'}",
-        cwd=tmp_path,
+    res = _train(
+        run_cli, tmp_path, "train.epochs=1", f"+modality.extra.caption.source={tmp_path / 'caption.npy'}"
     )
     stats = json.loads((tmp_path / "run" / "graph_stats.json").read_text())
     assert list(stats["nodes"]) == ["item", "title", "description", "review", "image", "caption"]
     assert stats["nodes"]["caption"] == 150 - len(range(0, 150, 7))
     assert stats["edges"]["item__has_caption__caption"] == stats["nodes"]["caption"]
     assert "caption__similar_caption__caption" in stats["edges"]
-    res = json.loads((tmp_path / "run" / "results.json").read_text())
     assert res["epochs"] == 1 and res["dataset_stats"]["modalities"]["caption"]["dim"] == 12
 
 
@@ -373,16 +342,7 @@ def test_resume_continues_an_interrupted_run(run_cli, tmp_path):
 
 
 def test_link_prediction_on_held_out_triples(run_cli, tmp_path, tiny_run_dir):
-    run_cli(
-        "emmkgr-train",
-        *TINY,
-        "model=emmkgr",
-        "link_prediction.holdout=0.1",
-        "hydra.run.dir=run",
-        f"cache_dir={tmp_path / 'c'}",
-        cwd=tmp_path,
-    )
-    res = _read(tmp_path / "run" / "results.json")
+    res = _train(run_cli, tmp_path, "model=emmkgr", "link_prediction.holdout=0.1")
     stats = _read(tmp_path / "run" / "graph_stats.json")
     full = _read(tiny_run_dir / "graph_stats.json")["edges"]
     # the held-out triples left the graph the model trained on, and are what was ranked
